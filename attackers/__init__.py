@@ -16,8 +16,12 @@ from attackers import zoo
 __all__ = ["load", "zoo"]
 
 
-def load(name: str, progress: Callable[[str], None] | None = None) -> Any:
+def load(name: str, progress: Callable[[str], None] | None = None, *,
+         reference: bool = False) -> Any:
     """Fetch (if needed) and build zoo model ``name``, in eval mode.
+
+    With ``reference=True`` the model's reference runtime (onnxruntime, dlib-bin) is built
+    instead, as a black box with the same ``embed``; a ValueError if it has none.
 
     The spec's loader is ``"module:function"``; it is called with the dict of verified file
     paths that :func:`attackers.zoo.fetch` returns and builds the model (torch module or
@@ -29,7 +33,12 @@ def load(name: str, progress: Callable[[str], None] | None = None) -> Any:
     """
     spec = zoo.get_spec(name)
     files = zoo.fetch(name, progress=progress)
-    module_name, func_name = spec.loader.split(":")
+    target = spec.loader
+    if reference:
+        if spec.reference is None:
+            raise ValueError(f"model {name!r} has no reference runtime")
+        target = spec.reference
+    module_name, func_name = target.split(":")
     builder = getattr(importlib.import_module(module_name), func_name)
     model = builder(files)
     if hasattr(model, "eval"):

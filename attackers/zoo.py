@@ -27,7 +27,7 @@ import tarfile
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
@@ -133,6 +133,8 @@ class ModelSpec:
         artifacts: the files it needs, by a short key (e.g. ``"weights"``).
         loader: ``"module:function"`` that builds the model from the spec; imported lazily.
         summary: one line for ``cloak models list``.
+        reference: optional ``"module:function"`` building the model's reference runtime
+            (onnxruntime, dlib-bin) from the same files, as a black box.
     """
 
     name: str
@@ -141,7 +143,7 @@ class ModelSpec:
     artifacts: dict[str, Artifact]
     loader: str
     summary: str
-    extra: dict[str, str] = field(default_factory=dict)
+    reference: str | None = None
 
     @property
     def packages(self) -> list[Package]:
@@ -195,7 +197,8 @@ _register(ModelSpec(
 _register(ModelSpec(
     "dlib-resnet", "recognizer", "white-box", {"weights": _DLIB_DAT},
     "attackers.recognizers.dlib_resnet:load",
-    "dlib ResNet-34 face descriptor (.dat parsed into torch), 150x150 chip, 128-d"))
+    "dlib ResNet-34 face descriptor (.dat parsed into torch), 150x150 chip, 128-d",
+    reference="attackers.recognizers.dlib_native:load"))
 _register(ModelSpec(
     "dlib-native", "recognizer", "black-box", {"weights": _DLIB_DAT},
     "attackers.recognizers.dlib_native:load",
@@ -206,13 +209,15 @@ _register(ModelSpec(
                          "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
                          10_667_852)},
     "attackers.recognizers.onnx_models:load_sface",
-    "OpenCV zoo SFace (int8 ONNX run in torch), ArcFace 112, 128-d"))
+    "OpenCV zoo SFace (int8 ONNX run in torch), ArcFace 112, 128-d",
+    reference="attackers.recognizers.onnx_models:load_sface_reference"))
 _register(ModelSpec(
     "mobilefacenet", "recognizer", "white-box",
     {"weights": Artifact(FACEPLUGIN, "package/model/fr_feature.onnx",
                          "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581", 4_884_269)},
     "attackers.recognizers.onnx_models:load_mobilefacenet",
-    "MobileFaceNet (ONNX run in torch), ArcFace 112, 512-d"))
+    "MobileFaceNet (ONNX run in torch), ArcFace 112, 512-d",
+    reference="attackers.recognizers.onnx_models:load_mobilefacenet_reference"))
 _register(ModelSpec(
     "faceres", "recognizer", "white-box", {"graph": _FACERES_JSON, "weights": _FACERES_BIN},
     "attackers.recognizers.faceres:load",
