@@ -62,7 +62,7 @@ def models_list(as_json: bool) -> None:
          "yes" if r["cached"] else "no", r["licence"], r["source"]) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip())
     click.echo(f"\ncache: {zoo.cache_dir()}")
 
 

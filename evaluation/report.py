@@ -1,0 +1,53 @@
+"""Writing benchmark results: a JSON file and a named section of a markdown report.
+
+Each benchmark owns one section of ``docs/BENCHMARKS.md``, delimited by HTML comments, so
+benchmarks can be re-run independently without clobbering each other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["markdown_table", "write_json", "write_markdown_section"]
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A GitHub markdown table; floats are printed with 3 decimals."""
+
+    def fmt(cell: Any) -> str:
+        return f"{cell:.3f}" if isinstance(cell, float) else str(cell)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    _atomic_write(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_markdown_section(path: Path, section: str, body: str) -> None:
+    """Replace (or append) the section named ``section`` of the markdown file at ``path``."""
+    begin, end = f"<!-- BEGIN {section} -->", f"<!-- END {section} -->"
+    block = f"{begin}\n{body.strip()}\n{end}"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1]
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    _atomic_write(path, text)
