@@ -214,7 +214,8 @@ _register(ModelSpec(
 _register(ModelSpec(
     "mobilefacenet", "recognizer", "white-box",
     {"weights": Artifact(FACEPLUGIN, "package/model/fr_feature.onnx",
-                         "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581", 4_884_269)},
+                         "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581",
+                         4_884_269)},
     "attackers.recognizers.onnx_models:load_mobilefacenet",
     "MobileFaceNet (ONNX run in torch), ArcFace 112, 512-d",
     reference="attackers.recognizers.onnx_models:load_mobilefacenet_reference"))
