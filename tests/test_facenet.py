@@ -1,0 +1,176 @@
+"""FaceNet (Keras h5 -> torch): strict conversion, agreement with TensorFlow, behaviour on LFW."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from conftest import shared_data
+from PIL import Image
+
+import attackers
+from attackers import zoo
+from attackers.recognizers import facenet
+from attackers.recognizers.base import Recognizer
+
+REFERENCE = json.loads((Path(__file__).parent / "data" / "facenet_reference.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def model() -> facenet.FaceNet:
+    return attackers.load("facenet")
+
+
+@pytest.fixture(scope="module")
+def h5_path() -> Path:
+    return zoo.fetch("facenet")["weights"]
+
+
+@pytest.fixture(scope="module")
+def reference_features(model) -> torch.Tensor:
+    """Raw features of the reference photos' central 160x160 crops, (6, 128)."""
+    crops = []
+    for item in REFERENCE["items"]:
+        with Image.open(shared_data(item["photo"])) as img:
+            crop = np.ascontiguousarray(np.asarray(img.convert("RGB"))[45:205, 45:205])
+        assert hashlib.sha256(crop.tobytes()).hexdigest() == item["crop_sha256"], (
+            f"{item['photo']}: decoded pixels differ from the recorded ones (JPEG decoder?)")
+        crops.append(torch.from_numpy(crop).permute(2, 0, 1).float())
+    with torch.no_grad():
+        return model.forward_crop(torch.stack(crops))
+
+
+def test_smoke(model):
+    assert isinstance(model, Recognizer) and not model.training
+    assert (model.name, model.crop, model.dim) == ("facenet", facenet.CropSpec(160, 0.8), 128)
+    n_params = sum(p.numel() for p in model.parameters())
+    # the h5's 22,808,144 weights minus its 28,832 batch-norm moving means and variances (folded)
+    assert n_params == 22_779_312
+
+
+def test_reference_agreement(reference_features):
+    """Raw bottleneck features match TensorFlow's run of the same h5 (tests/data JSON)."""
+    want = torch.tensor([item["embedding"] for item in REFERENCE["items"]])
+    got = reference_features
+    assert got.shape == want.shape == (6, 128)
+    assert (got - want).abs().max() < 1e-4  # measured 7.3e-6 (recorded values are rounded 1e-5)
+    cosine = torch.nn.functional.cosine_similarity(got, want, dim=1)
+    assert cosine.min() > 1 - 1e-6
+
+
+def test_same_person_closer_than_different(reference_features):
+    """Reference crops: 3 photos of Ariel Sharon, 3 of Colin Powell."""
+    emb = torch.nn.functional.normalize(reference_features, dim=1)
+    sim = emb @ emb.T
+    person = torch.tensor([0, 0, 0, 1, 1, 1])
+    same = (person[:, None] == person[None]) & ~torch.eye(6, dtype=torch.bool)
+    diff = person[:, None] != person[None]
+    # measured: same >= 0.71, different <= 0.14
+    assert sim[same].min() > 0.55
+    assert sim[diff].max() < 0.3
+
+
+def test_embed_lfw_frames(model, lfw_frames):
+    """Canonical frames through ``embed``: unit rows; same-person pairs far above others."""
+    people = list(lfw_frames)
+    frames = torch.cat([lfw_frames[p] for p in people])
+    label = torch.cat([torch.full((len(lfw_frames[p]),), i) for i, p in enumerate(people)])
+    with torch.no_grad():
+        emb = model.embed(frames)
+    assert emb.shape == (len(frames), 128)
+    assert torch.allclose(emb.norm(dim=1), torch.ones(len(frames)), atol=1e-5)
+    sim = emb @ emb.T
+    same = (label[:, None] == label[None]) & ~torch.eye(len(frames), dtype=torch.bool)
+    diff = label[:, None] != label[None]
+    # measured on 3 x 4 frames: median same 0.79, median different 0.00
+    assert sim[same].median() - sim[diff].median() > 0.5
+
+
+def test_gradcheck_input(model, lfw_frames):
+    """Gradients of a similarity reach the canonical-frame pixels, finite and non-zero."""
+    frames = lfw_frames["Colin_Powell"][:2].clone().requires_grad_(True)
+    emb = model.embed(frames)
+    (emb[0] @ emb[1]).backward()
+    grad = frames.grad
+    assert torch.isfinite(grad).all()
+    assert (grad[0].abs() > 0).float().mean() > 0.5
+    assert grad[1].abs().sum() > 0
+
+
+def test_standardize():
+    x = torch.rand(3, 3, 160, 160) * 255
+    y = facenet.standardize(x)
+    assert torch.allclose(y.mean(dim=(1, 2, 3)), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(y.std(dim=(1, 2, 3), unbiased=False), torch.ones(3), atol=1e-4)
+    assert torch.allclose(facenet.standardize(x / 255), y, atol=1e-4)
+    flat = facenet.standardize(torch.full((1, 3, 4, 4), 7.0))
+    assert torch.equal(flat, torch.zeros_like(flat))
+
+
+def test_conversion_matches_architecture(h5_path):
+    state = facenet.convert_keras_h5(h5_path)
+    expected = facenet.InceptionResnetV1().state_dict()
+    assert set(state) == set(expected)
+    assert all(state[k].shape == expected[k].shape for k in state)
+    assert all(torch.isfinite(v).all() for v in state.values())
+
+
+def _edited_copy(h5_path: Path, tmp_path: Path, edit) -> Path:
+    path = tmp_path / "edited.h5"
+    shutil.copyfile(h5_path, path)
+    with h5py.File(path, "r+") as fh:
+        edit(fh)
+    return path
+
+
+def test_exception(h5_path, tmp_path):
+    """Wrong files, graph settings or spare weights give a KerasWeightsError naming the cause."""
+    not_h5 = tmp_path / "not.h5"
+    not_h5.write_bytes(b"not an h5 file")
+    with pytest.raises(facenet.KerasWeightsError, match="not a readable Keras h5"):
+        facenet.convert_keras_h5(not_h5)
+
+    def wrong_scale(fh):
+        config = json.loads(fh.attrs["model_config"])
+        for layer in config["config"]["layers"]:
+            if layer["name"] == "lambda_7":
+                layer["config"]["arguments"]["scale"] = 0.5
+        fh.attrs["model_config"] = json.dumps(config)
+
+    with pytest.raises(facenet.KerasWeightsError, match="'lambda_7': scale 0.5"):
+        facenet.convert_keras_h5(_edited_copy(h5_path, tmp_path, wrong_scale))
+
+    def spare_weight(fh):
+        group = fh["model_weights"]["Dropout"]
+        group.create_dataset("Dropout/extra:0", data=np.zeros(3, np.float32))
+        group.attrs["weight_names"] = np.array([b"Dropout/extra:0"])
+
+    with pytest.raises(facenet.KerasWeightsError, match=r"1 weights not used: \['Dropout/extra'\]"):
+        facenet.convert_keras_h5(_edited_copy(h5_path, tmp_path, spare_weight))
+
+
+def test_converted_cache(h5_path, tmp_path, monkeypatch):
+    """The safetensors cache is written once, reused, and replaced when stale."""
+    cached = tmp_path / "facenet-v1.safetensors"
+    monkeypatch.setattr(zoo, "converted_path", lambda name, tag: cached)
+    first = facenet.load({"weights": h5_path})
+    assert cached.is_file()
+    stamp = cached.stat().st_mtime_ns
+    facenet.load({"weights": h5_path})
+    assert cached.stat().st_mtime_ns == stamp
+
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, cached, metadata={"source_sha256": "stale"})
+    stale = facenet.load({"weights": h5_path})
+    cached.write_bytes(b"truncated")
+    broken = facenet.load({"weights": h5_path})
+    for model in (stale, broken):
+        for a, b in zip(first.state_dict().values(), model.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
