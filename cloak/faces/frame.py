@@ -7,8 +7,9 @@ The frame is :data:`FRAME_SIZE` pixels square. Its 5-point template is the ArcFa
 (eyes, nose tip, mouth corners) scaled about its centre by :data:`FRAME_SCALE` and resized to the
 frame, so every model's crop ("ArcFace 112", "x0.8", "x0.75") lies inside the frame.
 
-A model's crop is a :class:`CropSpec` ``(size, scale)``: the ArcFace template scaled about its
-centre by ``scale`` inside a ``size x size`` image. :func:`crop_matrix` gives the similarity
+A model's crop is a :class:`CropSpec` ``(size, scale, shift)``: the ArcFace template scaled about
+its centre by ``scale`` inside a ``size x size`` image, optionally with the crop's centre moved
+``shift`` ArcFace-112 pixels down the face (dlib's chips sit lower than ArcFace crops). :func:`crop_matrix` gives the similarity
 transform from frame pixels to crop pixels, so a crop is one differentiable warp away.
 
 >>> crop_matrix(CropSpec(112, 1.0)).shape
@@ -47,10 +48,18 @@ FRAME_SCALE = 0.7
 
 @dataclass(frozen=True)
 class CropSpec:
-    """A model's input crop: the ArcFace template scaled by ``scale`` in a ``size`` square."""
+    """A model's input crop: the ArcFace template scaled by ``scale`` in a ``size`` square.
+
+    Attributes:
+        size: side of the crop in pixels.
+        scale: template scale (1.0 = ArcFace 112 proportions; < 1 = more context).
+        shift: vertical offset of the crop centre below the template centre, in ArcFace-112
+            pixels (before scaling).
+    """
 
     size: int
     scale: float = 1.0
+    shift: float = 0.0
 
 
 def template_in_crop(crop: CropSpec) -> torch.Tensor:
@@ -59,7 +68,8 @@ def template_in_crop(crop: CropSpec) -> torch.Tensor:
     Returns:
         float64 tensor of shape (5, 2), (x, y).
     """
-    return ((ARCFACE_112 - _CENTRE_112) * crop.scale + _CENTRE_112) * (crop.size / 112.0)
+    centre = torch.tensor([_CENTRE_112, _CENTRE_112 + crop.shift], dtype=torch.float64)
+    return ((ARCFACE_112 - centre) * crop.scale + _CENTRE_112) * (crop.size / 112.0)
 
 
 def frame_template() -> torch.Tensor:
@@ -70,7 +80,7 @@ def frame_template() -> torch.Tensor:
 def crop_matrix(crop: CropSpec) -> torch.Tensor:
     """Affine matrix taking canonical-frame pixels to ``crop`` pixels.
 
-    The map is a pure scale about the template centre: ``p_crop = a * p_frame + b``.
+    The map is a pure scale plus translation: ``p_crop = a * p_frame + b``.
 
     Returns:
         float32 tensor of shape (2, 3).
@@ -78,8 +88,9 @@ def crop_matrix(crop: CropSpec) -> torch.Tensor:
     a = (crop.scale * crop.size / 112.0) / (FRAME_SCALE * FRAME_SIZE / 112.0)
     c_crop = _CENTRE_112 * crop.size / 112.0
     c_frame = _CENTRE_112 * FRAME_SIZE / 112.0
-    b = c_crop - a * c_frame
-    return torch.tensor([[a, 0.0, b], [0.0, a, b]], dtype=torch.float32)
+    bx = c_crop - a * c_frame
+    by = bx - crop.shift * crop.scale * crop.size / 112.0
+    return torch.tensor([[a, 0.0, bx], [0.0, a, by]], dtype=torch.float32)
 
 
 def warp_to_crop(frames: torch.Tensor, crop: CropSpec) -> torch.Tensor:
