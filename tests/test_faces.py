@@ -1,0 +1,246 @@
+"""The face pipeline on real photos: MTCNN detection, alignment into the frame, pasting back."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import LFW_FRAME_PEOPLE, lfw_photos, read_rgb, shared_data
+
+from cloak.faces import AlignedFace, align_faces
+from cloak.faces.align import feather_weight, invert, paste_back, similarity_to_frame, to_frame
+from cloak.faces.frame import FRAME_SIZE, frame_template
+from cloak.faces.mtcnn import MTCNN, _Crops, _nms_sequential, load, nms
+
+
+@pytest.fixture(scope="module")
+def lfw_images() -> list[torch.Tensor]:
+    """Two photos of each fixture person (6 photos, 250x250)."""
+    return [read_rgb(p) for person in LFW_FRAME_PEOPLE for p in lfw_photos(person, 2)]
+
+
+@pytest.fixture(scope="module")
+def group_photo() -> torch.Tensor:
+    """bbt4.jpg: 710x473, six people facing the camera."""
+    return read_rgb(shared_data("bbt", "bbt4.jpg"))
+
+
+def _apply(matrices: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """(N, 2, 3) affine maps applied to (N, K, 2) points."""
+    return points @ matrices[:, :, :2].transpose(1, 2) + matrices[:, None, :, 2]
+
+
+# --- detection -----------------------------------------------------------------------------
+
+def test_smoke_lfw(mtcnn, lfw_images):
+    for found in mtcnn.detect(lfw_images):
+        assert found, "no face on an LFW photo"
+        assert [d.score for d in found] == sorted((d.score for d in found), reverse=True)
+        face = min(found, key=lambda d: ((d.box[:2] + d.box[2:]) / 2 - 124.5).norm())
+        assert face.score > 0.99
+        centre = (face.box[:2] + face.box[2:]) / 2
+        assert (centre - 124.5).abs().max() < 30     # LFW centres the face
+        assert 60 < face.box[2] - face.box[0] < 200
+        (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = face.landmarks.tolist()
+        assert lx < nx < rx and mlx < mrx             # image-left first
+        assert max(ly, ry) < ny < min(mly, mry)       # eyes above nose above mouth
+        assert (face.landmarks >= face.box[:2] - 2).all()
+        assert (face.landmarks <= face.box[2:] + 2).all()
+
+
+def test_group_photo(mtcnn, group_photo):
+    found = mtcnn.detect([group_photo])[0]
+    sure = [d for d in found if d.score > 0.9]
+    assert len(sure) == 6
+    boxes = torch.stack([d.box for d in sure])
+    assert (boxes[:, 2:] - boxes[:, :2]).min() > 60
+    # six distinct faces: no two boxes overlap
+    x1 = torch.maximum(boxes[:, None, 0], boxes[None, :, 0])
+    x2 = torch.minimum(boxes[:, None, 2], boxes[None, :, 2])
+    y1 = torch.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    y2 = torch.minimum(boxes[:, None, 3], boxes[None, :, 3])
+    overlap = ((x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)).fill_diagonal_(0)
+    assert overlap.max() == 0
+
+
+def test_batched_equals_single(mtcnn, lfw_images, group_photo):
+    images = [lfw_images[0], group_photo[:, 50:350, 100:600], lfw_images[3]]
+    batched = mtcnn.detect(images)
+    for image, together in zip(images, batched, strict=True):
+        alone = mtcnn.detect([image])[0]
+        assert len(alone) == len(together) > 0
+        for a, b in zip(alone, together, strict=True):
+            assert torch.allclose(a.box, b.box, atol=1e-3)
+            assert torch.allclose(a.landmarks, b.landmarks, atol=1e-3)
+            assert a.score == pytest.approx(b.score, abs=1e-5)
+
+
+def test_no_face(mtcnn):
+    plain = read_rgb(shared_data("bad_inputs", "no_face.jpg"))
+    grey = torch.full((3, 300, 200), 128.0)
+    tiny = torch.full((3, 10, 10), 128.0)              # smaller than one 12px window
+    assert mtcnn.detect([plain, grey, tiny]) == [[], [], []]
+    assert mtcnn.detect([]) == []
+    assert align_faces([plain], mtcnn) == [[]]
+
+
+def test_exception(mtcnn):
+    with pytest.raises(ValueError, match="image 0"):
+        mtcnn.detect([torch.zeros(1, 50, 50)])
+    with pytest.raises(ValueError, match="onet"):
+        load({"pnet": "unused", "rnet": "unused"})
+    with pytest.raises(ValueError, match="mode"):
+        nms(torch.zeros(1, 4), torch.zeros(1), torch.zeros(1, dtype=torch.long), 0.5, "max")
+    with pytest.raises(ValueError, match=r"\(N, 5, 2\)"):
+        similarity_to_frame(torch.zeros(5, 2))
+
+
+def test_zoo_loader(mtcnn):
+    assert isinstance(mtcnn, MTCNN) and not mtcnn.training
+    assert mtcnn.thresholds == (0.6, 0.7, 0.7)
+    assert (mtcnn.factor, mtcnn.min_face_size) == (0.709, 20.0)
+
+
+def test_crops_equal_area_interpolation(lfw_images, group_photo):
+    """The summed-area crops are F.interpolate(mode="area") of each box, as facenet-pytorch."""
+    images = [lfw_images[0], group_photo]
+    crops = _Crops(images)
+    boxes = [(0, 40, 180, 60, 200), (0, 0, 7, 3, 9), (1, 100, 397, 500, 617), (1, 400, 473, 0, 35)]
+    idx, y0, y1, x0, x1 = (torch.tensor(c) for c in zip(*boxes, strict=True))
+    for size in (24, 48):
+        got = crops(idx, y0, y1, x0, x1, size)
+        for k, (i, a, b, c, d) in enumerate(boxes):
+            want = F.interpolate(images[i][None, :, a:b, c:d], (size, size), mode="area")[0]
+            assert torch.allclose(got[k], want, atol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["union", "min"])
+def test_nms_dense_equals_sequential(mode):
+    gen = torch.Generator().manual_seed(0)
+    xy = torch.rand(600, 2, generator=gen) * 200
+    boxes = torch.cat([xy, xy + 10 + torch.rand(600, 2, generator=gen) * 40], 1)
+    scores = torch.rand(600, generator=gen)
+    groups = torch.randint(0, 3, (600,), generator=gen)
+    keep = nms(boxes, scores, groups, 0.5, mode)
+    assert 0 < len(keep) < 600
+    assert (scores[keep].diff() <= 0).all()
+    shift = boxes + groups[:, None] * 1000.0
+    order = scores.argsort(descending=True)                 # no ties among random scores
+    assert torch.equal(keep, order[_nms_sequential(shift[order], 0.5, mode)])
+
+
+# --- alignment -------------------------------------------------------------------------------
+
+def test_similarity_recovers_a_known_transform():
+    angle = torch.tensor(0.3, dtype=torch.float64)
+    rot = 1.7 * torch.stack([torch.stack([angle.cos(), -angle.sin()]),
+                             torch.stack([angle.sin(), angle.cos()])])
+    to_photo = torch.cat([rot, torch.tensor([[40.0], [-12.0]], dtype=torch.float64)], 1)
+    photo = frame_template() @ rot.T + to_photo[:, 2]
+    matrix = similarity_to_frame(photo[None])
+    assert torch.allclose(matrix[0], invert(to_photo[None])[0], atol=1e-9)
+
+
+def test_aligned_landmarks_hit_the_template(mtcnn, lfw_images):
+    faces = [found[0] for found in align_faces(lfw_images, mtcnn)]
+    assert all(isinstance(f, AlignedFace) and f.frame.shape == (3, FRAME_SIZE, FRAME_SIZE)
+               for f in faces)
+    template = frame_template().float()
+    matrices = torch.stack([f.matrix for f in faces])
+    moved = _apply(matrices, torch.stack([f.detection.landmarks for f in faces]))
+    # a similarity cannot bend a real face onto the template: the residual is the face's shape
+    fit = (moved - template).norm(dim=-1)                # (N, 5) frame pixels; measured 3.2 mean
+    assert fit.mean() < 4.5
+    # on pixels: MTCNN finds the landmarks in the aligned frames where the matrix put them
+    again = mtcnn.detect([f.frame for f in faces])
+    redetected = torch.stack([found[0].landmarks for found in again])
+    error = (redetected - moved).norm(dim=-1)            # measured: mean 1.0, max 1.8
+    assert error.max() < 2.5
+    assert (redetected - moved).mean((0, 1)).abs().max() < 0.5   # no convention offset
+    assert (redetected - template).norm(dim=-1).mean() < 4.5
+
+
+def test_align_faces_min_face(mtcnn, lfw_images):
+    assert align_faces(lfw_images[:1], mtcnn, min_face=1000) == [[]]
+
+
+def test_gradients_flow_through_to_frame(mtcnn, lfw_images):
+    found = mtcnn.detect(lfw_images[:1])[0]
+    matrix = similarity_to_frame(found[0].landmarks[None])
+    image = lfw_images[0].clone().requires_grad_(True)
+    frame = to_frame(image, matrix)
+    frame.square().mean().backward()
+    assert image.grad is not None and image.grad.abs().sum() > 0
+    small = torch.rand(1, 3, 6, 7, dtype=torch.float64, requires_grad=True)
+    m = torch.tensor([[[30.0, 2.0, 20.0], [-2.0, 30.0, 25.0]]], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x: to_frame(x, m)[..., ::16, ::16], (small,),
+                                    fast_mode=True)
+
+
+# --- pasting back ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def group_faces(mtcnn, group_photo) -> list[AlignedFace]:
+    return align_faces([group_photo], mtcnn)[0]
+
+
+def test_paste_back_zero_delta(group_photo, group_faces):
+    matrices = torch.stack([f.matrix for f in group_faces])
+    out = paste_back(group_photo, torch.zeros(3, FRAME_SIZE, FRAME_SIZE), matrices)
+    assert torch.equal(out, group_photo)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_paste_back_is_local_and_bounded(group_photo, group_faces, mode):
+    gen = torch.Generator().manual_seed(0)
+    delta = 8.0 * torch.randint(0, 2, (3, FRAME_SIZE, FRAME_SIZE), generator=gen) * 2 - 8.0
+    face = group_faces[0]
+    out = paste_back(group_photo, delta, face.matrix[None], feather=6.0, mode=mode)
+    change = out - group_photo
+    changed = change.abs().amax(0) > 0
+    assert changed.sum() > 0.5 * (face.detection.box[2] - face.detection.box[0]) ** 2
+    assert change.abs().max() <= 8.0 + 1e-4
+    # every changed pixel lies inside the face's frame: its pre-image is within the frame
+    ys, xs = changed.nonzero().unbind(1)
+    pixels = torch.stack([xs, ys], 1).float()[None]
+    in_frame = _apply(face.matrix[None], pixels)[0]
+    assert (in_frame > 0).all() and (in_frame < FRAME_SIZE - 1).all()
+    # everything else is bit-exact
+    assert torch.equal(out[:, ~changed], group_photo[:, ~changed])
+
+
+def test_paste_back_roundtrip(group_photo, group_faces):
+    """A smooth frame delta pasted into a face comes back through to_frame; faces add up."""
+    matrices = torch.stack([f.matrix for f in group_faces])
+    axis = torch.arange(FRAME_SIZE, dtype=torch.float32)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    delta = torch.stack([6 * torch.sin(xx / 15), 6 * torch.cos(yy / 20),
+                         6 * torch.sin((xx + yy) / 25)])
+    flat = torch.full_like(group_photo, 128.0)           # no clipping anywhere
+    grid = torch.stack([xx, yy], -1).view(1, -1, 2)
+    h, w = flat.shape[1:]
+    total = torch.zeros_like(flat)
+    for k in range(len(group_faces)):
+        # compare where the frame is fully inside the feather and its pre-image inside the photo
+        at = _apply(invert(matrices[k:k + 1]), grid)[0].view(FRAME_SIZE, FRAME_SIZE, 2)
+        inside = (at[..., 0] > 1) & (at[..., 0] < w - 2) & (at[..., 1] > 1) & (at[..., 1] < h - 2)
+        inner = (feather_weight(10.0) == 1) & inside
+        assert inner.sum() > 10_000
+        change = paste_back(flat, delta, matrices[k:k + 1], feather=10.0) - flat
+        back = to_frame(change, matrices[k:k + 1])[0]
+        assert (back[:, inner] - delta[:, inner]).abs().max() < 0.5
+        total += change
+    together = paste_back(flat, delta, matrices, feather=10.0) - flat
+    assert torch.allclose(together, total, atol=1e-4)
+    grad_delta = delta.clone().requires_grad_(True)
+    paste_back(flat, grad_delta, matrices).sum().backward()
+    assert grad_delta.grad.abs().sum() > 0
+
+
+def test_feather_weight():
+    w = feather_weight(8.0)
+    assert w.shape == (FRAME_SIZE, FRAME_SIZE)
+    assert w[0].max() == 0 and w[:, -1].max() == 0
+    assert w[8:-8, 8:-8].min() == 1
+    assert (w[112, 1:9].diff() > 0).all()
+    assert torch.equal(feather_weight(0.0), torch.ones(FRAME_SIZE, FRAME_SIZE))
