@@ -57,8 +57,10 @@ def detect_and_align(photos, batch: int) -> tuple[torch.Tensor, list[int], float
 
 
 def embed_all(name: str, frames: torch.Tensor, batch: int) -> tuple[torch.Tensor, float]:
-    model = attackers.load(name, reference=name == "dlib-native")
+    model = attackers.load(name)
     feats = []
+    with torch.no_grad():
+        model.embed(frames[:2])  # warm-up: first-call allocations are not throughput
     start = time.perf_counter()
     with torch.no_grad():
         for i in tqdm(range(0, len(frames), batch), desc=name, unit="batch", leave=False):
