@@ -27,17 +27,6 @@ def lfw_photos(person: str, count: int) -> list[Path]:
     return sorted(folder.glob("*.jpg"))[:count]
 
 
-def read_rgb(path: Path):
-    """A photo as a (3, H, W) float32 RGB tensor in [0, 255] (EXIF orientation ignored)."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    with Image.open(path) as img:
-        array = np.array(img.convert("RGB"), dtype=np.float32)
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
-
-
 #: People and photo count of the ``lfw_frames`` fixture.
 LFW_FRAME_PEOPLE = ("Ariel_Sharon", "Colin_Powell", "Serena_Williams")
 LFW_FRAME_COUNT = 4
@@ -62,19 +51,45 @@ def lfw_frames(mtcnn) -> dict:
     import torch
 
     from cloak.faces import align_faces
+    from evaluation.lfw import central_face_index, load_rgb
 
     paths = {p: lfw_photos(p, LFW_FRAME_COUNT) for p in LFW_FRAME_PEOPLE}
     flat = [path for p in LFW_FRAME_PEOPLE for path in paths[p]]
-    images = [read_rgb(path) for path in flat]
+    images = [load_rgb(path) for path in flat]
     faces = align_faces(images, mtcnn)
     missing = [path.name for path, found in zip(flat, faces, strict=True) if not found]
     if missing:
         raise RuntimeError(f"MTCNN found no face in {', '.join(missing)}")
 
     def centred(image, found):
-        centre = torch.tensor(image.shape[:0:-1], dtype=torch.float32) / 2
-        return min(found, key=lambda f: float(((f.detection.box[:2] + f.detection.box[2:]) / 2
-                                               - centre).norm()))
+        boxes = torch.stack([f.detection.box for f in found])
+        return found[central_face_index(boxes, tuple(image.shape[1:]))]
 
     frames = iter([centred(img, found).frame for img, found in zip(images, faces, strict=True)])
     return {p: torch.stack([next(frames) for _ in paths[p]]) for p in LFW_FRAME_PEOPLE}
+
+
+@pytest.fixture(scope="session")
+def lfw_faces(lfw_frames) -> tuple:
+    """The ``lfw_frames`` stacked: frames (12, 3, 224, 224) in [0, 255] and int labels (12,)."""
+    import torch
+
+    people = list(lfw_frames)
+    labels = torch.cat([torch.full((len(lfw_frames[p]),), i) for i, p in enumerate(people)])
+    return torch.cat([lfw_frames[p] for p in people]), labels
+
+
+def pair_similarities(emb, labels) -> tuple:
+    """Cosine similarities of every unordered same-person and different-person pair.
+
+    Args:
+        emb: (N, D) L2-normalised embeddings.
+        labels: (N,) int person labels.
+
+    Returns:
+        (same, different): 1-D tensors of pair similarities.
+    """
+    sim = emb @ emb.T
+    same = labels[:, None] == labels[None]
+    upper = sim.new_ones(sim.shape, dtype=bool).triu(1)
+    return sim[same & upper], sim[~same & upper]

@@ -29,14 +29,6 @@ def dat_path():
     return zoo.fetch("dlib-resnet")["weights"]
 
 
-@pytest.fixture(scope="module")
-def frames(lfw_frames) -> tuple[torch.Tensor, torch.Tensor]:
-    """All frames of the fixture people, (12, 3, 224, 224), and their person index, (12,)."""
-    people = list(lfw_frames)
-    labels = torch.cat([torch.full((len(lfw_frames[p]),), i) for i, p in enumerate(people)])
-    return torch.cat([lfw_frames[p] for p in people]), labels
-
-
 def test_smoke(port, native):
     assert (port.name, port.dim, port.crop, port.differentiable) == (
         "dlib-resnet", 128, DLIB_CROP, True)
@@ -98,9 +90,9 @@ def test_add_padded():
     assert out[0, 1, :3, :3].eq(1).all() and out[0, 1, 3].eq(0).all()
 
 
-def test_module_matches_native(port, native, frames):
+def test_module_matches_native(port, native, lfw_faces):
     """The issue's acceptance: mean L2 between unit embeddings < 0.05 (we expect ~1e-6)."""
-    x, _ = frames
+    x, _ = lfw_faces
     crops = warp_to_crop(x, DLIB_CROP)
     rounded = torch.stack([torch.from_numpy(c).permute(2, 0, 1) for c in to_uint8_chips(crops)])
     with torch.no_grad():
@@ -115,8 +107,8 @@ def test_module_matches_native(port, native, frames):
     assert dist_embed.max() < 0.02
 
 
-def test_gradients_reach_pixels(port, frames):
-    x = frames[0][:2].clone().requires_grad_(True)
+def test_gradients_reach_pixels(port, lfw_faces):
+    x = lfw_faces[0][:2].clone().requires_grad_(True)
     emb = port.embed(x)
     (emb[0] @ emb[1].detach()).backward()
     grad = x.grad[0]
@@ -126,8 +118,8 @@ def test_gradients_reach_pixels(port, frames):
     assert x.grad[1].abs().sum() == 0  # the second face was detached
 
 
-def test_same_person_scores_higher(port, frames):
-    x, labels = frames
+def test_same_person_scores_higher(port, lfw_faces):
+    x, labels = lfw_faces
     with torch.no_grad():
         emb = port.embed(x)
     sim = emb @ emb.T

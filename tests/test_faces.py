@@ -5,24 +5,25 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import LFW_FRAME_PEOPLE, lfw_photos, read_rgb, shared_data
+from conftest import LFW_FRAME_PEOPLE, lfw_photos, shared_data
 
 from cloak.faces import AlignedFace, align_faces
 from cloak.faces.align import feather_weight, invert, paste_back, similarity_to_frame, to_frame
 from cloak.faces.frame import FRAME_SIZE, frame_template
 from cloak.faces.mtcnn import MTCNN, _Crops, _nms_sequential, load, nms
+from evaluation.lfw import load_rgb
 
 
 @pytest.fixture(scope="module")
 def lfw_images() -> list[torch.Tensor]:
     """Two photos of each fixture person (6 photos, 250x250)."""
-    return [read_rgb(p) for person in LFW_FRAME_PEOPLE for p in lfw_photos(person, 2)]
+    return [load_rgb(p) for person in LFW_FRAME_PEOPLE for p in lfw_photos(person, 2)]
 
 
 @pytest.fixture(scope="module")
 def group_photo() -> torch.Tensor:
     """bbt4.jpg: 710x473, six people facing the camera."""
-    return read_rgb(shared_data("bbt", "bbt4.jpg"))
+    return load_rgb(shared_data("bbt", "bbt4.jpg"))
 
 
 def _apply(matrices: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
@@ -76,7 +77,7 @@ def test_batched_equals_single(mtcnn, lfw_images, group_photo):
 
 
 def test_no_face(mtcnn):
-    plain = read_rgb(shared_data("bad_inputs", "no_face.jpg"))
+    plain = load_rgb(shared_data("bad_inputs", "no_face.jpg"))
     grey = torch.full((3, 300, 200), 128.0)
     tiny = torch.full((3, 10, 10), 128.0)              # smaller than one 12px window
     assert mtcnn.detect([plain, grey, tiny]) == [[], [], []]

@@ -9,6 +9,7 @@ import onnx
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import pair_similarities
 
 import attackers
 from attackers.convert.onnx_torch import OnnxConversionError, OnnxGraph, UnsupportedOnnxOpError
@@ -25,25 +26,9 @@ def pair(request) -> tuple[OnnxRecognizer, BlackBoxRecognizer]:
     return attackers.load(request.param), attackers.load(request.param, reference=True)
 
 
-@pytest.fixture(scope="module")
-def faces(lfw_frames) -> tuple[torch.Tensor, torch.Tensor]:
-    """All canonical frames of the fixture, (N, 3, 224, 224) in [0, 255], and person labels."""
-    frames = [lfw_frames[p] for p in sorted(lfw_frames)]
-    labels = torch.cat([torch.full((len(f),), i) for i, f in enumerate(frames)])
-    return torch.cat(frames), labels
-
-
-def _gap(emb: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosine similarities of all same-person and all different-person pairs."""
-    sim = emb @ emb.T
-    same = labels[:, None] == labels[None]
-    upper = torch.ones_like(same).triu(1)
-    return sim[same & upper], sim[~same & upper]
-
-
-def test_smoke(pair, faces):
+def test_smoke(pair, lfw_faces):
     model, reference = pair
-    frames, _ = faces
+    frames, _ = lfw_faces
     assert model.crop == CropSpec(112, 1.0) and model.dim == MODELS[model.name]
     assert model.differentiable and not reference.differentiable
     with torch.no_grad():
@@ -52,23 +37,24 @@ def test_smoke(pair, faces):
     assert torch.allclose(emb.norm(dim=1), torch.ones(len(frames)), atol=1e-5)
 
 
-def test_matches_onnxruntime(pair, faces):
+def test_matches_onnxruntime(pair, lfw_faces):
     """Same crops, raw and normalised features within 1e-4 of onnxruntime."""
     model, reference = pair
-    crops = warp_to_crop(faces[0], model.crop)
+    crops = warp_to_crop(lfw_faces[0], model.crop)
     with torch.no_grad():
         raw = model.forward_crop(crops)
     want = reference.forward_crop(crops)
     assert want.abs().max() > 0.1  # real features, not zeros
     assert (raw - want).abs().max() < 1e-4
     assert (F.normalize(raw, dim=1) - F.normalize(want, dim=1)).abs().max() < 1e-4
-    assert torch.allclose(model.embed(faces[0]).detach(), reference.embed(faces[0]), atol=1e-4)
+    frames = lfw_faces[0]
+    assert torch.allclose(model.embed(frames).detach(), reference.embed(frames), atol=1e-4)
 
 
-def test_cardinality(pair, faces):
+def test_cardinality(pair, lfw_faces):
     """Any batch size works, also for MobileFaceNet whose file fixes batch 1."""
     model, _ = pair
-    frames = faces[0][:3]
+    frames = lfw_faces[0][:3]
     with torch.no_grad():
         batch = model.embed(frames)
         single = torch.cat([model.embed(f[None]) for f in frames])
@@ -76,16 +62,16 @@ def test_cardinality(pair, faces):
     assert (batch - single).abs().max() < 1e-5
 
 
-def test_same_person_closer(pair, faces):
+def test_same_person_closer(pair, lfw_faces):
     model, _ = pair
     with torch.no_grad():
-        same, diff = _gap(model.embed(faces[0]), faces[1])
+        same, diff = pair_similarities(model.embed(lfw_faces[0]), lfw_faces[1])
     assert same.mean() - diff.mean() > 0.3
     auc = (same[:, None] > diff[None]).float().mean()
     assert auc > 0.95
 
 
-def test_channel_order(pair, faces):
+def test_channel_order(pair, lfw_faces):
     """The chosen channel order separates people better than the reversed one."""
     model, _ = pair
     spec = model.spec
@@ -95,15 +81,15 @@ def test_channel_order(pair, faces):
     with torch.no_grad():
         gaps = []
         for m in (model, flipped):
-            same, diff = _gap(m.embed(faces[0]), faces[1])
+            same, diff = pair_similarities(m.embed(lfw_faces[0]), lfw_faces[1])
             gaps.append(same.mean() - diff.mean())
     assert gaps[0] > gaps[1] + 0.005
 
 
-def test_gradients_reach_pixels(pair, faces):
+def test_gradients_reach_pixels(pair, lfw_faces):
     model, _ = pair
-    frames = faces[0][:2].clone().requires_grad_(True)
-    target = model.embed(faces[0][-1:]).detach()
+    frames = lfw_faces[0][:2].clone().requires_grad_(True)
+    target = model.embed(lfw_faces[0][-1:]).detach()
     (model.embed(frames) @ target.T).sum().backward()
     grad = frames.grad
     assert grad is not None and torch.isfinite(grad).all()
@@ -114,9 +100,9 @@ def test_gradients_reach_pixels(pair, faces):
     assert grad[:, :, :4, :4].abs().max() == 0
 
 
-def test_reference_has_no_gradient(pair, faces):
+def test_reference_has_no_gradient(pair, lfw_faces):
     _, reference = pair
-    frames = faces[0][:1].clone().requires_grad_(True)
+    frames = lfw_faces[0][:1].clone().requires_grad_(True)
     assert not reference.embed(frames).requires_grad
 
 

@@ -9,8 +9,9 @@ frame, so every model's crop ("ArcFace 112", "x0.8", "x0.75") lies inside the fr
 
 A model's crop is a :class:`CropSpec` ``(size, scale, shift)``: the ArcFace template scaled about
 its centre by ``scale`` inside a ``size x size`` image, optionally with the crop's centre moved
-``shift`` ArcFace-112 pixels down the face (dlib's chips sit lower than ArcFace crops). :func:`crop_matrix` gives the similarity
-transform from frame pixels to crop pixels, so a crop is one differentiable warp away.
+``shift`` ArcFace-112 pixels down the face (dlib's chips sit lower than ArcFace crops).
+:func:`crop_matrix` gives the similarity transform from frame pixels to crop pixels, so a crop
+is one differentiable warp away.
 
 >>> crop_matrix(CropSpec(112, 1.0)).shape
 torch.Size([2, 3])
