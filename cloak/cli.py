@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from attackers import zoo
 
@@ -92,6 +96,250 @@ def models_fetch(names: tuple[str, ...], quiet: bool) -> None:
             bar.write(f"error: {spec.name}: {exc}", file=sys.stderr)
     if failed:
         sys.exit(1)
+
+
+# -- protect and enroll ------------------------------------------------------------------------
+
+#: --mode presets as documented in --help; tests check them against cloak.opom.MODES.
+MODE_HELP = (
+    "Preset of the mask optimiser. fast: surrogates facenet, dlib-resnet; 20 steps "
+    "(about 15 s for 10 photos). balanced: facenet, dlib-resnet, faceres, mobilefacenet; 40 steps "
+    "(about 90 s). strong: facenet, dlib-resnet, faceres, mobilefacenet, sface; 100 steps (about "
+    "6 min). All: eps 8/255, convex-hull subspace, momentum, input diversity, the photo paste "
+    "path. Times on a 2-core CPU.")
+_LEARN_OPTIONS = ("mode", "eps", "steps", "seed", "surrogates")
+
+
+def _surrogate_names(_ctx: click.Context, _param: click.Parameter,
+                     value: str | None) -> tuple[str, ...] | None:
+    """Parse ``--surrogates a,b``: white-box recognizers of the zoo."""
+    if value is None:
+        return None
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        raise click.BadParameter("give at least one model name")
+    usable = [s.name for s in zoo.list_specs()
+              if s.role == "recognizer" and s.access == "white-box"]
+    for name in names:
+        if name not in usable:
+            raise click.BadParameter(f"{name!r} cannot be a surrogate; choose from "
+                                     f"{', '.join(usable)}")
+    return names
+
+
+def _learn_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that say how a mask is learned (shared by protect and enroll)."""
+    options = [
+        click.option("--mode", type=click.Choice(["fast", "balanced", "strong"]),
+                     default="balanced", show_default=True, help=MODE_HELP),
+        click.option("--eps", type=click.FloatRange(0, 64, min_open=True),
+                     help="L-inf budget in pixel levels of 255 (default 8): larger is stronger "
+                          "and more visible."),
+        click.option("--steps", type=click.IntRange(min=1),
+                     help="Optimisation steps (default: the mode's)."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Random seed; the same seed and photos give the same mask."),
+        click.option("--surrogates", callback=_surrogate_names, metavar="A,B,...",
+                     help="Comma-separated white-box recognizers to learn on (default: the "
+                          "mode's)."),
+        click.option("--threads", type=click.IntRange(min=1),
+                     help="CPU threads for torch (default: torch's choice). On a busy machine "
+                          "1 can be several times faster. Masks are reproducible for the same "
+                          "seed and thread count."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+class _CliReporter:
+    """Shows a run on stderr: tqdm bars per stage, notices, one line per failed file."""
+
+    def __init__(self, quiet: bool) -> None:
+        from tqdm import tqdm
+
+        self.quiet = quiet
+        self.tqdm = tqdm
+        self.bars: dict[str, Any] = {}
+
+    def _say(self, line: str) -> None:
+        self.tqdm.write(line, file=sys.stderr)
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        if self.quiet or total == 0:
+            return
+        bar = self.bars.get(stage)
+        if bar is None:
+            unit = "step" if stage == "learning mask" else "photo"
+            bar = self.bars[stage] = self.tqdm(total=total, desc=stage, unit=unit,
+                                               file=sys.stderr, dynamic_ncols=True)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            del self.bars[stage]
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            self._say(f"note: {message}")
+
+    def file_done(self, result: Any) -> None:
+        if result.status == "failed":
+            self._say(f"error: {result.path}: {result.reason}")
+        elif result.status in ("skipped", "not-person") and not self.quiet:
+            self._say(f"skip: {result.path}: {result.reason}")
+        for text in result.notes:
+            self.note(f"{result.path}: {text}")
+
+
+def _learn_settings(mode: str, eps: float | None, steps: int | None, seed: int,
+                    surrogates: tuple[str, ...] | None, threads: int | None) -> Any:
+    """The pipeline's LearnSettings; sets torch's thread count when asked."""
+    import torch
+
+    from cloak.protect import LearnSettings
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return LearnSettings(mode=mode, eps=eps, steps=steps, seed=seed, surrogates=surrogates)
+
+
+def _finish(summary: Any, as_json: bool, quiet: bool, line: str) -> None:
+    """Print the summary (JSON on stdout, or one line on stderr); exit 1 if anything failed.
+
+    A run without a mask (no photo, or no face to learn from) also fails, with its own line.
+    """
+    no_mask = summary.mask_sha256 is None
+    if not summary.files:
+        click.echo("error: no photos found in the inputs", err=True)
+    elif no_mask:
+        click.echo("error: no usable face in any photo: no mask could be learned", err=True)
+    if as_json:
+        click.echo(json.dumps(summary.to_json(), indent=2, ensure_ascii=False))
+    elif not quiet and summary.files:
+        click.echo(line, err=True)
+    if summary.failed or no_mask:
+        sys.exit(1)
+
+
+def _counts(summary: Any) -> str:
+    counts: dict[str, int] = {}
+    for result in summary.files:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in counts.items()) or "no photos"
+
+
+@main.command()
+@click.argument("photos", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: <input>_cloaked beside the input folder, or "
+                   "<name>_cloaked beside a single photo). Sub-folders are mirrored.")
+@click.option("--name", help="The person's name, used for the mask file <output>/<name>.cloak "
+                             "(default: the input folder's name).")
+@click.option("--mask", "mask_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Apply this mask (from enroll or an earlier run) instead of learning one.")
+@_learn_options
+@click.option("--all-faces", is_flag=True,
+              help="Protect every face found, not only the person's.")
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="Quality of JPEG outputs (lower washes the cloak out).")
+@click.option("--keep-location", is_flag=True,
+              help="Keep GPS location EXIF in the outputs (removed by default).")
+@click.option("--force", is_flag=True,
+              help="Redo everything: learn the mask again and rewrite finished outputs.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON summary on stdout (per file: status, faces, output, seconds).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or notices; errors only.")
+@click.pass_context
+def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, name: str | None,
+            mask_file: Path | None, mode: str, eps: float | None, steps: int | None, seed: int,
+            surrogates: tuple[str, ...] | None, threads: int | None, all_faces: bool,
+            jpeg_quality: int, keep_location: bool, force: bool, as_json: bool,
+            quiet: bool) -> None:
+    """Write protected copies of a person's PHOTOS (files or folders).
+
+    Finds the faces, decides whose photos these are (the person seen in the most photos;
+    other people's faces stay untouched unless --all-faces, and photos without the person are
+    not written), learns the person's mask from up to 10 of their photos (or applies --mask),
+    then writes each photo with the mask on the person's face: same format, size and mode,
+    location EXIF removed. Originals are never modified.
+
+    The mask is saved as <output>/<name>.cloak as soon as it is learned; a rerun reuses it and
+    skips photos already written with it (--force redoes them). Keep the mask file private:
+    whoever holds it can try to subtract it from your photos.
+
+    Each photo that fails (unreadable, no face, face too small) is named on one error line and
+    the batch goes on. Exit code: 0 all done, 1 some photos failed, 2 usage error.
+    """
+    from cloak.mask import MaskError, load_mask
+    from cloak.protect import ProtectOptions, UsageError
+    from cloak.protect import protect as run_protect
+
+    mask = None
+    if mask_file is not None:
+        given = [f"--{o}" for o in _LEARN_OPTIONS
+                 if ctx.get_parameter_source(o) is ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} cannot be combined with --mask (the "
+                                   "mask is already learned)")
+        try:
+            mask = load_mask(mask_file)
+        except MaskError as err:
+            raise click.BadParameter(str(err), param_hint="--mask") from None
+    options = ProtectOptions(output=output, name=name, mask=mask, mask_path=mask_file,
+                             learn=_learn_settings(mode, eps, steps, seed, surrogates, threads),
+                             all_faces=all_faces, jpeg_quality=jpeg_quality,
+                             keep_location=keep_location, force=force)
+    try:
+        summary = run_protect(photos, options, _CliReporter(quiet))
+    except UsageError as err:
+        raise click.UsageError(str(err)) from None
+    except (MaskError, zoo.FetchError) as err:
+        raise click.ClickException(str(err)) from None
+    _finish(summary, as_json, quiet,
+            f"{summary.person}: {_counts(summary)}; outputs in {summary.output}; mask "
+            f"{summary.mask_path or 'none'} ({summary.mask_source or 'none'})")
+
+
+@main.command()
+@click.argument("name")
+@click.argument("photos", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Mask file to write (default: ./NAME.cloak).")
+@_learn_options
+@click.option("--force", is_flag=True, help="Replace the mask file if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or notices; errors only.")
+def enroll(name: str, photos: tuple[Path, ...], output: Path | None, mode: str,
+           eps: float | None, steps: int | None, seed: int, surrogates: tuple[str, ...] | None,
+           threads: int | None, force: bool, as_json: bool, quiet: bool) -> None:
+    """Learn NAME's mask from PHOTOS (files or folders) and write it; no photo is written.
+
+    The person is the one seen in the most photos; up to 10 of their photos are learned from.
+    Apply the mask later with `cloak protect --mask FILE`. Keep it private: whoever holds it
+    can try to subtract it from your photos. Exit code: 0 written, 1 some photos failed or no
+    mask could be learned, 2 usage error.
+    """
+    from cloak.mask import MaskError
+    from cloak.protect import UsageError, safe_name
+    from cloak.protect import enroll as run_enroll
+
+    target = output or Path(f"{safe_name(name)}.cloak")
+    if target.exists() and not force:
+        raise click.UsageError(f"{target} exists; use --force to replace it or -o for another "
+                               "file")
+    try:
+        summary = run_enroll(name, photos, target,
+                             _learn_settings(mode, eps, steps, seed, surrogates, threads),
+                             reporter=_CliReporter(quiet))
+    except UsageError as err:
+        raise click.UsageError(str(err)) from None
+    except (MaskError, zoo.FetchError) as err:
+        raise click.ClickException(str(err)) from None
+    _finish(summary, as_json, quiet,
+            f"{name}'s mask: {summary.mask_path} (from {summary.training_faces} photos; "
+            f"{_counts(summary)})")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,156 @@
+"""The ``cloak`` command line: --help for every command, usage errors (exit 2), exit codes 0/1,
+the JSON summary, and lazy imports (``cloak --help`` loads no torch).
+
+The end-to-end protect/enroll runs use real models on 3 LFW photos with a 1-step, one-surrogate
+mask; the pipeline itself is tested in test_protect.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import REPO_ROOT, lfw_photos
+
+from cloak.cli import MODE_HELP, main
+from cloak.mask import load_mask
+
+PERSON = "Colin_Powell"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on this shared 2-core CPU, two threads per process thrash (5x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path under ``group``, the group itself first."""
+    paths = [prefix]
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            paths += command_paths(command, (*prefix, name))
+        else:
+            paths.append((*prefix, name))
+    return paths
+
+
+@pytest.mark.parametrize("path", command_paths(main), ids=lambda p: " ".join(p) or "cloak")
+def test_help(path: tuple[str, ...]) -> None:
+    """Every command and group answers --help with its usage and exit code 0."""
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Usage: ")
+    assert " ".join(("main", *path)) in result.output.splitlines()[0]
+
+
+def test_commands_exist() -> None:
+    paths = command_paths(main)
+    assert {("protect",), ("enroll",), ("models", "list"), ("models", "fetch")} <= set(paths)
+
+
+def test_help_loads_no_torch() -> None:
+    """`cloak --help` stays fast: importing the CLI imports neither torch nor the pipeline."""
+    code = ("import sys, cloak.cli; from click.testing import CliRunner; "
+            "CliRunner().invoke(cloak.cli.main, ['protect', '--help']); "
+            "sys.exit(sorted({'torch', 'cloak.protect'} & set(sys.modules)) or 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert done.returncode == 0, done.stderr
+
+
+def test_mode_help_matches_presets() -> None:
+    """--mode's help states each preset's surrogates and steps as cloak.opom.MODES has them."""
+    from cloak.opom import MODES
+
+    text = " ".join(MODE_HELP.split())
+    for name, mode in MODES.items():
+        part = text.split(f"{name}: ", 1)[1].split(" steps", 1)[0]
+        assert part.endswith(f"; {mode.config.steps}"), (name, part)
+        assert part.split(";")[0].replace("surrogates ", "") == ", ".join(mode.surrogates)
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """A folder with 3 LFW photos of one person."""
+    folder = tmp_path / "Colin"
+    folder.mkdir()
+    for path in lfw_photos(PERSON, 3):
+        shutil.copy2(path, folder / path.name)
+    return folder
+
+
+@pytest.mark.parametrize("args, message", [
+    (["protect"], "Missing argument"),
+    (["protect", "no/such/folder"], "does not exist"),
+    (["protect", "{photos}", "--jpeg-quality", "0"], "--jpeg-quality"),
+    (["protect", "{photos}", "--mode", "ultra"], "--mode"),
+    (["protect", "{photos}", "--eps", "0"], "--eps"),
+    (["protect", "{photos}", "--steps", "0"], "--steps"),
+    (["protect", "{photos}", "--surrogates", "dlib-native"], "cannot be a surrogate"),
+    (["protect", "{photos}", "--surrogates", "nope"], "cannot be a surrogate"),
+    (["protect", "{photos}", "-o", "{photos}"], "never overwritten"),
+    (["protect", "{photos}", "--mask", "{photos}/Colin_Powell_0001.jpg"], "--mask"),
+    (["protect", "{photos}", "--mask", "{mask}", "--steps", "3"], "cannot be combined"),
+    (["protect", "{photos}", "--unknown"], "No such option"),
+    (["enroll", "Ada"], "Missing argument"),
+    (["enroll", "Ada", "{photos}", "-o", "{mask}"], "exists; use --force"),
+])
+def test_usage_errors_exit_2(args: list[str], message: str, photos: Path,
+                             tmp_path: Path) -> None:
+    """Wrong requests stop before any work with exit code 2 and a clear message."""
+    from cloak.mask import Mask, save_mask
+
+    mask = tmp_path / "ada.cloak"
+    save_mask(Mask(torch.zeros(3, 224, 224), eps=8.0, subspace="center",
+                   surrogates=["dlib-resnet"], person="Ada", seed=0), mask)
+    argv = [a.format(photos=photos, mask=mask) for a in args]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "Colin_cloaked").exists()
+
+
+def test_enroll_then_protect_json_and_exit_codes(photos: Path, tmp_path: Path) -> None:
+    """enroll -> mask file; protect --mask -> exit 0 and a JSON summary without face data;
+    a broken photo added -> one error line, exit 1, the finished photos are skipped."""
+    runner = CliRunner()
+    mask_file = tmp_path / "colin.cloak"
+    result = runner.invoke(main, ["enroll", "Colin", str(photos), "-o", str(mask_file),
+                                  "--steps", "1", "--surrogates", "dlib-resnet", "--json"])
+    assert result.exit_code == 0, result.output
+    enrolled = json.loads(result.stdout)
+    assert enrolled["mask"]["path"] == str(mask_file) and enrolled["mask"]["training_faces"] == 3
+    assert load_mask(mask_file).person == "Colin"
+
+    result = runner.invoke(main, ["protect", str(photos), "--mask", str(mask_file), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["totals"] == {"files": 3, "protected": 3, "seconds": report["totals"]["seconds"]}
+    assert report["mask"]["source"] == "given" and report["mask"]["path"] == str(mask_file)
+    out = tmp_path / "Colin_cloaked"
+    for entry in report["files"]:
+        assert set(entry) == {"input", "status", "faces", "other_faces", "output", "seconds",
+                              "reason", "notes"}
+        assert Path(entry["output"]).parent == out and Path(entry["output"]).is_file()
+    assert "embedding" not in result.stdout and "feature" not in result.stdout
+
+    (photos / "broken.jpg").write_bytes(b"")
+    result = runner.invoke(main, ["protect", str(photos), "--mask", str(mask_file), "--quiet"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [f"error: {photos / 'broken.jpg'}: empty file"]
+    assert result.stdout == ""
+    result = runner.invoke(main, ["protect", str(photos), "--mask", str(mask_file), "--json"])
+    statuses = sorted(f["status"] for f in json.loads(result.stdout)["files"])
+    assert statuses == ["failed", "up-to-date", "up-to-date", "up-to-date"]
