@@ -1,0 +1,79 @@
+"""OPOM benchmark: protection success rate of per-person masks against unseen recognizers on LFW.
+
+Thin entry point over :func:`evaluation.opom_benchmark.run_benchmark` (read its docstring for the
+protocol and the leave-one-out folds). Writes JSON (``--out``) and the ``opom`` section of
+``docs/BENCHMARKS.md``.
+
+    python scripts/opom_benchmark.py                          # 62 identities, folds A and B
+    python scripts/opom_benchmark.py --limit 3 --loo one --steps 10   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from cloak.opom import MODES
+from evaluation.opom_benchmark import (
+    CONDITIONS,
+    DEFAULT_CACHE,
+    DEFAULT_LFW,
+    FOLD_PLANS,
+    REPO,
+    BenchmarkSettings,
+    run_benchmark,
+    write_report,
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
+    parser.add_argument("--limit", type=int, default=None, help="first N identities only")
+    parser.add_argument("--distractors", type=int, default=None,
+                        help="first N distractor photos only (default: all)")
+    parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
+    parser.add_argument("--loo", choices=list(FOLD_PLANS), default="two",
+                        help="leave-one-out plan: one (fold A), two (A+B), full (one per model)")
+    parser.add_argument("--mode", choices=list(MODES), default="fast")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--eps", type=float, default=None, help="L-inf budget in pixel levels")
+    parser.add_argument("--momentum", type=float, default=None)
+    parser.add_argument("--diversity", type=float, default=None)
+    parser.add_argument("--ti-kernel", type=int, default=None)
+    parser.add_argument("--paste", choices=["photo", "frame"], default=None,
+                        help="the optimiser's view of the mask")
+    parser.add_argument("--balance", action=argparse.BooleanOptionalAction, default=None,
+                        help="scale each surrogate's gradient to unit mean |g| (mode default)")
+    parser.add_argument("--paste-mode", choices=["bilinear", "nearest"], default="bilinear",
+                        help="resampling of the mask into the probe photos")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "opom_benchmark.json")
+    parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "BENCHMARKS.md")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = BenchmarkSettings(
+        lfw=args.lfw, limit=args.limit, distractors=args.distractors,
+        conditions=tuple(c for c in CONDITIONS if c in args.conditions), loo=args.loo,
+        mode=args.mode, steps=args.steps, eps=args.eps, momentum=args.momentum,
+        diversity=args.diversity, ti_kernel=args.ti_kernel, paste=args.paste,
+        balance=args.balance, paste_mode=args.paste_mode, seed=args.seed, cache_dir=args.cache,
+        progress=not args.quiet)
+    result = run_benchmark(settings, log_line=tqdm.write)
+    command = " ".join(["python scripts/opom_benchmark.py", *sys.argv[1:]])
+    print(write_report(result, args.out, args.markdown, command))
+
+
+if __name__ == "__main__":
+    main()
