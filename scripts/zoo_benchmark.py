@@ -76,7 +76,8 @@ def main() -> None:
     parser.add_argument("--per-person", type=int, default=None)
     parser.add_argument("--models", nargs="+", default=list(THRESHOLDS))
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "zoo_benchmark.json")
+    parser.add_argument("--out", type=Path,
+                        default=REPO / "docs" / "results" / "zoo_benchmark.json")
     parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "BENCHMARKS.md")
     args = parser.parse_args()
 
