@@ -37,7 +37,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tempfile
 import warnings
 import zlib
 from collections.abc import Iterable, Iterator
@@ -49,6 +48,7 @@ import torch
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from cloak.errors import ImageError
+from cloak.fileio import atomic_writer
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -387,20 +387,8 @@ def _exif_for_output(exif_bytes: bytes, keep_location: bool) -> bytes:
 
 def _save_atomically(image: Image.Image, dest: Path, fmt: str, options: dict[str, object]) -> None:
     """Save to a temporary file beside ``dest``, fsync it, then ``os.replace`` it onto ``dest``."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format=fmt, **options)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, dest)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_writer(dest) as handle:
+        image.save(handle, format=fmt, **options)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError
@@ -33,6 +32,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as _safetensors_bytes
 
 from cloak.faces.frame import FRAME_SCALE, FRAME_SIZE
+from cloak.fileio import write_bytes_atomic
 from cloak.subspace import SUBSPACES
 
 __all__ = ["EPS_TOLERANCE", "FORMAT_VERSION", "MASK_SUFFIX", "Mask", "MaskError", "cloak_version",
@@ -162,18 +162,11 @@ def save_mask(mask: Mask, path: str | os.PathLike[str]) -> Path:
     metadata.update({key: getattr(mask, key) for key in _METADATA_KEYS})
     data = _safetensors_bytes({"delta": mask.delta.detach().cpu().contiguous()},
                               metadata={k: json.dumps(v) for k, v in metadata.items()})
-    tmp: str | None = None
+    if not path.parent.is_dir():
+        raise MaskError(f"{path}: cannot write: folder {path.parent} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, data)
     except OSError as error:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         raise MaskError(f"{path}: cannot write: {error.strerror or error}") from error
     return path
 

@@ -45,7 +45,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from cloak.errors import CloakError
+from cloak.fileio import write_bytes_atomic
 from cloak.imageio import FoundFile, Photo, iter_photo_paths, read_photo, write_photo
 from cloak.mask import MASK_SUFFIX, Mask, MaskError, load_mask, save_mask
 from cloak.opom import MODES, OpomConfig, TrainingFace, learn_mask, protect_photo, training_face
@@ -799,18 +799,7 @@ class _Manifest:
         self.entries[relative.as_posix()] = {"source": self._source_state(source), "key": key}
         data = json.dumps({"format": _MANIFEST_FORMAT, "version": 1, "files": self.entries},
                           indent=1, sort_keys=True)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                   dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_bytes_atomic(self.path, data.encode("utf-8"))
 
 
 # -- the two commands --------------------------------------------------------------------------

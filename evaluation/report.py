@@ -7,10 +7,10 @@ benchmarks can be re-run independently without clobbering each other.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from cloak.fileio import write_bytes_atomic
 
 __all__ = ["markdown_table", "write_json", "write_markdown_section"]
 
@@ -27,11 +27,7 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json(path: Path, data: Any) -> None:
