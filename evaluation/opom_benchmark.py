@@ -84,6 +84,7 @@ __all__ = [
     "BenchmarkSettings",
     "Fold",
     "check_folds",
+    "distractor_features",
     "model_of",
     "report_markdown",
     "run_benchmark",
