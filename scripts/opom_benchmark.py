@@ -55,7 +55,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "opom_benchmark.json")
+    parser.add_argument("--out", type=Path,
+                        default=REPO / "docs" / "results" / "opom_benchmark.json")
     parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "BENCHMARKS.md")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
