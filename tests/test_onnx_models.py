@@ -26,15 +26,10 @@ def pair(request) -> tuple[OnnxRecognizer, BlackBoxRecognizer]:
     return attackers.load(request.param), attackers.load(request.param, reference=True)
 
 
-def test_smoke(pair, lfw_faces):
+def test_smoke(pair):
     model, reference = pair
-    frames, _ = lfw_faces
     assert model.crop == CropSpec(112, 1.0) and model.dim == MODELS[model.name]
     assert model.differentiable and not reference.differentiable
-    with torch.no_grad():
-        emb = model.embed(frames)
-    assert emb.shape == (len(frames), model.dim) and emb.dtype == torch.float32
-    assert torch.allclose(emb.norm(dim=1), torch.ones(len(frames)), atol=1e-5)
 
 
 def test_matches_onnxruntime(pair, lfw_faces):
@@ -60,15 +55,6 @@ def test_cardinality(pair, lfw_faces):
         single = torch.cat([model.embed(f[None]) for f in frames])
     assert batch.shape == (3, model.dim)
     assert (batch - single).abs().max() < 1e-5
-
-
-def test_same_person_closer(pair, lfw_faces):
-    model, _ = pair
-    with torch.no_grad():
-        same, diff = pair_similarities(model.embed(lfw_faces[0]), lfw_faces[1])
-    assert same.mean() - diff.mean() > 0.3
-    auc = (same[:, None] > diff[None]).float().mean()
-    assert auc > 0.95
 
 
 def test_channel_order(pair, lfw_faces):
