@@ -7,10 +7,12 @@ The pipeline, free of any UI (:mod:`cloak.cli` parses options and draws progress
    left out, so an output folder inside an input folder is never re-protected;
 2. scan each photo: read it, detect faces on a working copy whose longest side is at most
    :data:`DETECT_MAX_SIDE` pixels (landmarks mapped back to full resolution), drop faces narrower
-   than ``min_face`` photo pixels, embed each remaining face with :data:`CLUSTER_MODEL`;
-   embeddings stay in memory and are never written (DESIGN section 7);
-3. decide whose photos these are (:func:`cluster_faces`, :func:`main_identity`): the person is
-   the group of similar faces present in the most photos;
+   than ``min_face`` photo pixels, embed each remaining face with
+   :data:`~cloak.identity.CLUSTER_MODEL`; embeddings stay in memory and are never written
+   (DESIGN section 7);
+3. decide whose photos these are (:func:`~cloak.identity.cluster_faces`,
+   :func:`~cloak.identity.main_identity`): the person is the group of similar faces present in
+   the most photos;
 4. learn the person's mask from up to :data:`TRAIN_FACES` of their faces (one per photo, the most
    typical first) with the OPOM optimiser (:mod:`cloak.opom`), or use a given one; a learned mask
    is saved as soon as it exists, so an interrupted run reuses it;
@@ -20,13 +22,7 @@ The pipeline, free of any UI (:mod:`cloak.cli` parses options and draws progress
    (:data:`MANIFEST_NAME`) records, per output, the mask's digest and the options, so a rerun
    skips outputs that are already done.
 
-Identity threshold (:data:`CLUSTER_THRESHOLD`): average-linkage clustering of cosine similarities
-of sface features, cut at 0.35. Calibrated on 620 LFW faces (62 people x 10 photos, the face
-nearest the photo centre): 0.24% of different-person pairs and 99.5% of same-person pairs reach
-0.35. In 1,500 simulated folders (3 to 10 photos of one person plus 2 photos each of 2 others),
-clustering at 0.35 left 0.2% of the person's faces out of their group, let 0.07% of the others'
-faces in, and picked the wrong person once (thresholds 0.30 to 0.40 behave alike; 0.25 lets 2.6%
-of the others in).
+Identity grouping and its calibrated threshold: :mod:`cloak.identity`.
 
 A photo in which none of the person's faces is found is not written (status ``"not-person"``,
 with a notice): its faces belong to other people and stay as they are.
@@ -55,6 +51,7 @@ import torch
 
 from cloak.errors import CloakError
 from cloak.fileio import write_bytes_atomic
+from cloak.identity import CLUSTER_MODEL, cluster_faces, main_identity
 from cloak.imageio import FoundFile, Photo, iter_photo_paths, read_photo, write_photo
 from cloak.mask import MASK_SUFFIX, Mask, MaskError, load_mask, save_mask
 from cloak.opom import MODES, OpomConfig, TrainingFace, learn_mask, protect_photo, training_face
@@ -65,8 +62,6 @@ if TYPE_CHECKING:
     from cloak.faces.mtcnn import MTCNN
 
 __all__ = [
-    "CLUSTER_MODEL",
-    "CLUSTER_THRESHOLD",
     "DETECT_MAX_SIDE",
     "MANIFEST_NAME",
     "MIN_FACE",
@@ -77,12 +72,10 @@ __all__ = [
     "Reporter",
     "Summary",
     "UsageError",
-    "cluster_faces",
     "default_name",
     "default_output",
     "enroll",
     "frames_footprint",
-    "main_identity",
     "mask_digest",
     "protect",
     "protected_pixels",
@@ -93,10 +86,6 @@ __all__ = [
 DETECT_MAX_SIDE = 1600
 #: Smallest face (shorter side of the detector's box, photo pixels) that is used or protected.
 MIN_FACE = 20
-#: Recognizer that groups faces by identity (fast and well separated on LFW).
-CLUSTER_MODEL = "sface"
-#: Average-linkage cosine similarity at which face groups stop merging (see the module notes).
-CLUSTER_THRESHOLD = 0.35
 #: Most faces a mask is learned from (OPOM uses 10 photos per person).
 TRAIN_FACES = 10
 #: Name of the progress manifest in the output folder.
@@ -381,61 +370,6 @@ class _Scan:
     result: FileResult | None = None        # set once the file is finished (failed, skipped)
     notes: list[str] = field(default_factory=list)
     label: list[int] = field(default_factory=list)  # identity group of each face
-
-
-def cluster_faces(embeddings: torch.Tensor, threshold: float = CLUSTER_THRESHOLD) -> torch.Tensor:
-    """Group faces by identity: average-linkage clustering on cosine similarity.
-
-    Two groups merge while the mean cosine similarity over all their cross pairs is at least
-    ``threshold`` (scipy ``linkage(..., "average")`` cut at distance ``1 - threshold``).
-
-    Args:
-        embeddings: (N, D) L2-normalised features of one recognizer.
-        threshold: similarity threshold (:data:`CLUSTER_THRESHOLD` for sface features).
-
-    Returns:
-        (N,) int64 group labels, 0-based, numbered by first appearance.
-
-    >>> e = torch.tensor([[1.0, 0.0], [0.96, 0.28], [0.0, 1.0]])
-    >>> cluster_faces(e).tolist()
-    [0, 0, 1]
-    """
-    n = embeddings.shape[0]
-    if n <= 1:
-        return torch.zeros(n, dtype=torch.long)
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import pdist
-
-    distances = pdist(embeddings.double().numpy(), "cosine").clip(min=0.0)
-    raw = fcluster(linkage(distances, "average"), t=1.0 - threshold, criterion="distance")
-    order: dict[int, int] = {}
-    return torch.tensor([order.setdefault(int(c), len(order)) for c in raw], dtype=torch.long)
-
-
-def main_identity(photo_labels: Sequence[Sequence[int]],
-                  face_sizes: Sequence[Sequence[float]]) -> tuple[int | None, bool]:
-    """The group present in the most photos (ties: more faces, then larger faces).
-
-    Args:
-        photo_labels: per photo, the group label of each of its faces.
-        face_sizes: per photo, each face's size in pixels (same layout).
-
-    Returns:
-        (label, tied): the person's label (None when no photo has a face) and whether another
-        group appears in as many photos.
-    """
-    stats: dict[int, list[float]] = {}
-    for labels, sizes in zip(photo_labels, face_sizes, strict=True):
-        for label in set(labels):
-            stats.setdefault(label, [0, 0, 0.0])[0] += 1
-        for label, size in zip(labels, sizes, strict=True):
-            stats[label][1] += 1
-            stats[label][2] += size * size
-    if not stats:
-        return None, False
-    ranked = sorted(stats, key=lambda k: (-stats[k][0], -stats[k][1], -stats[k][2], k))
-    tied = len(ranked) > 1 and stats[ranked[1]][0] == stats[ranked[0]][0]
-    return ranked[0], tied
 
 
 def _rgb_window(photo: Photo, box: tuple[int, int, int, int]) -> torch.Tensor:

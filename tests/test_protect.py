@@ -31,6 +31,7 @@ from conftest import REPO_ROOT, lfw_photos, shared_data
 from PIL import Image
 
 from cloak.faces import align_faces
+from cloak.identity import cluster_faces, main_identity
 from cloak.imageio import read_photo, write_photo
 from cloak.mask import load_mask
 from cloak.protect import (
@@ -38,11 +39,9 @@ from cloak.protect import (
     LearnSettings,
     ProtectOptions,
     UsageError,
-    cluster_faces,
     default_output,
     enroll,
     frames_footprint,
-    main_identity,
     protect,
     protected_pixels,
     safe_name,
