@@ -12,18 +12,23 @@ Each step (:func:`learn_mask`):
    the path that ships: frame -> photo pixels by :func:`~cloak.faces.align.paste_back`, bilinear
    and feathered -> re-aligned by :func:`~cloak.faces.align.to_frame`), or added in the frame
    directly (``paste="frame"``, feathered the same way);
-2. input diversity (DI) per surrogate, then ONE batched forward per surrogate;
-3. loss = mean over surrogates of mean over photos of the squared distance of each protected
-   feature to the person's clean features ``A_s`` (class center for the first ``warmup`` steps
-   when the subspace is the convex hull: a clean feature is a vertex of the hull, where the
-   distance and its gradient are 0), maximised;
-4. gradient with respect to the shared mask -> TI smoothing -> MI momentum -> FIM sign step ->
+2. per surrogate: input diversity (DI), ONE batched forward and backward, loss = mean over the
+   photos of the squared distance of each protected feature to the person's clean features
+   ``A_s`` (class center for the first ``warmup`` steps when the subspace is the convex hull: a
+   clean feature is a vertex of the hull, where the distance and its gradient are 0); each
+   surrogate's gradient is scaled to unit mean magnitude (``balance``) and the S are averaged;
+3. gradient with respect to the shared mask -> TI smoothing -> MI momentum -> FIM sign step ->
    projection to the eps ball (:mod:`cloak.steps`).
 
-Modes (:data:`MODES`, times for 10 LFW photos on a 2-core laptop-class CPU, measured with the
-machine shared, see ``docs``): ``fast`` = 2 surrogates, 20 steps (about 15 s); ``balanced`` (the
-default) = 4 surrogates, 40 steps (about 90 s); ``strong`` = 5 surrogates, 100 steps (about 6
-min). All use the photo paste path, MI (mu 1), DI (p 0.5) and eps 8.
+Modes (:data:`MODES`). One step on 10 photos costs, in CPU seconds of one thread on this
+project's 2-core machine: dlib-resnet 0.24, faceres 0.47, mobilefacenet 0.64, sface 0.76,
+facenet 0.84, plus 0.08 for the photo paste path. So ``fast`` (facenet, dlib-resnet; 20 steps)
+takes about 25 s, ``balanced`` (the default: facenet, dlib-resnet, faceres, mobilefacenet; 40
+steps) about 90 s and ``strong`` (all five; 100 steps) about 5 min on one thread; two idle
+cores are faster. All use eps 8, the convex hull, the photo paste path, MI (mu 1), DI (p 0.5)
+and balanced gradients. Measured on 3 LFW people (10 photos learn, 5 new photos probed, 298
+distractors): the paste path, MI/DI and center vs convex changed the result by less than the
+spread between people; the ensemble and the recognizer under test decide it.
 
 >>> # faces = [training_face(photo, face) for photo, face in pairs]
 >>> # surrogates = [attackers.load(n) for n in MODES["balanced"].surrogates]
@@ -35,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
@@ -134,7 +139,7 @@ class Mode:
     """A named preset: the optimiser settings and the zoo names of the surrogates to load."""
 
     config: OpomConfig
-    surrogates: tuple[str, ...] = field(default=("facenet", "dlib-resnet"))
+    surrogates: tuple[str, ...]
 
 
 #: The presets behind ``--mode``; ``"balanced"`` is the default.

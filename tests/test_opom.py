@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from conftest import lfw_photos
 
+from cloak.faces import AlignedFace
 from cloak.faces.align import to_frame
 from cloak.opom import (
     MODES,
@@ -185,7 +186,7 @@ def test_training_face_region_reproduces_the_frame(person, faces):
     # a 4x larger photo of the same face: the region is downscaled, the frame nearly the same
     big = F.interpolate(photo[None], scale_factor=4, mode="bicubic", align_corners=False)[0]
     up = torch.tensor([[0.25, 0.0, -0.375], [0.0, 0.25, -0.375], [0.0, 0.0, 1.0]])
-    bigface = type(face)(face.frame, (torch.cat([face.matrix, up[2:]]) @ up)[:2], face.detection)
+    bigface = AlignedFace(face.frame, (torch.cat([face.matrix, up[2:]]) @ up)[:2], face.detection)
     large = training_face(big.clamp(0, 255), bigface)
     assert max(large.region.shape[1:]) <= 2 * 1.5 * 224       # two region pixels per frame pixel
     assert (large.clean_frame() - face.frame).abs().mean() < 3.0
@@ -212,6 +213,17 @@ def test_protect_photo_bound(person):
         assert out.shape == photo.shape and out.min() >= 0 and out.max() <= 255
         assert (out - photo).abs().max() <= EPS + 1e-4
     torch.testing.assert_close(protect_photo(photo, [], delta), photo)
+
+
+def test_learn_mask_exception(faces, dlib):
+    import attackers
+
+    with pytest.raises(ValueError, match="training face"):
+        learn_mask([], [dlib])
+    with pytest.raises(ValueError, match="surrogate"):
+        learn_mask(faces, [])
+    with pytest.raises(ValueError, match="black box"):
+        learn_mask(faces, [attackers.load("sface", reference=True)])
 
 
 def test_same_seed_same_mask(faces, dlib):
