@@ -27,6 +27,21 @@ def lfw_photos(person: str, count: int) -> list[Path]:
     return sorted(folder.glob("*.jpg"))[:count]
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's heavy tests, restored afterwards.
+
+    On a 2-core machine shared with other jobs, two torch threads per process stall each other
+    (measured 2-5x slower); a quiet machine loses little with one.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 #: People and photo count of the ``lfw_frames`` fixture.
 LFW_FRAME_PEOPLE = ("Ariel_Sharon", "Colin_Powell", "Serena_Williams")
 LFW_FRAME_COUNT = 4

@@ -37,13 +37,7 @@ PERSON = "Colin_Powell"
 TRAIN, PROBES = 4, 2          # first 4 photos learn the mask, the next 2 are new photos
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on the shared 2-core CPU two threads per process stall each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -133,16 +133,7 @@ def test_fold_plans_are_leave_one_out():
 # ------------------------------------------------------------------------------- a real run
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread for the test (two threads on a shared 2-core CPU slow it down 2-3x)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_small_real_benchmark(tmp_path, one_thread):
+def test_small_real_benchmark(tmp_path, one_torch_thread):
     lfw = shared_data("lfw")
     fold = Fold("T", ("mobilefacenet",), ("dlib-native",))
     settings = BenchmarkSettings(lfw=lfw, limit=2, distractors=100,

@@ -40,3 +40,20 @@ def test_embed_contract(name, reference, lfw_faces):
     assert leave_one_out_rank1(emb, labels.tolist()) == 1.0
     same, diff = pair_similarities(emb, labels)
     assert same.median() - diff.median() > MARGINS[(name, reference)]
+
+
+@pytest.mark.parametrize("name", ["facenet", "faceres"])
+def test_gradients_reach_pixels(name, lfw_frames):
+    """Gradients of a similarity reach the canonical-frame pixels, finite and non-zero.
+
+    (dlib-resnet, sface and mobilefacenet have their own tests, which also check which part
+    of the frame their crop covers.)
+    """
+    model = attackers.load(name)
+    frames = lfw_frames["Colin_Powell"][:2].clone().requires_grad_(True)
+    emb = model.embed(frames)
+    (emb[0] @ emb[1]).backward()
+    grad = frames.grad
+    assert torch.isfinite(grad).all()
+    assert (grad[0].abs() > 0).float().mean() > 0.5
+    assert grad[1].abs().sum() > 0
