@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +229,20 @@ def _counts(summary: Any) -> str:
     return ", ".join(f"{n} {status}" for status, n in counts.items()) or "no photos"
 
 
+@contextmanager
+def _clean_errors() -> Iterator[None]:
+    """Turn the pipeline's usage errors into exit code 2 and its fatal errors into one line."""
+    from cloak.mask import MaskError
+    from cloak.protect import UsageError
+
+    try:
+        yield
+    except UsageError as err:
+        raise click.UsageError(str(err)) from None
+    except (MaskError, zoo.FetchError) as err:
+        raise click.ClickException(str(err)) from None
+
+
 @main.command()
 @click.argument("photos", nargs=-1, required=True,
                 type=click.Path(exists=True, path_type=Path))
@@ -272,7 +287,7 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
     the batch goes on. Exit code: 0 all done, 1 some photos failed, 2 usage error.
     """
     from cloak.mask import MaskError, load_mask
-    from cloak.protect import ProtectOptions, UsageError
+    from cloak.protect import ProtectOptions
     from cloak.protect import protect as run_protect
 
     mask = None
@@ -290,12 +305,8 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
                              learn=_learn_settings(mode, eps, steps, seed, surrogates, threads),
                              all_faces=all_faces, jpeg_quality=jpeg_quality,
                              keep_location=keep_location, force=force)
-    try:
+    with _clean_errors():
         summary = run_protect(photos, options, _CliReporter(quiet))
-    except UsageError as err:
-        raise click.UsageError(str(err)) from None
-    except (MaskError, zoo.FetchError) as err:
-        raise click.ClickException(str(err)) from None
     _finish(summary, as_json, quiet,
             f"{summary.person}: {_counts(summary)}; outputs in {summary.output}; mask "
             f"{summary.mask_path or 'none'} ({summary.mask_source or 'none'})")
@@ -321,22 +332,17 @@ def enroll(name: str, photos: tuple[Path, ...], output: Path | None, mode: str,
     can try to subtract it from your photos. Exit code: 0 written, 1 some photos failed or no
     mask could be learned, 2 usage error.
     """
-    from cloak.mask import MaskError
-    from cloak.protect import UsageError, safe_name
     from cloak.protect import enroll as run_enroll
+    from cloak.protect import safe_name
 
     target = output or Path(f"{safe_name(name)}.cloak")
     if target.exists() and not force:
         raise click.UsageError(f"{target} exists; use --force to replace it or -o for another "
                                "file")
-    try:
+    with _clean_errors():
         summary = run_enroll(name, photos, target,
                              _learn_settings(mode, eps, steps, seed, surrogates, threads),
                              reporter=_CliReporter(quiet))
-    except UsageError as err:
-        raise click.UsageError(str(err)) from None
-    except (MaskError, zoo.FetchError) as err:
-        raise click.ClickException(str(err)) from None
     _finish(summary, as_json, quiet,
             f"{name}'s mask: {summary.mask_path} (from {summary.training_faces} photos; "
             f"{_counts(summary)})")
