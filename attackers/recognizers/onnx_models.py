@@ -95,6 +95,15 @@ MOBILEFACENET = OnnxModelSpec("mobilefacenet", CropSpec(112, 1.0), 512,
                               Preprocess(127.0, 128.0, bgr=True))
 
 
+def _adopt(model: Recognizer, spec: OnnxModelSpec) -> None:
+    """Give a recognizer the spec's name, crop, feature size and preprocessing."""
+    model.spec = spec
+    model.name = spec.name
+    model.crop = spec.crop
+    model.dim = spec.dim
+    model.preprocess = spec.preprocess
+
+
 class OnnxRecognizer(Recognizer):
     """A white-box recognizer: an ONNX graph run in torch behind its pixel normalisation.
 
@@ -105,11 +114,7 @@ class OnnxRecognizer(Recognizer):
 
     def __init__(self, spec: OnnxModelSpec, graph: OnnxGraph) -> None:
         super().__init__()
-        self.spec = spec
-        self.name = spec.name
-        self.crop = spec.crop
-        self.dim = spec.dim
-        self.preprocess = spec.preprocess
+        _adopt(self, spec)
         self.graph = graph
 
     def forward_crop(self, crops: torch.Tensor) -> torch.Tensor:
@@ -144,11 +149,7 @@ class OnnxRuntimeRecognizer(BlackBoxRecognizer):
         super().__init__()
         import onnxruntime as ort
 
-        self.spec = spec
-        self.name = spec.name
-        self.crop = spec.crop
-        self.dim = spec.dim
-        self.preprocess = spec.preprocess
+        _adopt(self, spec)
         proto = onnx.load(str(path))
         graph = proto.graph
         used = {i for n in graph.node for i in n.input}
