@@ -189,16 +189,21 @@ def _split(reader: Reader, params: np.ndarray, shapes: Sequence[tuple[int, ...]]
     return out
 
 
-def _read_con(r: Reader, spec: LayerSpec) -> dict[str, np.ndarray]:
-    r.expect_version("con_4")
-    params = r.read_tensor()
-    r.expect_int("num_filters", spec.filters)
+def _expect_window(r: Reader, spec: LayerSpec) -> None:
+    """The window, stride and padding fields that dlib's con_ and pool layers share."""
     r.expect_int("nr", spec.window)
     r.expect_int("nc", spec.window)
     r.expect_int("stride_y", spec.stride)
     r.expect_int("stride_x", spec.stride)
     r.expect_int("padding_y", spec.padding)
     r.expect_int("padding_x", spec.padding)
+
+
+def _read_con(r: Reader, spec: LayerSpec) -> dict[str, np.ndarray]:
+    r.expect_version("con_4")
+    params = r.read_tensor()
+    r.expect_int("num_filters", spec.filters)
+    _expect_window(r, spec)
     filters_shape, biases_shape = r.read_alias(), r.read_alias()
     if filters_shape[0] != spec.filters or filters_shape[2:] != (spec.window, spec.window):
         raise r.fail(f"filter shape {filters_shape} does not match {spec}")
@@ -247,12 +252,7 @@ def _read_fc(r: Reader, spec: LayerSpec) -> dict[str, np.ndarray]:
 
 def _read_pool(r: Reader, spec: LayerSpec) -> dict[str, np.ndarray]:
     r.expect_version(f"{spec.kind}_2")
-    r.expect_int("nr", spec.window)
-    r.expect_int("nc", spec.window)
-    r.expect_int("stride_y", spec.stride)
-    r.expect_int("stride_x", spec.stride)
-    r.expect_int("padding_y", spec.padding)
-    r.expect_int("padding_x", spec.padding)
+    _expect_window(r, spec)
     return {}
 
 
