@@ -42,6 +42,35 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+def recorded_crops(items: list[dict], start: int, size: int):
+    """Fixed central crops of the photos a recorded reference was made on, checked by sha256.
+
+    Args:
+        items: the reference file's items, each with ``photo`` (path under ../shared/data) and
+            ``crop_sha256`` (of the uint8 crop the reference runtime saw).
+        start: first row and column of the square crop.
+        size: its side in pixels.
+
+    Returns:
+        (len(items), 3, size, size) float32 RGB in [0, 255].
+    """
+    import hashlib
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    crops = []
+    for item in items:
+        with Image.open(shared_data(item["photo"])) as img:
+            rgb = np.asarray(img.convert("RGB"))
+        crop = np.ascontiguousarray(rgb[start:start + size, start:start + size])
+        assert hashlib.sha256(crop.tobytes()).hexdigest() == item["crop_sha256"], (
+            f"{item['photo']}: decoded pixels differ from the recorded ones (JPEG decoder?)")
+        crops.append(torch.from_numpy(crop).permute(2, 0, 1).float())
+    return torch.stack(crops)
+
+
 #: People and photo count of the ``lfw_frames`` fixture.
 LFW_FRAME_PEOPLE = ("Ariel_Sharon", "Colin_Powell", "Serena_Williams")
 LFW_FRAME_COUNT = 4

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -11,8 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import shared_data
-from PIL import Image
+from conftest import recorded_crops
 
 import attackers
 from attackers import zoo
@@ -35,15 +33,8 @@ def h5_path() -> Path:
 @pytest.fixture(scope="module")
 def reference_features(model) -> torch.Tensor:
     """Raw features of the reference photos' central 160x160 crops, (6, 128)."""
-    crops = []
-    for item in REFERENCE["items"]:
-        with Image.open(shared_data(item["photo"])) as img:
-            crop = np.ascontiguousarray(np.asarray(img.convert("RGB"))[45:205, 45:205])
-        assert hashlib.sha256(crop.tobytes()).hexdigest() == item["crop_sha256"], (
-            f"{item['photo']}: decoded pixels differ from the recorded ones (JPEG decoder?)")
-        crops.append(torch.from_numpy(crop).permute(2, 0, 1).float())
     with torch.no_grad():
-        return model.forward_crop(torch.stack(crops))
+        return model.forward_crop(recorded_crops(REFERENCE["items"], 45, 160))
 
 
 def test_smoke(model):

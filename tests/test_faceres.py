@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import shared_data
-from PIL import Image
+from conftest import recorded_crops
 
 import attackers
 from attackers import zoo
@@ -34,14 +32,7 @@ def model() -> faceres.FaceRes:
 @pytest.fixture(scope="module")
 def reference_crops() -> torch.Tensor:
     """The reference photos' central 224x224 crops, (6, 3, 224, 224) in [0, 255]."""
-    crops = []
-    for item in REFERENCE["items"]:
-        with Image.open(shared_data(item["photo"])) as img:
-            crop = np.ascontiguousarray(np.asarray(img.convert("RGB"))[13:237, 13:237])
-        assert hashlib.sha256(crop.tobytes()).hexdigest() == item["crop_sha256"], (
-            f"{item['photo']}: decoded pixels differ from the recorded ones (JPEG decoder?)")
-        crops.append(torch.from_numpy(crop).permute(2, 0, 1).float())
-    return torch.stack(crops)
+    return recorded_crops(REFERENCE["items"], 13, 224)
 
 
 @pytest.fixture(scope="module")
