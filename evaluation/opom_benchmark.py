@@ -38,6 +38,9 @@ Also measured: PSNR, SSIM and L-inf of each protected full photo against its ori
 (:mod:`evaluation.quality`, on the 8-bit pixels), seconds to learn a mask, to protect a photo
 (paste + rounding) and to detect faces in a photo, and wall seconds per identity.
 
+Every finished identity is written to ``cache_dir/runs/<settings digest>/<person>.json`` (ranks,
+quality, timings; no features), so an interrupted run resumes where it stopped.
+
 Distractor landmarks and features are cached under ``cache_dir`` as numpy arrays (loaded with
 ``allow_pickle=False``), each with a JSON sidecar holding the file list, a SHA-256 over the files'
 names and contents and the model's weight digests; a cache whose sidecar does not match is rebuilt.
@@ -511,6 +514,54 @@ def _run_identity(person: str, probes: Sequence[_Photo], train: Sequence[_Photo]
     return record
 
 
+class _RunCache:
+    """Finished identities of one benchmark run, one JSON file each, so a rerun resumes.
+
+    A record holds file names, ranks, quality figures and timings, never a feature. The folder
+    is named by a SHA-256 over everything that changes a record: the settings (except
+    ``limit``, ``progress``, ``cache_dir``, ``batch`` and ``n_boot``, which do not), the
+    optimiser settings of every subspace, the folds, the distractor files and the weights of
+    every model involved.
+    """
+
+    _IGNORED = ("limit", "progress", "cache_dir", "batch", "n_boot", "folds", "lfw")
+
+    def __init__(self, settings: BenchmarkSettings, folds: Sequence[Fold],
+                 distractor_files: Sequence[Path]) -> None:
+        models = sorted({BLACK_BOXES[t][0] for f in folds for t in f.tested}
+                        | {s for f in folds for s in f.surrogates} | {"mtcnn"})
+        key = {
+            "settings": {k: v for k, v in asdict(settings).items() if k not in self._IGNORED},
+            "configs": {s: asdict(settings.config(s)) for s in _SUBSPACES},
+            "folds": [asdict(f) for f in folds],
+            "distractors": [p.name for p in distractor_files],
+            "weights": {m: _weights_digests(m) for m in models},
+        }
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
+        self.folder = settings.cache_dir / "runs" / digest.hexdigest()[:16]
+        self.reused = 0
+
+    def _path(self, person: str) -> Path:
+        return self.folder / f"{person}.json"
+
+    def load(self, person: str) -> dict[str, Any] | None:
+        """The finished record of ``person``, or None (absent or unreadable)."""
+        path = self._path(person)
+        if not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            log.warning("%s: unreadable finished record (%s); running it again", path, err)
+            return None
+        self.reused += 1
+        return record
+
+    def save(self, record: dict[str, Any]) -> None:
+        """Store a finished record (atomically)."""
+        write_json(self._path(record["person"]), record)
+
+
 # ----------------------------------------------------------------------------- summary
 
 
@@ -609,8 +660,14 @@ def run_benchmark(settings: BenchmarkSettings,
 
     records, skipped, detect_s = [], [], []
     needed = settings.n_train + settings.n_probe
+    runs = _RunCache(settings, folds, distractor_files)
     bar = tqdm(people, desc="identities", unit="person", disable=not settings.progress)
     for person_dir in bar:
+        done = runs.load(person_dir.name)
+        if done is not None:
+            records.append(done)
+            detect_s.append(done["detect_s_per_photo"])
+            continue
         start = time.perf_counter()
         usable, per_photo = _usable_photos(sorted(person_dir.glob("*.jpg")), needed, detector)
         split = split_photos(person_dir.name, usable, settings.n_train, settings.n_probe)
@@ -623,12 +680,16 @@ def run_benchmark(settings: BenchmarkSettings,
                                recognizers, surrogates, gallery, detector,
                                bar if settings.progress else None)
         record["seconds"] = time.perf_counter() - start
+        record["detect_s_per_photo"] = per_photo
+        runs.save(record)
         records.append(record)
         clean = record["conditions"].get("clean", {}).get("ranks", {})
         say(f"{split.person}: {record['seconds']:.1f} s; clean top-1 misses "
             f"{sum(r >= 1 for v in clean.values() for r in v)}")
     if not records:
         raise ValueError(f"no identity of {people_dir} has {needed} photos with a face")
+    if runs.reused:
+        say(f"resumed {runs.reused} finished identities from {runs.folder}")
 
     return {
         "benchmark": "opom: LFW identification protection (leave-one-out black boxes)",

@@ -18,7 +18,7 @@ import click
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import REPO_ROOT, lfw_photos
+from conftest import REPO_ROOT, lfw_photos, shared_data
 
 from cloak.cli import MODE_HELP, main
 from cloak.mask import load_mask
@@ -148,3 +148,23 @@ def test_enroll_then_protect_json_and_exit_codes(photos: Path, tmp_path: Path) -
     result = runner.invoke(main, ["protect", str(photos), "--mask", str(mask_file), "--json"])
     statuses = sorted(f["status"] for f in json.loads(result.stdout)["files"])
     assert statuses == ["failed", "up-to-date", "up-to-date", "up-to-date"]
+
+
+def test_benchmark_command(tmp_path: Path) -> None:
+    """`cloak benchmark` runs the LFW protocol (here clean and noise only) and writes its report."""
+    lfw = shared_data("lfw")
+    out, report = tmp_path / "b.json", tmp_path / "B.md"
+    args = ["benchmark", "--lfw", str(lfw), "--limit", "1", "--distractors", "40",
+            "--conditions", "clean,noise", "--loo", "one", "--cache", str(tmp_path / "cache"),
+            "--out", str(out), "--markdown", str(report), "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["people"] == ["Alejandro_Toledo"]
+    assert data["command"].startswith("cloak benchmark --lfw ")
+    assert set(data["summary"]) == {"clean", "noise"}
+    assert data["summary"]["clean"]["recognizers"]["sface"]["psr@1"] <= 0.2
+    assert "<!-- BEGIN opom -->" in report.read_text()
+    assert "PSR@1" in result.output
+    bad = CliRunner().invoke(main, ["benchmark", "--conditions", "clean,blur"])
+    assert bad.exit_code == 2 and "blur" in bad.output

@@ -162,6 +162,14 @@ def test_small_real_benchmark(tmp_path, one_torch_thread):
     record = result["identities"][0]
     assert len(record["conditions"]["center"]["ranks"]["dlib-native"]) == 5
     assert record["probes"][0] not in record["train"]
+    # each finished identity is stored (no features), and a rerun resumes from them
+    stored = sorted(p.name for p in tmp_path.glob("runs/*/*.json"))
+    assert stored == ["Alejandro_Toledo.json", "Alvaro_Uribe.json"]
+    lines: list[str] = []
+    resumed = run_benchmark(settings, log_line=lines.append)
+    assert lines == [f"resumed 2 finished identities from {next(tmp_path.glob('runs/*'))}"]
+    assert resumed["identities"] == json.loads(json.dumps(result["identities"]))
+    assert resumed["summary"]["center"]["mean"] == summary["center"]["mean"]
     # the caches exist, match their sidecars, and are reused without detecting again
     sidecars = sorted(p.name for p in tmp_path.glob("*.json"))
     assert [s.split("-distractors-")[0] for s in sidecars] == ["dlib-native", "mtcnn"]

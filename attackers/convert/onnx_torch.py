@@ -1,13 +1,13 @@
 """Run a small ONNX graph as a differentiable torch module.
 
-A strict executor for the plain convolutional graphs of the zoo's ONNX recognizers (SFace,
-MobileFaceNet); it is no general converter. At build time the graph is parsed with ``onnx``,
-every initializer becomes a buffer, and every node whose inputs are all constant (weight
-``DequantizeLinear``, weight ``Reshape``, ``Constant``) is evaluated once, so block-quantised
-int8 weights are held as float32 and the forward pass only runs the nodes that depend on the
-graph input. Those nodes run in the graph's (topological) order through a table of torch
-implementations; an op outside the table raises :class:`UnsupportedOnnxOpError` naming the op,
-the node and the model.
+A strict executor for the plain convolutional graphs of the zoo's ONNX models (SFace,
+MobileFaceNet, the dlib age and gender nets); it is no general converter. At build time the
+graph is parsed with ``onnx``, every initializer becomes a buffer, and every node whose inputs
+are all constant (weight ``DequantizeLinear``, weight ``Reshape``, ``Constant``) is evaluated
+once, so block-quantised int8 weights are held as float32 and the forward pass only runs the
+nodes that depend on the graph input. Those nodes run in the graph's (topological) order through
+a table of torch implementations; an op outside the table raises
+:class:`UnsupportedOnnxOpError` naming the op, the node and the model.
 
 The batch dimension is dynamic even where the ONNX file fixes it (MobileFaceNet's batch is 1):
 a ``Reshape`` of a tensor that carries the batch keeps dimension 0 as the batch, and a shape that
@@ -206,8 +206,68 @@ def _global_average_pool(node: _Node, args: list[torch.Tensor | None]) -> torch.
     return x.mean(dim=tuple(range(2, x.dim())), keepdim=True)
 
 
+def _pool_settings(node: _Node) -> tuple[list[int], list[int], list[int]]:
+    """Kernel, strides and (symmetric) padding of a 2-d ONNX pooling node."""
+    if node.attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise node.refuse("auto_pad other than NOTSET")
+    kernel = list(node.attrs["kernel_shape"])
+    if len(kernel) != 2:
+        raise node.refuse(f"{len(kernel)}-d pooling (only 2-d)")
+    if any(d != 1 for d in node.attrs.get("dilations", [1, 1])):
+        raise node.refuse("dilations other than 1")
+    pads = list(node.attrs.get("pads", [0, 0, 0, 0]))
+    if pads[:2] != pads[2:]:
+        raise node.refuse(f"asymmetric pads {pads}")
+    return kernel, list(node.attrs.get("strides", [1, 1])), pads[:2]
+
+
+def _average_pool(node: _Node, args: list[torch.Tensor | None]) -> torch.Tensor:
+    x = args[0]
+    assert x is not None
+    kernel, strides, pads = _pool_settings(node)
+    return F.avg_pool2d(x, kernel, strides, pads, ceil_mode=bool(node.attrs.get("ceil_mode", 0)),
+                        count_include_pad=bool(node.attrs.get("count_include_pad", 0)))
+
+
+def _max_pool(node: _Node, args: list[torch.Tensor | None]) -> torch.Tensor:
+    x = args[0]
+    assert x is not None
+    if node.attrs.get("storage_order", 0):
+        raise node.refuse("storage_order=1")
+    kernel, strides, pads = _pool_settings(node)
+    return F.max_pool2d(x, kernel, strides, pads, ceil_mode=bool(node.attrs.get("ceil_mode", 0)))
+
+
+def _pad(node: _Node, args: list[torch.Tensor | None]) -> torch.Tensor:
+    x, pads_t, value, axes = (args + [None, None, None])[:4]
+    assert x is not None and pads_t is not None
+    mode = node.attrs.get("mode", b"constant")
+    if mode not in (b"constant", "constant"):
+        raise node.refuse(f"mode {mode!r} (only constant)")
+    if axes is not None:
+        raise node.refuse("the axes input")
+    pads = [int(p) for p in pads_t.tolist()]
+    rank = x.dim()
+    if node.batched and (pads[0] or pads[rank]):
+        raise node.refuse("padding the batch dimension")
+    # ONNX: all begins, then all ends, first axis first; F.pad: (begin, end) pairs, last axis first
+    flat = [p for axis in reversed(range(rank)) for p in (pads[axis], pads[rank + axis])]
+    return F.pad(x, flat, value=0.0 if value is None else float(value))
+
+
+def _softmax(node: _Node, args: list[torch.Tensor | None]) -> torch.Tensor:
+    x = args[0]
+    assert x is not None
+    axis = node.attrs.get("axis", -1)
+    axis = axis + x.dim() if axis < 0 else axis
+    if axis != x.dim() - 1:  # before opset 13 a non-last axis flattens the trailing axes
+        raise node.refuse(f"softmax over axis {axis} of a rank-{x.dim()} tensor (only the last)")
+    return torch.softmax(x, dim=axis)
+
+
 _OPS: dict[str, _OpFn] = {
     "Add": _binary(torch.add),
+    "AveragePool": _average_pool,
     "BatchNormalization": _batch_norm,
     "Conv": _conv,
     "DequantizeLinear": _dequantize_linear,
@@ -218,11 +278,14 @@ _OPS: dict[str, _OpFn] = {
     "GlobalAveragePool": _global_average_pool,
     "Identity": _unary(lambda x: x),
     "MatMul": _binary(torch.matmul),
+    "MaxPool": _max_pool,
     "Mul": _binary(torch.mul),
+    "Pad": _pad,
     "PRelu": _prelu,
     "Relu": _unary(torch.relu),
     "Reshape": _reshape,
     "Sigmoid": _unary(torch.sigmoid),
+    "Softmax": _softmax,
     "Sub": _binary(torch.sub),
 }
 
