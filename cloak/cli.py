@@ -106,8 +106,8 @@ MODE_HELP = (
     "Preset of the mask optimiser. fast: surrogates facenet, dlib-resnet; 20 steps "
     "(about 15 s for 10 photos). balanced: facenet, dlib-resnet, faceres, mobilefacenet; 40 steps "
     "(about 90 s). strong: facenet, dlib-resnet, faceres, mobilefacenet, sface; 100 steps (about "
-    "6 min). All: eps 8/255, convex-hull subspace, momentum, input diversity, the photo paste "
-    "path. Times on a 2-core CPU.")
+    "6 min). All: eps 8/255, steps of 2/255, convex-hull subspace, momentum, input diversity, "
+    "translation invariance, the photo paste path. Times on a 2-core CPU.")
 _LEARN_OPTIONS = ("mode", "eps", "steps", "seed", "surrogates")
 
 
@@ -383,11 +383,13 @@ _CONDITIONS = ("clean", "noise", "center", "affine", "convex")
               default=Path("opom_benchmark.json"), show_default=True, help="JSON results.")
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the 'opom' section of this markdown report.")
+@click.option("--section", default="opom", show_default=True,
+              help="Name of the markdown section to replace (<!-- BEGIN name -->).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def benchmark(lfw: Path | None, limit: int | None, distractors: int | None, conditions: str,
               loo: str, mode: str, steps: int | None, eps: float | None, seed: int,
               threads: int | None, cache: Path | None, out: Path, markdown: Path | None,
-              quiet: bool) -> None:
+              section: str, quiet: bool) -> None:
     """Measure protection on the OPOM protocol (LFW): PSR against black-box recognizers.
 
     Per identity, 10 photos learn a mask and 5 other photos are protected, re-detected and
@@ -423,7 +425,7 @@ def benchmark(lfw: Path | None, limit: int | None, distractors: int | None, cond
     given = [f"--{name.replace('_', '-')} {value}" for name, value in ctx.params.items()
              if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
     command = " ".join(["cloak benchmark", *given]).replace(" True", "")
-    click.echo(write_report(result, out, markdown, command))
+    click.echo(write_report(result, out, markdown, command, section))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -54,7 +54,15 @@ from cloak.fileio import write_bytes_atomic
 from cloak.identity import CLUSTER_MODEL, cluster_faces, main_identity
 from cloak.imageio import FoundFile, Photo, iter_photo_paths, read_photo, write_photo
 from cloak.mask import MASK_SUFFIX, Mask, MaskError, load_mask, save_mask
-from cloak.opom import MODES, OpomConfig, TrainingFace, learn_mask, protect_photo, training_face
+from cloak.opom import (
+    DEFAULT_FEATHER,
+    MODES,
+    OpomConfig,
+    TrainingFace,
+    learn_mask,
+    protect_photo,
+    training_face,
+)
 
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
@@ -425,7 +433,7 @@ def _aligned(matrices: torch.Tensor) -> list[AlignedFace]:
 
 
 def protected_pixels(photo: Photo, matrices: torch.Tensor, delta: torch.Tensor,
-                     feather: float = 8.0) -> torch.Tensor:
+                     feather: float = DEFAULT_FEATHER) -> torch.Tensor:
     """The photo with the mask pasted on the given faces, ready for :func:`write_photo`.
 
     The mask is applied with :func:`cloak.opom.protect_photo` (bilinear, feathered, clipped to

@@ -185,7 +185,8 @@ class BenchmarkSettings:
         folds: an explicit fold design (checked by :func:`check_folds`).
         mode: a key of :data:`cloak.opom.MODES`: the optimiser's settings (its surrogates are
             replaced by each fold's).
-        steps, eps, momentum, diversity, ti_kernel, paste, balance: overrides of the mode's
+        steps, eps, step_size, momentum, diversity, ti_kernel, paste, feather, balance:
+            overrides of the mode's
             :class:`~cloak.opom.OpomConfig` fields (None = the mode's value).
         paste_mode: resampling of the mask into the probe photo (``"bilinear"``/``"nearest"``).
         seed: seeds the masks, the noise and the bootstrap.
@@ -205,10 +206,12 @@ class BenchmarkSettings:
     mode: str = "fast"
     steps: int | None = None
     eps: float | None = None
+    step_size: float | None = None
     momentum: float | None = None
     diversity: float | None = None
     ti_kernel: int | None = None
     paste: str | None = None
+    feather: float | None = None
     balance: bool | None = None
     paste_mode: str = "bilinear"
     seed: int = 0
@@ -234,7 +237,8 @@ class BenchmarkSettings:
 
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of {tuple(MODES)}")
-        names = ("steps", "eps", "momentum", "diversity", "ti_kernel", "paste", "balance")
+        names = ("steps", "eps", "step_size", "momentum", "diversity", "ti_kernel", "paste",
+                 "feather", "balance")
         changes = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
         return replace(MODES[self.mode].config, subspace=subspace, seed=self.seed, **changes)
 
@@ -762,7 +766,7 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
         f"protected. Optimiser: mode {settings['mode']}, eps {config['eps']:g}/255, "
         f"{config['steps']} steps of {config['step_size']:g}, momentum {config['momentum']:g}, "
         f"DI {config['diversity']:g}, TI kernel {config['ti_kernel']}, paste path "
-        f"{config['paste']}, convex warm-up {config['warmup']}, surrogate gradients balanced "
+        f"{config['paste']}, feather {config['feather']:g} px, convex warm-up {config['warmup']}, surrogate gradients balanced "
         f"{config.get('balance', False)}, seed {config['seed']}. Noise: "
         f"U[-eps, eps] in the canonical frame, pasted the same way. Recognizers: {runtimes}.\n\n"
         f"Leave-one-out folds (dlib-resnet and dlib-native count as one model):\n{folds}\n")
@@ -775,18 +779,19 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
 
 
 def write_report(result: dict[str, Any], json_path: Path | None, markdown_path: Path | None,
-                 command: str | None = None) -> str:
-    """Write the JSON results and the ``opom`` section of the markdown report; return the section.
+                 command: str | None = None, section: str = "opom") -> str:
+    """Write the JSON results and one section of the markdown report; return the section.
 
     Args:
         result: :func:`run_benchmark`'s return value.
         json_path: where the JSON goes (None = not written).
         markdown_path: the markdown report (None = not written).
         command: the command line, quoted in both.
+        section: name of the report's section (``<!-- BEGIN name -->``) that is replaced.
     """
     body = report_markdown(result, command)
     if json_path is not None:
         write_json(json_path, {"command": command, **result})
     if markdown_path is not None:
-        write_markdown_section(markdown_path, "opom", body)
+        write_markdown_section(markdown_path, section, body)
     return body

@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--mode", choices=list(MODES), default="fast")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--eps", type=float, default=None, help="L-inf budget in pixel levels")
+    parser.add_argument("--step-size", type=float, default=None, help="pixel levels per step")
+    parser.add_argument("--feather", type=float, default=None, help="mask fade width, frame px")
     parser.add_argument("--momentum", type=float, default=None)
     parser.add_argument("--diversity", type=float, default=None)
     parser.add_argument("--ti-kernel", type=int, default=None)
@@ -58,6 +60,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path,
                         default=REPO / "docs" / "results" / "opom_benchmark.json")
     parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "BENCHMARKS.md")
+    parser.add_argument("--section", default="opom", help="markdown section to replace")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
 
@@ -67,13 +70,14 @@ def main() -> None:
     settings = BenchmarkSettings(
         lfw=args.lfw, limit=args.limit, distractors=args.distractors,
         conditions=tuple(c for c in CONDITIONS if c in args.conditions), loo=args.loo,
-        mode=args.mode, steps=args.steps, eps=args.eps, momentum=args.momentum,
+        mode=args.mode, steps=args.steps, eps=args.eps, step_size=args.step_size,
+        feather=args.feather, momentum=args.momentum,
         diversity=args.diversity, ti_kernel=args.ti_kernel, paste=args.paste,
         balance=args.balance, paste_mode=args.paste_mode, seed=args.seed, cache_dir=args.cache,
         progress=not args.quiet)
     result = run_benchmark(settings, log_line=tqdm.write)
     command = " ".join(["python scripts/opom_benchmark.py", *sys.argv[1:]])
-    print(write_report(result, args.out, args.markdown, command))
+    print(write_report(result, args.out, args.markdown, command, args.section))
 
 
 if __name__ == "__main__":
