@@ -766,8 +766,9 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
         f"protected. Optimiser: mode {settings['mode']}, eps {config['eps']:g}/255, "
         f"{config['steps']} steps of {config['step_size']:g}, momentum {config['momentum']:g}, "
         f"DI {config['diversity']:g}, TI kernel {config['ti_kernel']}, paste path "
-        f"{config['paste']}, feather {config['feather']:g} px, convex warm-up {config['warmup']}, surrogate gradients balanced "
-        f"{config.get('balance', False)}, seed {config['seed']}. Noise: "
+        f"{config['paste']}, feather {config['feather']:g} px, convex warm-up "
+        f"{config['warmup']}, surrogate gradients balanced {config.get('balance', False)}, seed "
+        f"{config['seed']}. Noise: "
         f"U[-eps, eps] in the canonical frame, pasted the same way. Recognizers: {runtimes}.\n\n"
         f"Leave-one-out folds (dlib-resnet and dlib-native count as one model):\n{folds}\n")
     timing = (f"Wall time {result['wall_s']:.0f} s ({result['seconds_per_identity']:.1f} s per "
