@@ -470,8 +470,8 @@ def _run_identity(person: str, probes: Sequence[_Photo], train: Sequence[_Photo]
                   settings: BenchmarkSettings, folds: Sequence[Fold],
                   recognizers: dict[str, Recognizer], surrogates: dict[str, Recognizer],
                   gallery: dict[str, torch.Tensor], detector: MTCNN,
-                  bar: tqdm | None) -> dict[str, Any]:
-    """All conditions for one identity: ranks per recognizer, quality and timings."""
+                  conditions: Sequence[str], bar: tqdm | None) -> dict[str, Any]:
+    """The given conditions for one identity: ranks per recognizer, quality and timings."""
     from cloak.opom import learn_mask, training_face
 
     tested = [t for fold in folds for t in fold.tested]
@@ -481,7 +481,7 @@ def _run_identity(person: str, probes: Sequence[_Photo], train: Sequence[_Photo]
                               "probes": [p.path.name for p in probes], "conditions": {}}
     base = settings.config()
     faces = [training_face(p.pixels, p.face) for p in train]
-    for condition in settings.conditions:
+    for condition in conditions:
         entry: dict[str, Any] = {"ranks": {}, "undetected": {}}
         if condition == "clean":
             entry["ranks"] = {n: _ranks(clean[n], clean[n], gallery[n]) for n in tested}
@@ -521,14 +521,17 @@ def _run_identity(person: str, probes: Sequence[_Photo], train: Sequence[_Photo]
 class _RunCache:
     """Finished identities of one benchmark run, one JSON file each, so a rerun resumes.
 
-    A record holds file names, ranks, quality figures and timings, never a feature. The folder
-    is named by a SHA-256 over everything that changes a record: the settings (except
-    ``limit``, ``progress``, ``cache_dir``, ``batch`` and ``n_boot``, which do not), the
+    A record holds file names, ranks, quality figures and timings per condition, never a
+    feature; a run that asks for conditions a stored record lacks computes only those and adds
+    them. The folder is named by a SHA-256 over everything that changes a condition's result:
+    the settings (except ``limit``, ``conditions``, ``progress``, ``cache_dir``, ``batch`` and
+    ``n_boot``, which do not), the
     optimiser settings of every subspace, the folds, the distractor files and the weights of
     every model involved.
     """
 
-    _IGNORED = ("limit", "progress", "cache_dir", "batch", "n_boot", "folds", "lfw")
+    _IGNORED = ("limit", "progress", "cache_dir", "batch", "n_boot", "folds", "lfw",
+                "conditions")
 
     def __init__(self, settings: BenchmarkSettings, folds: Sequence[Fold],
                  distractor_files: Sequence[Path]) -> None:
@@ -564,6 +567,11 @@ class _RunCache:
     def save(self, record: dict[str, Any]) -> None:
         """Store a finished record (atomically)."""
         write_json(self._path(record["person"]), record)
+
+
+def _only(record: dict[str, Any], conditions: Sequence[str]) -> dict[str, Any]:
+    """``record`` with only the given conditions."""
+    return {**record, "conditions": {c: record["conditions"][c] for c in conditions}}
 
 
 # ----------------------------------------------------------------------------- summary
@@ -668,8 +676,10 @@ def run_benchmark(settings: BenchmarkSettings,
     bar = tqdm(people, desc="identities", unit="person", disable=not settings.progress)
     for person_dir in bar:
         done = runs.load(person_dir.name)
-        if done is not None:
-            records.append(done)
+        missing = [c for c in settings.conditions
+                   if done is None or c not in done["conditions"]]
+        if done is not None and not missing:
+            records.append(_only(done, settings.conditions))
             detect_s.append(done["detect_s_per_photo"])
             continue
         start = time.perf_counter()
@@ -681,19 +691,22 @@ def run_benchmark(settings: BenchmarkSettings,
             continue
         detect_s.append(per_photo)
         record = _run_identity(split.person, split.probes, split.train, settings, folds,
-                               recognizers, surrogates, gallery, detector,
+                               recognizers, surrogates, gallery, detector, missing,
                                bar if settings.progress else None)
         record["seconds"] = time.perf_counter() - start
         record["detect_s_per_photo"] = per_photo
+        if done is not None:         # conditions added to a stored identity: keep both
+            record["conditions"] = {**done["conditions"], **record["conditions"]}
+            record["seconds"] += done["seconds"]
         runs.save(record)
-        records.append(record)
+        records.append(_only(record, settings.conditions))
         clean = record["conditions"].get("clean", {}).get("ranks", {})
         say(f"{split.person}: {record['seconds']:.1f} s; clean top-1 misses "
             f"{sum(r >= 1 for v in clean.values() for r in v)}")
     if not records:
         raise ValueError(f"no identity of {people_dir} has {needed} photos with a face")
     if runs.reused:
-        say(f"resumed {runs.reused} finished identities from {runs.folder}")
+        say(f"resumed {runs.reused} stored identities from {runs.folder}")
 
     return {
         "benchmark": "opom: LFW identification protection (leave-one-out black boxes)",

@@ -5,6 +5,7 @@ dlib-native as the black box, a 2-step mask from mobilefacenet)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -167,9 +168,16 @@ def test_small_real_benchmark(tmp_path, one_torch_thread):
     assert stored == ["Alejandro_Toledo.json", "Alvaro_Uribe.json"]
     lines: list[str] = []
     resumed = run_benchmark(settings, log_line=lines.append)
-    assert lines == [f"resumed 2 finished identities from {next(tmp_path.glob('runs/*'))}"]
+    assert lines == [f"resumed 2 stored identities from {next(tmp_path.glob('runs/*'))}"]
     assert resumed["identities"] == json.loads(json.dumps(result["identities"]))
     assert resumed["summary"]["center"]["mean"] == summary["center"]["mean"]
+    # asking for one more condition computes only that one and keeps the stored ones
+    more = run_benchmark(replace(settings, conditions=("clean", "center", "affine")))
+    assert [sorted(r["conditions"]) for r in more["identities"]] == [
+        ["affine", "center", "clean"]] * 2
+    assert more["summary"]["center"]["mean"] == summary["center"]["mean"]
+    stored = json.loads(next(tmp_path.glob("runs/*/Alvaro_Uribe.json")).read_text())
+    assert sorted(stored["conditions"]) == ["affine", "center", "clean", "noise"]
     # the caches exist, match their sidecars, and are reused without detecting again
     sidecars = sorted(p.name for p in tmp_path.glob("*.json"))
     assert [s.split("-distractors-")[0] for s in sidecars] == ["dlib-native", "mtcnn"]
