@@ -354,6 +354,13 @@ _CONDITIONS = ("clean", "noise", "center", "affine", "convex")
 
 
 @main.command()
+@click.option("--attributes", is_flag=True,
+              help="Measure attribute leakage instead (sex, age, race on UTKFace; flips on "
+                   "LFW): clean, physical masks, cloak, cloak + mask.")
+@click.option("--utkface", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="With --attributes: the UTKFace folder (balanced/, random/).")
+@click.option("--faces", type=click.IntRange(min=1),
+              help="With --attributes: only N faces per UTKFace folder.")
 @click.option("--lfw", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="The LFW folder with identities/ and distractors/ (default: "
                    "../shared/data/lfw beside the source checkout).")
@@ -361,9 +368,10 @@ _CONDITIONS = ("clean", "noise", "center", "affine", "convex")
               help="Only the first N identities (sorted by name): a quick run.")
 @click.option("--distractors", type=click.IntRange(min=1),
               help="Only the first N distractor photos (default: all).")
-@click.option("--conditions", default=",".join(_CONDITIONS), show_default=True,
-              metavar="A,B,...", help="Conditions side by side: clean, noise (uniform at the "
-                                      "same eps), and the OPOM subspaces center, affine, convex.")
+@click.option("--conditions", metavar="A,B,...",
+              help="Conditions side by side (default: all). Identity: clean, noise (uniform at "
+                   "the same eps), and the OPOM subspaces center, affine, convex. --attributes: "
+                   "clean, mask-paper, mask-surgical, mask-cloth, cloak, cloak+mask-STYLE.")
 @click.option("--loo", type=click.Choice(["one", "two", "full"]), default="two",
               show_default=True,
               help="Leave-one-out plan: one fold (2 recognizers tested), two folds (each of the "
@@ -380,16 +388,18 @@ _CONDITIONS = ("clean", "noise", "center", "affine", "convex")
               help="Cache of distractor features and finished identities (default: results/cache "
                    "in the source checkout). A rerun with the same settings resumes.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("opom_benchmark.json"), show_default=True, help="JSON results.")
+              default=Path("benchmark.json"), show_default=True, help="JSON results.")
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the 'opom' section of this markdown report.")
-@click.option("--section", default="opom", show_default=True,
-              help="Name of the markdown section to replace (<!-- BEGIN name -->).")
+@click.option("--section",
+              help="Name of the markdown section to replace (<!-- BEGIN name -->; default "
+                   "opom, or attributes).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def benchmark(lfw: Path | None, limit: int | None, distractors: int | None, conditions: str,
+def benchmark(attributes: bool, utkface: Path | None, faces: int | None, lfw: Path | None,
+              limit: int | None, distractors: int | None, conditions: str | None,
               loo: str, mode: str, steps: int | None, eps: float | None, seed: int,
               threads: int | None, cache: Path | None, out: Path, markdown: Path | None,
-              section: str, quiet: bool) -> None:
+              section: str | None, quiet: bool) -> None:
     """Measure protection on the OPOM protocol (LFW): PSR against black-box recognizers.
 
     Per identity, 10 photos learn a mask and 5 other photos are protected, re-detected and
@@ -397,35 +407,62 @@ def benchmark(lfw: Path | None, limit: int | None, distractors: int | None, cond
     distractors. PSR@k = share of protected probes whose identity is NOT in the top k. A
     recognizer is never tested on masks it helped to make (leave-one-out). Prints the
     markdown table; writes JSON with per-identity ranks, quality (PSNR, SSIM, L-inf) and times.
+
+    With --attributes: how well sex, age and race are still predicted (three black-box
+    attribute predictors) on clean faces, faces wearing a synthetic physical mask (paper,
+    surgical, cloth), cloaked faces and both, on UTKFace (--faces per folder; each cloak learned
+    from its single photo) and LFW (--limit identities; flips against clean predictions).
+    Finished identities and faces are stored in the cache, so a rerun resumes.
     """
     from dataclasses import replace
 
     import torch
     from tqdm import tqdm
 
-    from evaluation.opom_benchmark import BenchmarkSettings, run_benchmark, write_report
-
-    chosen = tuple(c.strip() for c in conditions.split(",") if c.strip())
-    unknown = [c for c in chosen if c not in _CONDITIONS]
-    if unknown or not chosen:
-        raise click.BadParameter(f"unknown {unknown}; choose from {', '.join(_CONDITIONS)}",
-                                 param_hint="--conditions")
     if threads is not None:
         torch.set_num_threads(threads)
-    settings = BenchmarkSettings(limit=limit, distractors=distractors, loo=loo, mode=mode,
-                                 steps=steps, eps=eps, seed=seed, progress=not quiet,
-                                 conditions=tuple(c for c in _CONDITIONS if c in chosen))
-    settings = replace(settings, **{k: v for k, v in (("lfw", lfw), ("cache_dir", cache))
-                                    if v is not None})
+
+    def say(line: str) -> None:
+        tqdm.write(line, file=sys.stderr)
+
+    paths = {k: v for k, v in (("lfw", lfw), ("cache_dir", cache), ("utkface", utkface))
+             if v is not None}
     try:
-        result = run_benchmark(settings, log_line=lambda line: tqdm.write(line, file=sys.stderr))
+        if attributes:
+            from evaluation import attribute_benchmark as bench
+
+            settings = bench.AttributeSettings(
+                limit=faces, lfw_limit=limit, mode=mode, steps=steps, seed=seed,
+                progress=not quiet, conditions=_conditions(conditions, bench.CONDITIONS))
+            result = bench.run_attribute_benchmark(replace(settings, **paths), log_line=say)
+        else:
+            from evaluation import opom_benchmark as bench
+
+            paths.pop("utkface", None)
+            settings = bench.BenchmarkSettings(
+                limit=limit, distractors=distractors, loo=loo, mode=mode, steps=steps, eps=eps,
+                seed=seed, progress=not quiet, conditions=_conditions(conditions, _CONDITIONS))
+            result = bench.run_benchmark(replace(settings, **paths), log_line=say)
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     ctx = click.get_current_context()
     given = [f"--{name.replace('_', '-')} {value}" for name, value in ctx.params.items()
              if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
     command = " ".join(["cloak benchmark", *given]).replace(" True", "")
-    click.echo(write_report(result, out, markdown, command, section))
+    section = section or ("attributes" if attributes else "opom")
+    click.echo(bench.write_report(result, out, markdown, command, section))
+
+
+def _conditions(value: str | None, valid: tuple[str, ...]) -> tuple[str, ...]:
+    """``--conditions a,b`` in the benchmark's order (all of ``valid`` when not given)."""
+    if value is None:
+        return valid
+    chosen = tuple(c.strip() for c in value.split(",") if c.strip())
+    unknown = [c for c in chosen if c not in valid]
+    if unknown or not chosen:
+        raise click.BadParameter(f"unknown {unknown}; choose from {', '.join(valid)}",
+                                 param_hint="--conditions")
+    return tuple(c for c in valid if c in chosen)
 
 
 if __name__ == "__main__":  # pragma: no cover

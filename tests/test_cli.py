@@ -168,3 +168,16 @@ def test_benchmark_command(tmp_path: Path) -> None:
     assert "PSR@1" in result.output
     bad = CliRunner().invoke(main, ["benchmark", "--conditions", "clean,blur"])
     assert bad.exit_code == 2 and "blur" in bad.output
+
+
+def test_benchmark_attributes(tmp_path: Path) -> None:
+    """`cloak benchmark --attributes` measures attribute leakage (here clean vs a paper mask)."""
+    out = tmp_path / "a.json"
+    args = ["benchmark", "--attributes", "--faces", "4", "--limit", "1",
+            "--conditions", "clean,mask-paper", "--cache", str(tmp_path / "cache"),
+            "--out", str(out), "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["command"].startswith("cloak benchmark --attributes")
+    assert "mask-paper" in result.output

@@ -1,0 +1,1002 @@
+"""Attribute leakage: does a cloak protect sex, age and race better than a physical face mask?
+
+After Seneviratne et al., "Does a Face Mask Protect my Privacy?" (AJCAI 2021), with cloaks
+added. Every face is shown to three attribute predictors (:data:`PREDICTORS`, all black boxes
+here: the cloak is learned against identity recognizers only) under each condition of
+:data:`CONDITIONS`:
+
+- ``clean``: the photo as it is;
+- ``mask-paper``, ``mask-surgical``, ``mask-cloth``: a synthetic physical mask drawn on the photo
+  (:func:`evaluation.physical_masks.mask_faces`, 68 dlib landmarks; seeded per face, the same
+  mask in the ``cloak+mask`` condition of that style);
+- ``cloak``: an OPOM mask (:func:`cloak.opom.learn_mask`, surrogates and settings of
+  ``MODES[mode]``, ``fast`` by default) pasted by :func:`cloak.opom.protect_photo`;
+- ``cloak+mask-<style>``: the person wears the physical mask in the photo, then the photo is
+  cloaked: the cloak is learned on and pasted into the masked photo, at the face MTCNN finds in
+  the masked photo (the clean photo's alignment where it finds none, counted as
+  ``cloak_on_clean_alignment``).
+
+Every condition's photo is rounded to 8 bits, as a written file would be, and the face is
+detected and aligned again (MTCNN, the face nearest the centre), as an attacker would do. A face
+not found again is counted per condition (``not_redetected``) and still predicted, on the clean
+photo's alignment (an attacker who knows where the face is): attribute metrics are thus never
+flattered by a detector miss, and the count says how often an attacker would have had no face.
+
+UTKFace (``utkface/balanced`` and ``utkface/random``; labels in the file names, one photo per
+person): each 200x200 chip gets a ``pad``-pixel border (black by default, ``pad_mode``) before
+MTCNN; without it MTCNN puts the eyes on the eyebrows. The attacker pads the same way. Masks are
+drawn on the padded photo and cropped back to the chip; the cloak works on the chip itself (as
+the tool would on a 200x200 photo). UTKFace has one photo per person, so each face's cloak is
+learned from that single photo and applied to it: a one-photo cloak, the most favourable case
+for the cloak (it is tested on its training photo). Faces are taken in a fixed pseudo-random
+order (SHA-256 of the path inside the dataset), so ``limit`` gives a sample that mixes sexes,
+races and ages. A file whose name does not parse (one in ``random``) is skipped and listed; a
+face MTCNN does not find on the clean chip is counted (``not_detected``); a face whose physical
+mask fails (landmarks) is counted per style (``mask_failed``). Metrics are computed on the faces
+that have every condition (``scored``), so all conditions compare the same faces:
+:func:`evaluation.attribute_metrics.attribute_report` gives sex accuracy, race accuracy (gear),
+age MAE, 7-bin age accuracy, each with its baseline (majority share; MAE of the median age),
+95% percentile-bootstrap intervals over faces (the same draws for every condition), the privacy
+vulnerability index (PVI) and its relative reduction against ``clean``.
+
+LFW (no attribute labels): :func:`evaluation.protocol.split_photos` as in the OPOM benchmark
+(per identity, sorted, the first ``n_train`` photos with a face learn the cloak, the next
+``n_probe`` are probes). One cloak per person, learned from the clean training photos, is
+pasted into every probe (masked or not). The predictions on the clean probes are the reference;
+per condition the flip rates of the predicted sex, race and age bin and the mean shift of the
+predicted age are reported, with intervals over probes.
+
+Every finished face (UTKFace) or identity (LFW) is written to
+``cache_dir/runs/<settings digest>/`` as JSON (file names, labels, predictions as plain floats,
+re-detection flags, timings; no pixels, crops or features), so an interrupted run resumes.
+
+>>> # result = run_attribute_benchmark(AttributeSettings(limit=20, lfw_limit=2))
+>>> # write_report(result, Path("docs/results/attribute_benchmark.json"),
+>>> #              Path("docs/BENCHMARKS.md"))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import platform
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from cloak.fileio import write_bytes_atomic
+from evaluation.attribute_metrics import (
+    FaceLabels,
+    UtkLabels,
+    attribute_report,
+    parse_utkface_name,
+)
+from evaluation.lfw import central_face_index, load_rgb
+from evaluation.physical_masks import STYLES, mask_faces
+from evaluation.protocol import split_photos
+from evaluation.report import markdown_table, write_json, write_markdown_section
+
+if TYPE_CHECKING:
+    from attackers.attributes.base import AttributePredictor
+    from attackers.landmarks import Landmarker
+    from attackers.recognizers.base import Recognizer
+    from cloak.faces import AlignedFace
+    from cloak.faces.mtcnn import MTCNN
+    from cloak.opom import OpomConfig
+
+__all__ = [
+    "CONDITIONS",
+    "DEFAULT_CACHE",
+    "DEFAULT_LFW",
+    "DEFAULT_UTKFACE",
+    "PREDICTORS",
+    "UTK_DATASETS",
+    "AttributeSettings",
+    "FaceConditions",
+    "condition_photos",
+    "report_markdown",
+    "run_attribute_benchmark",
+    "utkface_faces",
+    "write_report",
+]
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_UTKFACE = REPO.parent / "shared" / "data" / "utkface"
+DEFAULT_LFW = REPO.parent / "shared" / "data" / "lfw"
+DEFAULT_CACHE = REPO / "results" / "cache"
+
+#: Conditions in report order.
+CONDITIONS: tuple[str, ...] = ("clean", *(f"mask-{s}" for s in STYLES), "cloak",
+                               *(f"cloak+mask-{s}" for s in STYLES))
+#: Attribute predictors: report name -> (zoo name, use the zoo's reference runtime).
+PREDICTORS: dict[str, tuple[str, bool]] = {
+    "age-gender": ("age-gender", True),
+    "gear": ("gear", False),
+    "faceres-attributes": ("faceres-attributes", False),
+}
+#: UTKFace folders under ``utkface/``.
+UTK_DATASETS: tuple[str, ...] = ("balanced", "random")
+_PAD_MODES = ("constant", "replicate")
+
+
+def _style(condition: str) -> str | None:
+    """The physical mask style of a condition, or None."""
+    return condition.rsplit("mask-", 1)[1] if "mask-" in condition else None
+
+
+def _cloaked(condition: str) -> bool:
+    return condition.startswith("cloak")
+
+
+@dataclass(frozen=True)
+class AttributeSettings:
+    """What :func:`run_attribute_benchmark` runs.
+
+    Attributes:
+        utkface: the ``utkface`` folder (``balanced/``, ``random/``).
+        lfw: the ``lfw`` folder (``identities/``).
+        datasets: UTKFace folders to run, a subset of :data:`UTK_DATASETS` (empty: none).
+        limit: faces per UTKFace folder (the first in the fixed pseudo-random order); None = all.
+        lfw_limit: LFW identities (first by name); None = all, 0 = no LFW part.
+        conditions: a subset of :data:`CONDITIONS` containing ``"clean"``, reported in that
+            order.
+        predictors: a subset of :data:`PREDICTORS`.
+        mode: a key of :data:`cloak.opom.MODES`: the cloak's surrogates and optimiser settings.
+        steps: override of the mode's optimiser steps (None = the mode's).
+        pad: border in pixels added around each UTKFace chip before detection.
+        pad_mode: ``"constant"`` (black) or ``"replicate"`` (edge pixels).
+        seed: seeds the physical masks, the cloaks and the bootstrap.
+        n_train, n_probe: LFW photos per identity that learn the cloak / are probes.
+        n_boot: bootstrap replicates.
+        cache_dir: ``runs/<digest>/`` below it holds the finished records.
+        batch: faces per detector / predictor call.
+        progress: show progress bars.
+    """
+
+    utkface: Path = DEFAULT_UTKFACE
+    lfw: Path = DEFAULT_LFW
+    datasets: tuple[str, ...] = UTK_DATASETS
+    limit: int | None = None
+    lfw_limit: int | None = None
+    conditions: tuple[str, ...] = CONDITIONS
+    predictors: tuple[str, ...] = tuple(PREDICTORS)
+    mode: str = "fast"
+    steps: int | None = None
+    pad: int = 50
+    pad_mode: str = "constant"
+    seed: int = 0
+    n_train: int = 10
+    n_probe: int = 5
+    n_boot: int = 2000
+    cache_dir: Path = DEFAULT_CACHE
+    batch: int = 16
+    progress: bool = True
+
+    def config(self) -> OpomConfig:
+        """The cloak's optimiser settings: the mode's, with ``steps`` and ``seed``."""
+        from cloak.opom import MODES
+
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; choose one of {tuple(MODES)}")
+        changes: dict[str, Any] = {"seed": self.seed}
+        if self.steps is not None:
+            changes["steps"] = self.steps
+        return replace(MODES[self.mode].config, **changes)
+
+    def surrogates(self) -> tuple[str, ...]:
+        """Zoo names of the mode's surrogate recognizers."""
+        from cloak.opom import MODES
+
+        return MODES[self.mode].surrogates
+
+    def check(self) -> None:
+        """Raise ValueError naming every invalid setting."""
+        problems = []
+        bad = [c for c in self.conditions if c not in CONDITIONS]
+        if bad or "clean" not in self.conditions:
+            problems.append(f"conditions must include 'clean' and come from {CONDITIONS}; "
+                            f"unknown: {bad}")
+        bad = [d for d in self.datasets if d not in UTK_DATASETS]
+        if bad:
+            problems.append(f"unknown UTKFace datasets {bad}; choose from {UTK_DATASETS}")
+        bad = [p for p in self.predictors if p not in PREDICTORS]
+        if bad or not self.predictors:
+            problems.append(f"unknown or no predictors {bad}; choose from {tuple(PREDICTORS)}")
+        if self.limit is not None and self.limit < 1:
+            problems.append(f"limit must be >= 1, got {self.limit}")
+        if self.lfw_limit is not None and self.lfw_limit < 0:
+            problems.append(f"lfw_limit must be >= 0, got {self.lfw_limit}")
+        if not self.datasets and self.lfw_limit == 0:
+            problems.append("nothing to run: no UTKFace dataset and lfw_limit 0")
+        if self.pad < 0 or self.pad_mode not in _PAD_MODES:
+            problems.append(f"pad must be >= 0 and pad_mode one of {_PAD_MODES}, got "
+                            f"{self.pad}, {self.pad_mode!r}")
+        if self.seed < 0 or self.n_boot < 1 or self.batch < 1:
+            problems.append(f"seed must be >= 0, n_boot and batch >= 1, got {self.seed}, "
+                            f"{self.n_boot}, {self.batch}")
+        if self.n_train < 1 or self.n_probe < 2:
+            problems.append(f"need n_train >= 1 and n_probe >= 2, got {self.n_train}, "
+                            f"{self.n_probe}")
+        if problems:
+            raise ValueError("invalid attribute benchmark settings: " + "; ".join(problems))
+        self.config()
+
+
+# ----------------------------------------------------------------------------- faces
+
+
+def _pad(image: torch.Tensor, pad: int, mode: str) -> torch.Tensor:
+    """(3, H, W) -> (3, H + 2 pad, W + 2 pad) with a black or replicated border."""
+    if pad == 0:
+        return image
+    if mode == "constant":
+        return F.pad(image, (pad,) * 4)
+    return F.pad(image[None], (pad,) * 4, mode="replicate")[0]
+
+
+def _crop(image: torch.Tensor, pad: int) -> torch.Tensor:
+    """Undo :func:`_pad` on (..., H, W)."""
+    return image if pad == 0 else image[..., pad:-pad, pad:-pad]
+
+
+def _unpadded(face: AlignedFace, pad: int) -> AlignedFace:
+    """A face found on a padded photo, in the coordinates of the photo without the border."""
+    from cloak.faces import AlignedFace
+    from cloak.faces.mtcnn import Detection
+
+    if pad == 0:
+        return face
+    matrix = face.matrix.clone()
+    matrix[:, 2] += matrix[:, :2] @ torch.full((2,), float(pad))
+    d = face.detection
+    return AlignedFace(face.frame, matrix, Detection(d.box - pad, d.score, d.landmarks - pad))
+
+
+def _central_faces(images: Sequence[torch.Tensor], detector: MTCNN,
+                   batch: int) -> list[AlignedFace | None]:
+    """The face nearest the centre of each photo, None where MTCNN finds none."""
+    from cloak.faces import align_faces
+
+    found: list[AlignedFace | None] = []
+    for i in range(0, len(images), batch):
+        chunk = images[i:i + batch]
+        with torch.no_grad():
+            per_image = align_faces(chunk, detector)
+        for image, faces in zip(chunk, per_image, strict=True):
+            if not faces:
+                found.append(None)
+                continue
+            boxes = torch.stack([f.detection.box for f in faces])
+            found.append(faces[central_face_index(boxes, tuple(image.shape[1:]))])
+    return found
+
+
+#: Learns (or looks up) the cloak for one photo: (photo index, photo pixels (3, H, W) in
+#: [0, 255], the face in photo coordinates) -> (3, 224, 224) mask in pixel levels.
+CloakSource = Callable[[int, torch.Tensor, "AlignedFace"], torch.Tensor]
+
+
+@dataclass
+class FaceConditions:
+    """One photo under every condition, as the attacker receives it.
+
+    Attributes:
+        pixels: condition -> (3, H, W) float32 photo, whole numbers in [0, 255] (8-bit).
+        coverage: mask style -> (H, W) bool, the pixels the physical mask touched.
+        found: condition -> the face MTCNN finds again on the condition's photo (padded
+            coordinates), None where it finds none; ``clean``: the given face.
+        frames: condition -> (3, 224, 224) float32 canonical frame the predictors see: the
+            re-detected face, else the clean photo's alignment applied to the condition's photo.
+        failed: condition -> why it could not be made (a physical mask that failed).
+        cloak_on_clean_alignment: ``cloak+mask`` conditions whose cloak was placed with the
+            clean photo's alignment (no face found on the masked photo).
+        make_s: condition -> seconds to make its pixels (mask drawing; cloak learning + paste).
+    """
+
+    pixels: dict[str, torch.Tensor] = field(default_factory=dict)
+    coverage: dict[str, torch.Tensor] = field(default_factory=dict)
+    found: dict[str, AlignedFace | None] = field(default_factory=dict)
+    frames: dict[str, torch.Tensor] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    cloak_on_clean_alignment: list[str] = field(default_factory=list)
+    make_s: dict[str, float] = field(default_factory=dict)
+
+
+def _to_8bit(image: torch.Tensor) -> torch.Tensor:
+    return image.round().clamp(0, 255)
+
+
+def condition_photos(photos: Sequence[torch.Tensor], faces: Sequence[AlignedFace],
+                     conditions: Sequence[str], *, detector: MTCNN, landmarker: Landmarker,
+                     cloak: CloakSource | None, seeds: Sequence[int], feather: float,
+                     pad: int = 0, pad_mode: str = "constant",
+                     batch: int = 16) -> list[FaceConditions]:
+    """Make every condition of each photo, round it to 8 bits and detect the face again.
+
+    Args:
+        photos: each (3, H, W) float32 RGB in [0, 255] (whole numbers: decoded files).
+        faces: per photo, its face as found by MTCNN on the photo padded by ``pad``
+            (coordinates of the padded photo).
+        conditions: a subset of :data:`CONDITIONS`.
+        detector: MTCNN, for the re-detection.
+        landmarker: dlib's 68 points, for the physical masks.
+        cloak: gives the cloak of a photo (needed when a condition is cloaked).
+        seeds: per photo, the seed of its physical masks (``mask_faces(seed=...)``).
+        feather: feather width of the cloak's paste, frame pixels.
+        pad: border added before every detection and mask drawing.
+        pad_mode: ``"constant"`` (black) or ``"replicate"``.
+        batch: photos per detector call.
+
+    Returns:
+        one :class:`FaceConditions` per photo.
+    """
+    from cloak.faces.align import to_frame
+    from cloak.opom import protect_photo
+
+    if len(photos) != len(faces) or len(photos) != len(seeds):
+        raise ValueError(f"{len(photos)} photos, {len(faces)} faces and {len(seeds)} seeds")
+    cloaked = [c for c in conditions if _cloaked(c)]
+    if cloaked and cloak is None:
+        raise ValueError("cloaked conditions need a cloak source")
+    out = [FaceConditions() for _ in photos]
+    for photo, face, item in zip(photos, faces, out, strict=True):
+        item.pixels["clean"], item.frames["clean"], item.found["clean"] = photo, face.frame, face
+    styles = [s for s in STYLES if any(_style(c) == s for c in conditions)]
+    for style in styles:
+        name = f"mask-{style}"
+        for i, (photo, face, item) in enumerate(zip(photos, faces, out, strict=True)):
+            start = time.perf_counter()
+            (drawn,) = mask_faces([_pad(photo, pad, pad_mode)], [[face]], style, seed=seeds[i],
+                                  landmarker=landmarker)
+            if drawn.ok and not _crop(drawn.coverage, pad).any():
+                drawn.failed = "mask outside the photo"
+            if not drawn.ok:
+                item.failed[name] = item.failed[f"cloak+{name}"] = drawn.failed
+                continue
+            item.pixels[name] = _to_8bit(_crop(drawn.image, pad))
+            item.coverage[style] = _crop(drawn.coverage, pad)
+            item.make_s[name] = time.perf_counter() - start
+    _redetect(out, [f"mask-{s}" for s in styles], detector, pad, pad_mode, batch)
+    for condition in cloaked:
+        source = "clean" if condition == "cloak" else condition.removeprefix("cloak+")
+        for i, (face, item) in enumerate(zip(faces, out, strict=True)):
+            if source not in item.pixels or cloak is None:
+                continue
+            start = time.perf_counter()
+            where = item.found[source]
+            if where is None:
+                where = face
+                item.cloak_on_clean_alignment.append(condition)
+            where = _unpadded(where, pad)
+            delta = cloak(i, item.pixels[source], where)
+            item.pixels[condition] = _to_8bit(protect_photo(item.pixels[source], [where], delta,
+                                                            feather=feather))
+            item.make_s[condition] = time.perf_counter() - start
+    _redetect(out, cloaked, detector, pad, pad_mode, batch)
+    for face, item in zip(faces, out, strict=True):
+        for condition in conditions:
+            if condition == "clean" or condition not in item.pixels:
+                continue
+            found = item.found[condition]
+            item.frames[condition] = found.frame if found is not None else to_frame(
+                _pad(item.pixels[condition], pad, pad_mode), face.matrix[None])[0].clamp(0, 255)
+    return out
+
+
+def _redetect(items: Sequence[FaceConditions], conditions: Sequence[str], detector: MTCNN,
+              pad: int, pad_mode: str, batch: int) -> None:
+    """Detect the face again on each made condition's photo (padded); fill ``found``."""
+    jobs = [(item, c) for item in items for c in conditions if c in item.pixels]
+    found = _central_faces([_pad(item.pixels[c], pad, pad_mode) for item, c in jobs], detector,
+                           batch)
+    for (item, condition), face in zip(jobs, found, strict=True):
+        item.found[condition] = face
+
+
+# ----------------------------------------------------------------------------- predictions
+
+
+def _predict(predictors: dict[str, AttributePredictor], frames: Sequence[torch.Tensor],
+             batch: int) -> dict[str, list[dict[str, Any]]]:
+    """Per predictor, one dict of plain floats (lists for class probabilities) per frame.
+
+    Values are rounded to 6 decimals (probabilities, years): enough for every metric, and the
+    JSON stays small.
+    """
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in predictors}
+    for i in range(0, len(frames), batch):
+        stack = torch.stack(list(frames[i:i + batch]))
+        for name, model in predictors.items():
+            with torch.no_grad():
+                result = {k: v.detach().double().numpy() for k, v in model.predict(stack).items()}
+            for row in range(len(stack)):
+                out[name].append({k: (round(float(v[row]), 6) if v.ndim == 1
+                                      else np.round(v[row], 6).tolist())
+                                  for k, v in result.items()})
+    return out
+
+
+def _condition_records(made: Sequence[FaceConditions], conditions: Sequence[str],
+                       predictors: dict[str, AttributePredictor],
+                       batch: int) -> list[dict[str, Any]]:
+    """Predictions and flags of each photo's conditions (JSON-ready, no pixels)."""
+    jobs = [(k, c) for k, item in enumerate(made) for c in conditions if c in item.frames]
+    preds = _predict(predictors, [made[k].frames[c] for k, c in jobs], batch)
+    records: list[dict[str, Any]] = [{} for _ in made]
+    for j, (k, condition) in enumerate(jobs):
+        records[k][condition] = {
+            "redetected": made[k].found[condition] is not None,
+            "make_s": made[k].make_s.get(condition, 0.0),
+            "predictions": {name: preds[name][j] for name in predictors}}
+    for k, item in enumerate(made):
+        for condition, reason in item.failed.items():
+            if condition in conditions:
+                records[k][condition] = {"failed": reason}
+        for condition in item.cloak_on_clean_alignment:
+            records[k][condition]["cloak_on_clean_alignment"] = True
+    return records
+
+
+# ----------------------------------------------------------------------------- run cache
+
+
+def _weights_digests(zoo_name: str) -> dict[str, str]:
+    from attackers import zoo
+
+    return {key: art.sha256 for key, art in zoo.get_spec(zoo_name).artifacts.items()}
+
+
+class _RunCache:
+    """Finished faces and identities of one run, one JSON file each, so a rerun resumes.
+
+    The folder is named by a SHA-256 over everything that changes a record: the settings
+    (except the data folders, ``datasets``, ``limit``, ``lfw_limit``, ``n_boot``, ``cache_dir``,
+    ``batch`` and ``progress``), the optimiser settings and the weights of every model involved.
+    """
+
+    _IGNORED = ("utkface", "lfw", "datasets", "limit", "lfw_limit", "n_boot", "cache_dir",
+                "batch", "progress")
+
+    def __init__(self, settings: AttributeSettings) -> None:
+        models = sorted({PREDICTORS[p][0] for p in settings.predictors}
+                        | set(settings.surrogates()) | {"mtcnn", "shape68"})
+        key = {
+            "settings": {k: v for k, v in asdict(settings).items() if k not in self._IGNORED},
+            "config": asdict(settings.config()),
+            "surrogates": settings.surrogates(),
+            "weights": {m: _weights_digests(m) for m in models},
+        }
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
+        self.folder = settings.cache_dir / "runs" / digest.hexdigest()[:16]
+        self.reused = 0
+        self.written = 0
+
+    def path(self, part: str, name: str) -> Path:
+        return self.folder / part / f"{name}.json"
+
+    def load(self, part: str, name: str) -> dict[str, Any] | None:
+        """The finished record, or None (absent or unreadable)."""
+        path = self.path(part, name)
+        if not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            log.warning("%s: unreadable finished record (%s); running it again", path, err)
+            return None
+        self.reused += 1
+        return record
+
+    def save(self, part: str, name: str, record: dict[str, Any]) -> None:
+        """Store a finished record (atomically)."""
+        write_json(self.path(part, name), record)
+        self.written += 1
+
+
+# ----------------------------------------------------------------------------- UTKFace
+
+
+def utkface_faces(folder: Path, limit: int | None = None
+                  ) -> tuple[list[tuple[Path, UtkLabels]], list[dict[str, str]]]:
+    """The photos of a UTKFace folder in the benchmark's fixed order, with their labels.
+
+    The order is the SHA-256 of each photo's path relative to ``folder`` (pseudo-random but
+    fixed, so a limited run is a sample mixing sexes, races and ages, and a longer run extends
+    it). The first ``limit`` files are taken; those whose name does not parse
+    (:func:`~evaluation.attribute_metrics.parse_utkface_name`) are set aside with the reason.
+
+    Args:
+        folder: e.g. ``utkface/balanced``.
+        limit: files to take; None = all.
+
+    Returns:
+        (labelled, malformed): ``(path, labels)`` in order, and ``{"file", "reason"}`` per
+        skipped file (``file`` relative to ``folder``).
+
+    Raises:
+        FileNotFoundError: the folder is missing or holds no ``*.jpg``.
+    """
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: UTKFace folder not found")
+    files = sorted(folder.rglob("*.jpg"), key=lambda p: hashlib.sha256(
+        p.relative_to(folder).as_posix().encode()).hexdigest())
+    if not files:
+        raise FileNotFoundError(f"{folder}: no *.jpg photos")
+    labelled, malformed = [], []
+    for path in files[:limit]:
+        try:
+            labelled.append((path, parse_utkface_name(path)))
+        except ValueError as err:
+            malformed.append({"file": path.relative_to(folder).as_posix(), "reason": str(err)})
+    return labelled, malformed
+
+
+def _face_seed(seed: int, key: str) -> int:
+    """A per-face seed for :func:`mask_faces` from the run's seed and the face's name."""
+    return seed * 2**32 + zlib.crc32(key.encode())
+
+
+@dataclass
+class _Models:
+    detector: MTCNN
+    landmarker: Landmarker
+    predictors: dict[str, AttributePredictor]
+    surrogates: list[Recognizer]
+
+
+def _run_utkface(dataset: str, settings: AttributeSettings, models: _Models, runs: _RunCache,
+                 say: Callable[[str], None]) -> dict[str, Any]:
+    """Records of one UTKFace folder (from the cache or computed) and the malformed names."""
+    from cloak.opom import learn_mask, training_face
+
+    folder = settings.utkface / dataset
+    labelled, malformed = utkface_faces(folder, settings.limit)
+    config = settings.config()
+    part = f"utkface-{dataset}"
+    records: dict[str, dict[str, Any]] = {}
+    pending = []
+    for path, labels in labelled:
+        name = path.relative_to(folder).as_posix()
+        done = runs.load(part, name)
+        if done is not None:
+            records[name] = done
+        else:
+            pending.append((name, path, labels))
+
+    def cloak(_: int, pixels: torch.Tensor, face: AlignedFace) -> torch.Tensor:
+        return learn_mask([training_face(pixels, face)], models.surrogates, config)
+
+    bar = tqdm(total=len(labelled), initial=len(records), desc=f"utkface {dataset}",
+               unit="face", disable=not settings.progress)
+    for i in range(0, len(pending), settings.batch):
+        chunk = pending[i:i + settings.batch]
+        start = time.perf_counter()
+        chips = [load_rgb(path) for _, path, _ in chunk]
+        found = _central_faces([_pad(c, settings.pad, settings.pad_mode) for c in chips],
+                               models.detector, settings.batch)
+        kept = [k for k, f in enumerate(found) if f is not None]
+        made = condition_photos(
+            [chips[k] for k in kept], [found[k] for k in kept], settings.conditions,
+            detector=models.detector, landmarker=models.landmarker, cloak=cloak,
+            seeds=[_face_seed(settings.seed, f"{dataset}/{chunk[k][0]}") for k in kept],
+            feather=config.feather, pad=settings.pad, pad_mode=settings.pad_mode,
+            batch=settings.batch)
+        per_face = iter(_condition_records(made, settings.conditions, models.predictors,
+                                           settings.batch))
+        seconds = (time.perf_counter() - start) / len(chunk)
+        for k, (name, _, labels) in enumerate(chunk):
+            record = {"file": name, "labels": asdict(labels), "detected": k in kept,
+                      "seconds": seconds}
+            if k in kept:
+                record["conditions"] = next(per_face)
+            runs.save(part, name, record)
+            records[name] = record
+        bar.update(len(chunk))
+        say(f"utkface {dataset}: {len(records)}/{len(labelled)} faces, {seconds:.1f} s/face")
+    bar.close()
+    ordered = [records[p.relative_to(folder).as_posix()] for p, _ in labelled]
+    return {"files": len(labelled) + len(malformed), "malformed": malformed, "faces": ordered}
+
+
+def _complete(record: dict[str, Any], conditions: Sequence[str]) -> bool:
+    """Whether every condition of a face (or probe) record has predictions."""
+    return record.get("detected", True) and all(
+        "predictions" in record["conditions"].get(c, {}) for c in conditions)
+
+
+def _stack(entries: Sequence[dict[str, Any]], predictor: str) -> dict[str, np.ndarray]:
+    """A predictor's outputs over faces as arrays ((N,) or (N, K))."""
+    keys = entries[0]["predictions"][predictor].keys()
+    return {k: np.array([e["predictions"][predictor][k] for e in entries]) for k in keys}
+
+
+def _counts(faces: Sequence[dict[str, Any]], conditions: Sequence[str]) -> dict[str, Any]:
+    """Failure counts over detected faces (or probes)."""
+    detected = [f for f in faces if f.get("detected", True)]
+    return {
+        "mask_failed": {s: sum(any("failed" in f["conditions"].get(c, {})
+                                   for c in (f"mask-{s}", f"cloak+mask-{s}")) for f in detected)
+                        for s in STYLES if any(_style(c) == s for c in conditions)},
+        "not_redetected": {c: sum(not f["conditions"][c].get("redetected", True)
+                                  for f in detected if "predictions" in f["conditions"].get(c, {}))
+                           for c in conditions if c != "clean"},
+        "cloak_on_clean_alignment": {
+            c: sum(bool(f["conditions"].get(c, {}).get("cloak_on_clean_alignment"))
+                   for f in detected) for c in conditions if c.startswith("cloak+")},
+        "make_s": {c: _mean([f["conditions"][c]["make_s"] for f in detected
+                             if "make_s" in f["conditions"].get(c, {})])
+                   for c in conditions if c != "clean"},
+    }
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _summarise_utkface(run: dict[str, Any], settings: AttributeSettings) -> dict[str, Any]:
+    """Counts and, per condition and predictor, :func:`attribute_report` on the scored faces."""
+    faces = run["faces"]
+    scored = [f for f in faces if _complete(f, settings.conditions)]
+    summary: dict[str, Any] = {
+        "files": run["files"], "malformed": len(run["malformed"]),
+        "not_detected": sum(not f["detected"] for f in faces), "scored": len(scored),
+        **_counts(faces, settings.conditions),
+        "seconds_per_face": _mean([f["seconds"] for f in faces]), "metrics": {}}
+    if not scored:
+        return summary
+    labels = FaceLabels(
+        age=np.array([f["labels"]["age"] for f in scored], dtype=np.int64),
+        male=np.array([f["labels"]["male"] for f in scored], dtype=bool),
+        race=np.array([-1 if f["labels"]["race"] is None else f["labels"]["race"]
+                       for f in scored], dtype=np.int64))
+    boot = {"n_boot": settings.n_boot, "seed": settings.seed}
+    clean_pvi: dict[str, float | None] = {}
+    for condition in settings.conditions:
+        row = {}
+        for name in settings.predictors:
+            preds = _stack([f["conditions"][condition] for f in scored], name)
+            pvi = clean_pvi.get(name)
+            report = attribute_report(preds, labels, clean_pvi=pvi, **boot)
+            if condition == "clean":
+                value = report["labelled"].get("pvi", {}).get("value")
+                clean_pvi[name] = value if value is not None else math.nan
+            row[name] = report["labelled"]
+        summary["metrics"][condition] = row
+    return summary
+
+
+# ----------------------------------------------------------------------------- LFW
+
+
+def _run_lfw(settings: AttributeSettings, models: _Models, runs: _RunCache,
+             say: Callable[[str], None]) -> dict[str, Any]:
+    """Records of the LFW identities (from the cache or computed) and the skipped ones."""
+    from cloak.opom import learn_mask, training_face
+
+    people_dir = settings.lfw / "identities"
+    if not people_dir.is_dir():
+        raise FileNotFoundError(f"{people_dir}: LFW identities folder not found")
+    people = sorted(p for p in people_dir.iterdir() if p.is_dir())[:settings.lfw_limit]
+    config = settings.config()
+    needed = settings.n_train + settings.n_probe
+    records, skipped = [], []
+    for person_dir in tqdm(people, desc="lfw", unit="person", disable=not settings.progress):
+        done = runs.load("lfw", person_dir.name)
+        if done is not None:
+            records.append(done)
+            continue
+        start = time.perf_counter()
+        usable = []
+        paths = sorted(person_dir.glob("*.jpg"))
+        for i in range(0, len(paths), needed):
+            if len(usable) >= needed:
+                break
+            images = [load_rgb(p) for p in paths[i:i + needed]]
+            faces = _central_faces(images, models.detector, settings.batch)
+            usable += [(p, img, f) for p, img, f in zip(paths[i:i + needed], images, faces,
+                                                         strict=True) if f is not None]
+        split = split_photos(person_dir.name, usable, settings.n_train, settings.n_probe)
+        if split is None:
+            skipped.append({"person": person_dir.name,
+                            "reason": f"{len(usable)} photos with a face, {needed} needed"})
+            continue
+        learn_s = 0.0
+        delta = None
+        if any(_cloaked(c) for c in settings.conditions):
+            learn_start = time.perf_counter()
+            delta = learn_mask([training_face(img, f) for _, img, f in split.train],
+                               models.surrogates, config)
+            learn_s = time.perf_counter() - learn_start
+        made = condition_photos(
+            [img for _, img, _ in split.probes], [f for _, _, f in split.probes],
+            settings.conditions, detector=models.detector, landmarker=models.landmarker,
+            cloak=None if delta is None else (lambda *_, d=delta: d),
+            seeds=[_face_seed(settings.seed, f"lfw/{p.name}") for p, _, _ in split.probes],
+            feather=config.feather, batch=settings.batch)
+        per_probe = _condition_records(made, settings.conditions, models.predictors,
+                                       settings.batch)
+        record = {"person": split.person, "train": [p.name for p, _, _ in split.train],
+                  "probes": [{"file": p.name, "conditions": c}
+                             for (p, _, _), c in zip(split.probes, per_probe, strict=True)],
+                  "learn_s": learn_s, "seconds": time.perf_counter() - start}
+        runs.save("lfw", split.person, record)
+        records.append(record)
+        say(f"lfw {split.person}: {record['seconds']:.1f} s")
+    return {"people": len(people), "skipped": skipped, "identities": records}
+
+
+def _summarise_lfw(run: dict[str, Any], settings: AttributeSettings) -> dict[str, Any]:
+    """Counts and flip rates per condition and predictor against the clean probes."""
+    probes = [p for r in run["identities"] for p in r["probes"]]
+    scored = [p for p in probes if _complete(p, settings.conditions)]
+    summary: dict[str, Any] = {
+        "identities": len(run["identities"]), "skipped": len(run["skipped"]),
+        "probes": len(probes), "scored": len(scored), **_counts(probes, settings.conditions),
+        "learn_s_per_identity": _mean([r["learn_s"] for r in run["identities"]]),
+        "seconds_per_identity": _mean([r["seconds"] for r in run["identities"]]),
+        "flips": {}}
+    if not scored:
+        return summary
+    boot = {"n_boot": settings.n_boot, "seed": settings.seed}
+    for condition in settings.conditions:
+        if condition == "clean":
+            continue
+        summary["flips"][condition] = {
+            name: attribute_report(
+                _stack([p["conditions"][condition] for p in scored], name),
+                reference=_stack([p["conditions"]["clean"] for p in scored], name),
+                **boot)["flips"]
+            for name in settings.predictors}
+    return summary
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def run_attribute_benchmark(settings: AttributeSettings,
+                            log_line: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the attribute-leakage benchmark; return the results (JSON-ready; no pixels, crops or
+    features inside).
+
+    Args:
+        settings: what to run (:class:`AttributeSettings`).
+        log_line: called with one line per finished chunk of faces or identity (e.g.
+            ``tqdm.write``); default: the module logger at INFO.
+
+    Returns:
+        a dict with ``settings``, ``config`` (the cloak's optimiser settings and surrogates),
+        ``utkface`` (per dataset: ``files``, ``malformed`` names, per-face ``faces`` records and
+        a ``summary`` with counts, timings and metrics per condition and predictor), ``lfw``
+        (``identities`` records, ``skipped`` and a ``summary`` with flip rates; absent when
+        ``lfw_limit`` is 0), ``wall_s`` and the machine.
+
+    Raises:
+        ValueError: invalid settings; FileNotFoundError: data folders missing.
+    """
+    import attackers
+    from attackers.landmarks import Landmarker
+
+    settings.check()
+    say = log_line or log.info
+    started = time.perf_counter()
+    cloaked = any(_cloaked(c) for c in settings.conditions)
+    models = _Models(
+        detector=attackers.load("mtcnn"), landmarker=Landmarker(),
+        predictors={n: attackers.load(PREDICTORS[n][0], reference=PREDICTORS[n][1])
+                    for n in settings.predictors},
+        surrogates=[attackers.load(s) for s in settings.surrogates()] if cloaked else [])
+    runs = _RunCache(settings)
+    result: dict[str, Any] = {
+        "benchmark": "attributes: sex, age and race leakage under physical masks and cloaks",
+        "settings": {k: (str(v) if isinstance(v, Path) else v)
+                     for k, v in asdict(settings).items()},
+        "config": {**asdict(settings.config()), "surrogates": list(settings.surrogates())},
+        "predictors": {n: {"zoo": PREDICTORS[n][0],
+                           "runtime": "reference" if PREDICTORS[n][1] else "zoo loader"}
+                       for n in settings.predictors},
+        "utkface": {}}
+    for dataset in settings.datasets:
+        run = _run_utkface(dataset, settings, models, runs, say)
+        run["summary"] = _summarise_utkface(run, settings)
+        result["utkface"][dataset] = run
+    if settings.lfw_limit != 0:
+        run = _run_lfw(settings, models, runs, say)
+        run["summary"] = _summarise_lfw(run, settings)
+        result["lfw"] = run
+    if runs.reused:
+        say(f"resumed {runs.reused} finished records from {runs.folder}")
+    result.update(cache={"folder": str(runs.folder), "reused": runs.reused,
+                         "written": runs.written},
+                  wall_s=time.perf_counter() - started,
+                  cpu=platform.processor() or platform.machine(),
+                  torch_threads=torch.get_num_threads())
+    return result
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _cell(stats: dict[str, Any] | None, digits: int = 3) -> str:
+    """``value [low, high]``, or ``-`` where the statistic is missing or undefined."""
+    if stats is None or stats.get("value") is None:
+        return "-"
+    low, high = stats.get("low"), stats.get("high")
+    interval = "" if low is None or high is None else (
+        f" [{low:.{max(digits - 1, 1)}f}, {high:.{max(digits - 1, 1)}f}]")
+    return f"{stats['value']:.{digits}f}{interval}"
+
+
+#: Labelled columns per predictor: (metric key, column label, digits).
+_LABELLED = (("sex", "sex acc", 3), ("race", "race acc", 3), ("age", "age MAE (y)", 1),
+             ("age_bin", "age-bin acc", 3))
+_FLIPS = (("sex", "sex flips", 3), ("race", "race flips", 3), ("age_bin", "age-bin flips", 3),
+          ("age_shift_years", "age shift (y)", 1))
+
+
+def _utkface_table(summary: dict[str, Any], conditions: Sequence[str],
+                   predictors: Sequence[str]) -> str:
+    """Condition rows x predictor/attribute columns; a first row with the baselines."""
+    metrics = summary["metrics"]
+    columns = [(p, key, label, digits) for p in predictors for key, label, digits in _LABELLED
+               if key in metrics["clean"][p]]
+    header = ["condition", *[f"{p}: {label}" for p, _, label, _ in columns],
+              *[f"{p}: PVI (reduction vs clean)" for p in predictors]]
+    baseline = ["baseline (chance / median-age MAE)",
+                *[f"{metrics['clean'][p][key]['baseline']:.{d}f}" for p, key, _, d in columns],
+                *["0" for _ in predictors]]
+    rows = [baseline]
+    for condition in conditions:
+        row = [condition, *[_cell(metrics[condition][p].get(key), d) for p, key, _, d in columns]]
+        for p in predictors:
+            pvi = metrics[condition][p].get("pvi")
+            reduction = None if pvi is None else pvi.get("relative_reduction")
+            row.append(_cell(pvi) + ("" if reduction is None else f" ({reduction:.0%})"))
+        rows.append(row)
+    return markdown_table(header, rows)
+
+
+def _lfw_table(summary: dict[str, Any], predictors: Sequence[str]) -> str:
+    flips = summary["flips"]
+    first = next(iter(flips.values()))
+    columns = [(p, key, label, d) for p in predictors for key, label, d in _FLIPS
+               if key in first[p]]
+    rows = [[condition, *[_cell(row[p].get(key), d) for p, key, _, d in columns]]
+            for condition, row in flips.items()]
+    return markdown_table(["condition", *[f"{p}: {label}" for p, _, label, _ in columns]], rows)
+
+
+def _counts_table(result: dict[str, Any], conditions: Sequence[str]) -> str:
+    parts = {f"UTKFace {d}": run["summary"] for d, run in result["utkface"].items()}
+    if "lfw" in result:
+        parts["LFW probes"] = result["lfw"]["summary"]
+    rows = []
+    for condition in conditions:
+        if condition == "clean":
+            continue
+        row: list[Any] = [condition]
+        for s in parts.values():
+            style = _style(condition)
+            failed = s["mask_failed"].get(style, 0) if style else 0
+            on_clean = s["cloak_on_clean_alignment"].get(condition, 0)
+            row.append(f"{s['not_redetected'][condition]} / {failed} / {on_clean}")
+        row += ["-" if s["make_s"].get(condition) is None else f"{s['make_s'][condition]:.2f}"
+                for s in parts.values()]
+        rows.append(row)
+    return markdown_table(["condition", *[f"{name}: not re-detected / mask failed / cloak on "
+                                          "clean alignment" for name in parts],
+                           *[f"{name}: s to make" for name in parts]], rows)
+
+
+def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
+    """The ``attributes`` section of docs/BENCHMARKS.md: one table per UTKFace set, LFW flips,
+    counts and time."""
+    settings, config = result["settings"], result["config"]
+    conditions, predictors = settings["conditions"], settings["predictors"]
+    runtimes = ", ".join(f"{n} ({v['runtime']})" for n, v in result["predictors"].items())
+    intro = (
+        f"`{command or 'run_attribute_benchmark'}`. Predictors (black boxes; the cloak is "
+        f"learned against identity recognizers only): {runtimes}. Cloak: mode {settings['mode']} "
+        f"(surrogates {', '.join(config['surrogates'])}), {config['steps']} steps of "
+        f"{config['step_size']:g}, eps {config['eps']:g}/255, feather {config['feather']:g} px, "
+        f"seed {config['seed']}. Every condition's photo is rounded to 8 bits and the face is "
+        f"detected again (MTCNN) as an attacker would; a face not found again is still "
+        f"predicted on the clean photo's alignment and counted below. Physical masks are "
+        f"synthetic (68 dlib landmarks), seeded per face; in `cloak+mask` the mask is drawn "
+        f"first and the cloak learned on and pasted into the masked photo.\n")
+    parts = [f"## Attribute leakage: physical masks vs cloaks\n\n{intro}"]
+    for dataset, run in result["utkface"].items():
+        s = run["summary"]
+        malformed = "; ".join(m["file"] for m in run["malformed"]) or "none"
+        head = (f"UTKFace `{dataset}`: {s['files']} files, {s['malformed']} skipped for a "
+                f"malformed name ({malformed}), {s['not_detected']} not detected on the clean "
+                f"chip (padded by {settings['pad']} px, {settings['pad_mode']}), "
+                f"{s['scored']} scored (every condition made). One photo per person, so the "
+                f"cloak is learned from the very photo it protects (a one-photo cloak). Cells: "
+                f"value [95% bootstrap interval over faces]; PVI = privacy vulnerability index "
+                f"(equal weights over the predictor's attributes), reduction relative to clean.")
+        table = "(no face scored)" if not s["metrics"] else _utkface_table(s, conditions,
+                                                                          predictors)
+        parts.append(f"{head}\n\n{table}\n")
+    if "lfw" in result:
+        s = result["lfw"]["summary"]
+        skipped = "; ".join(f"{k['person']} ({k['reason']})" for k in result["lfw"]["skipped"])
+        head = (f"LFW (no labels; reference = predictions on the clean probe): {s['identities']} "
+                f"identities (skipped: {skipped or 'none'}), {s['probes']} probes, {s['scored']} "
+                f"scored. Per identity one cloak learned from its first {settings['n_train']} "
+                f"photos with a face, pasted into the next {settings['n_probe']} (the probes). "
+                f"Flip rate = share of probes whose predicted class changes; age shift = mean "
+                f"|change| of the predicted age, years; [95% bootstrap interval over probes].")
+        table = "(no probe scored)" if not s["flips"] else _lfw_table(s, predictors)
+        parts.append(f"{head}\n\n{table}\n")
+    parts.append("Counts per condition, and seconds per face to make its photo (mask: "
+                 "landmarks + drawing; cloak: learning + paste on UTKFace, paste only on LFW, "
+                 "whose cloaks are learned once per identity):\n\n"
+                 + _counts_table(result, conditions) + "\n")
+    per_face = [f"{d} {r['summary']['seconds_per_face']:.1f} s/face"
+                for d, r in result["utkface"].items()
+                if r["summary"]["seconds_per_face"] is not None]
+    lfw = result.get("lfw", {}).get("summary", {})
+    if lfw.get("seconds_per_identity") is not None:
+        per_face.append(f"LFW {lfw['seconds_per_identity']:.1f} s/identity, of which "
+                        f"{lfw['learn_s_per_identity']:.1f} s learning the cloak")
+    parts.append(f"Wall time {result['wall_s']:.0f} s ({', '.join(per_face) or 'all cached'}, "
+                 f"all conditions); {result['torch_threads']} torch threads.\n")
+    return "\n".join(parts)
+
+
+def _split_records(result: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The result without its per-face and per-identity records, and those records (each with
+    its ``part``: ``utkface-<dataset>`` or ``lfw``)."""
+    head = dict(result)
+    head["utkface"] = {d: {k: v for k, v in run.items() if k != "faces"}
+                       for d, run in result["utkface"].items()}
+    records = [{"part": f"utkface-{d}", **face} for d, run in result["utkface"].items()
+               for face in run["faces"]]
+    if "lfw" in result:
+        head["lfw"] = {k: v for k, v in result["lfw"].items() if k != "identities"}
+        records += [{"part": "lfw", **r} for r in result["lfw"]["identities"]]
+    return head, records
+
+
+def write_report(result: dict[str, Any], json_path: Path | None, markdown_path: Path | None,
+                 command: str | None = None, section: str = "attributes") -> str:
+    """Write the JSON results, the per-face records and one section of the markdown report.
+
+    The records (predictions per face and condition) go to ``<json_path stem>.records.jsonl``,
+    one compact JSON object per UTKFace face or LFW identity (about 4.5 kB a face, some 20 MB
+    for the full run; indented inside the JSON they would take about 70 MB); the JSON file
+    holds the settings, counts and metrics and names the records file.
+
+    Args:
+        result: :func:`run_attribute_benchmark`'s return value.
+        json_path: where the JSON goes (None = neither it nor the records are written).
+        markdown_path: the markdown report (None = not written).
+        command: the command line, quoted in both.
+        section: name of the report's section (``<!-- BEGIN name -->``) that is replaced.
+
+    Returns:
+        the markdown section.
+    """
+    body = report_markdown(result, command)
+    if json_path is not None:
+        head, records = _split_records(result)
+        records_path = json_path.with_suffix(".records.jsonl")
+        write_json(json_path, {"command": command, "records": records_path.name, **head})
+        lines = "".join(json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n"
+                        for r in records)
+        write_bytes_atomic(records_path, lines.encode("utf-8"))
+    if markdown_path is not None:
+        write_markdown_section(markdown_path, section, body)
+    return body
