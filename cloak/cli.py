@@ -366,6 +366,8 @@ _CONDITIONS = ("clean", "noise", "center", "affine", "convex")
                    "../shared/data/lfw beside the source checkout).")
 @click.option("--limit", type=click.IntRange(min=1),
               help="Only the first N identities (sorted by name): a quick run.")
+@click.option("--person", "people", multiple=True,
+              help="Only this LFW identity (folder name); repeat for several.")
 @click.option("--distractors", type=click.IntRange(min=1),
               help="Only the first N distractor photos (default: all).")
 @click.option("--conditions", metavar="A,B,...",
@@ -396,7 +398,8 @@ _CONDITIONS = ("clean", "noise", "center", "affine", "convex")
                    "opom, or attributes).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def benchmark(attributes: bool, utkface: Path | None, faces: int | None, lfw: Path | None,
-              limit: int | None, distractors: int | None, conditions: str | None,
+              limit: int | None, people: tuple[str, ...], distractors: int | None,
+              conditions: str | None,
               loo: str, mode: str, steps: int | None, eps: float | None, seed: int,
               threads: int | None, cache: Path | None, out: Path, markdown: Path | None,
               section: str | None, quiet: bool) -> None:
@@ -440,7 +443,8 @@ def benchmark(attributes: bool, utkface: Path | None, faces: int | None, lfw: Pa
 
             paths.pop("utkface", None)
             settings = bench.BenchmarkSettings(
-                limit=limit, distractors=distractors, loo=loo, mode=mode, steps=steps, eps=eps,
+                limit=limit, people=people or None, distractors=distractors, loo=loo,
+                mode=mode, steps=steps, eps=eps,
                 seed=seed, progress=not quiet, conditions=_conditions(conditions, _CONDITIONS))
             result = bench.run_benchmark(replace(settings, **paths), log_line=say)
     except (FileNotFoundError, ValueError) as err:

@@ -179,6 +179,7 @@ class BenchmarkSettings:
     Attributes:
         lfw: the ``lfw`` folder (``identities/`` and ``distractors/``).
         limit: only the first ``limit`` identities (sorted by name); None = all.
+        people: only these identities (folder names); None = all.
         distractors: only the first ``distractors`` distractor files; None = all 2,679.
         conditions: a subset of :data:`CONDITIONS`, reported in that order.
         loo: a key of :data:`FOLD_PLANS` (ignored when ``folds`` is given).
@@ -199,6 +200,7 @@ class BenchmarkSettings:
 
     lfw: Path = DEFAULT_LFW
     limit: int | None = None
+    people: tuple[str, ...] | None = None
     distractors: int | None = None
     conditions: tuple[str, ...] = CONDITIONS
     loo: str = "two"
@@ -524,13 +526,12 @@ class _RunCache:
     A record holds file names, ranks, quality figures and timings per condition, never a
     feature; a run that asks for conditions a stored record lacks computes only those and adds
     them. The folder is named by a SHA-256 over everything that changes a condition's result:
-    the settings (except ``limit``, ``conditions``, ``progress``, ``cache_dir``, ``batch`` and
-    ``n_boot``, which do not), the
-    optimiser settings of every subspace, the folds, the distractor files and the weights of
-    every model involved.
+    the settings (except ``limit``, ``people``, ``conditions``, ``progress``, ``cache_dir``,
+    ``batch`` and ``n_boot``, which do not), the optimiser settings of every subspace, the
+    folds, the distractor files and the weights of every model involved.
     """
 
-    _IGNORED = ("limit", "progress", "cache_dir", "batch", "n_boot", "folds", "lfw",
+    _IGNORED = ("limit", "people", "progress", "cache_dir", "batch", "n_boot", "folds", "lfw",
                 "conditions")
 
     def __init__(self, settings: BenchmarkSettings, folds: Sequence[Fold],
@@ -655,7 +656,13 @@ def run_benchmark(settings: BenchmarkSettings,
     for folder in (people_dir, distractor_dir):
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: LFW folder not found")
-    people = sorted(p for p in people_dir.iterdir() if p.is_dir())[:settings.limit]
+    people = sorted(p for p in people_dir.iterdir() if p.is_dir())
+    if settings.people is not None:
+        unknown = sorted(set(settings.people) - {p.name for p in people})
+        if unknown:
+            raise ValueError(f"{people_dir}: no identities named {', '.join(unknown)}")
+        people = [p for p in people if p.name in settings.people]
+    people = people[:settings.limit]
     distractor_files = sorted(distractor_dir.glob("*.jpg"))[:settings.distractors]
     if not people or not distractor_files:
         raise FileNotFoundError(f"{settings.lfw}: no identities or no distractor photos")

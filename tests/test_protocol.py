@@ -131,6 +131,12 @@ def test_fold_plans_are_leave_one_out():
         BenchmarkSettings(conditions=("clean", "blur")).check()
 
 
+def test_unknown_person_is_named():
+    lfw = shared_data("lfw")
+    with pytest.raises(ValueError, match="no identities named Nobody_Here"):
+        run_benchmark(BenchmarkSettings(lfw=lfw, people=("Colin_Powell", "Nobody_Here")))
+
+
 # ------------------------------------------------------------------------------- a real run
 
 
