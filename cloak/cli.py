@@ -348,6 +348,154 @@ def enroll(name: str, photos: tuple[Path, ...], output: Path | None, mode: str,
             f"{_counts(summary)})")
 
 
+# -- video -------------------------------------------------------------------------------------
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts")
+
+
+def _references(_ctx: click.Context, _param: click.Parameter,
+                values: tuple[str, ...]) -> dict[str, Path]:
+    """Parse ``--reference NAME=PATH`` (repeatable) into {name: path}."""
+    parsed: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"{value!r}: expected NAME=PHOTOS (a file or folder)")
+        if not Path(path).exists():
+            raise click.BadParameter(f"{path}: no such file or folder")
+        parsed[name] = Path(path)
+    return parsed
+
+
+def _videos(inputs: tuple[Path, ...]) -> list[tuple[Path, Path]]:
+    """(video, path relative to its input) for files given and video files under folders."""
+    found: list[tuple[Path, Path]] = []
+    for item in inputs:
+        if item.is_dir():
+            found += [(p, p.relative_to(item)) for p in sorted(item.rglob("*"))
+                      if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+                      and not any(part.startswith(".") for part in p.relative_to(item).parts)]
+        else:
+            found.append((item, Path(item.name)))
+    return found
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--mask", "mask_files", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A person's mask (from `cloak enroll` or `cloak protect`); repeat per person.")
+@click.option("--reference", "references", multiple=True, callback=_references,
+              metavar="NAME=PHOTOS",
+              help="Photos (file or folder) of the mask's person NAME, used to recognise their "
+                   "face tracks; one per mask. Their features stay in memory.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: <input>_cloaked beside a folder, or 'cloaked' "
+                   "beside the first file). Sub-folders are mirrored.")
+@click.option("--stride", type=click.IntRange(1, 16), default=4, show_default=True,
+              help="Detect faces on every N-th frame; tracks are interpolated in between.")
+@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
+              help="H.264 quality (18: visually lossless; lower is larger and better).")
+@click.option("--preset", default="medium", show_default=True,
+              help="x264 speed preset (ultrafast ... veryslow).")
+@click.option("--force", is_flag=True, help="Rewrite outputs that already exist.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or notices; errors only.")
+def video(inputs: tuple[Path, ...], mask_files: tuple[Path, ...], references: dict[str, Path],
+          output: Path | None, stride: int, crf: int, preset: str, force: bool,
+          threads: int | None, as_json: bool, quiet: bool) -> None:
+    """Protect the known people in videos (INPUTS: files or folders).
+
+    Each --mask's person is recognised by the faces of their --reference photos: faces are
+    detected every --stride frames, linked into tracks, and each track is named once after the
+    person it resembles most (or left alone when it resembles nobody), so a mask never jumps
+    to someone else. Their mask is then pasted on every frame of their track, with smoothed
+    landmarks. Frame count, timestamps, rotation and audio (copied) are kept; H.264 output.
+    Originals are never modified; a rerun skips finished outputs.
+
+    Exit code: 0 all done, 1 some videos failed, 2 usage error.
+    """
+    import torch
+    from tqdm import tqdm
+
+    import attackers
+    from cloak.errors import ImageError
+    from cloak.imageio import iter_photo_paths, read_photo
+    from cloak.mask import MaskError, load_mask
+    from cloak.video.io import OUTPUT_FORMATS, VideoError
+    from cloak.video.protect import VideoOptions, enroll_person, protect_video
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        masks = [load_mask(m) for m in mask_files]
+    except MaskError as err:
+        raise click.BadParameter(str(err), param_hint="--mask") from None
+    names = [m.person for m in masks]
+    missing = [n for n in names if n not in references]
+    if missing or len(set(names)) != len(names):
+        raise click.UsageError(f"give one --reference NAME=PHOTOS per mask; masks are for "
+                               f"{', '.join(names)}, references for "
+                               f"{', '.join(references) or 'nobody'}")
+    with _clean_errors():
+        detector, sface = attackers.load("mtcnn"), attackers.load("sface")
+    people = []
+    for mask in masks:
+        photos = []
+        for found in iter_photo_paths([references[mask.person]]):
+            if found.skip_reason is None:
+                try:
+                    photos.append(read_photo(found.path).pixels)
+                except ImageError as err:
+                    click.echo(f"error: {err}", err=True)
+        try:
+            people.append(enroll_person(mask, photos, detector, sface))
+        except ValueError as err:
+            raise click.UsageError(f"--reference {mask.person}: {err}") from None
+    videos = _videos(inputs)
+    if output is None:
+        first = inputs[0]
+        output = first.with_name(f"{first.name}_cloaked") if first.is_dir() else (
+            first.parent / "cloaked")
+    options = VideoOptions(stride=stride, crf=crf, preset=preset)
+    results, failed = [], 0
+    overall = tqdm(videos, unit="video", disable=quiet, file=sys.stderr)
+    for path, relative in overall:
+        suffix = relative.suffix.lower() if relative.suffix.lower() in OUTPUT_FORMATS else ".mp4"
+        dest = output / relative.with_suffix(suffix)
+        if dest.exists() and not force:
+            if not quiet:
+                overall.write(f"skip: {path}: {dest} exists (--force rewrites it)",
+                              file=sys.stderr)
+            continue
+        bar = tqdm(desc=path.name, unit="frame", disable=quiet, leave=False, file=sys.stderr)
+
+        def show(stage: str, done: int, total: int, bar: Any = bar) -> None:
+            bar.total = 2 * total
+            bar.n = done + (total if stage == "writing" else 0)
+            bar.refresh()
+
+        try:
+            result = protect_video(path, dest, people, detector, sface, options, show)
+        except VideoError as err:
+            failed += 1
+            overall.write(f"error: {err}", file=sys.stderr)
+            continue
+        finally:
+            bar.close()
+        results.append(result.to_json())
+    if as_json:
+        click.echo(json.dumps({"output": str(output), "videos": results, "failed": failed},
+                              indent=2))
+    elif not quiet:
+        click.echo(f"{len(results)} videos written to {output}; {failed} failed", err=True)
+    if failed or not videos:
+        if not videos:
+            click.echo("error: no videos found in the inputs", err=True)
+        sys.exit(1)
+
+
 # -- benchmark ---------------------------------------------------------------------------------
 
 _CONDITIONS = ("clean", "noise", "center", "affine", "convex")

@@ -96,6 +96,12 @@ class Mask:
     settings: dict[str, str | int | float] = field(default_factory=dict)
     created: str = field(default_factory=_now)
 
+    @property
+    def feather(self) -> float:
+        """Fade width in frame pixels to paste the mask with (8 for masks that predate it)."""
+        value = self.settings.get("feather", 8.0)
+        return float(value) if isinstance(value, (int, float)) else 8.0
+
 
 def _frame_problem(size: Any, scale: Any) -> str | None:
     if size == FRAME_SIZE and scale == FRAME_SCALE:

@@ -500,11 +500,6 @@ def _matches(mask: Mask, config: OpomConfig, surrogates: Sequence[str], mode: st
             and settings == _mask_settings(config, mode))
 
 
-def _feather(mask: Mask) -> float:
-    value = mask.settings.get("feather", 8.0)
-    return float(value) if isinstance(value, (int, float)) else 8.0
-
-
 # -- scanning ----------------------------------------------------------------------------------
 
 
@@ -821,7 +816,7 @@ def protect(inputs: Sequence[str | Path], options: ProtectOptions | None = None,
         summary.mask_sha256 = mask_digest(mask)
     key = {"mask_sha256": summary.mask_sha256, "jpeg_quality": options.jpeg_quality,
            "keep_location": options.keep_location, "all_faces": options.all_faces,
-           "feather": None if mask is None else _feather(mask)}
+           "feather": None if mask is None else mask.feather}
 
     manifest = _Manifest(output, reporter)
     claimed: dict[Path, Path] = {}
@@ -870,7 +865,7 @@ def _write_one(scan: _Scan, person: int | None, mask: Mask | None, options: Prot
             return result
         photo = read_photo(path)
         matrices = torch.stack([scan.faces[k].matrix for k in chosen])
-        pixels = protected_pixels(photo, matrices, mask.delta, _feather(mask))
+        pixels = protected_pixels(photo, matrices, mask.delta, mask.feather)
         write_photo(photo, pixels, dest, jpeg_quality=options.jpeg_quality,
                     keep_location=options.keep_location)
         del photo, pixels

@@ -1,0 +1,101 @@
+"""`cloak video` end to end on a generated clip of two LFW people crossing and a stranger.
+
+The two masks are constant (+8 and -8 levels everywhere): not learned masks, but patterns that
+make it visible in the decoded output which mask landed on which face. Who is who is decided by
+the real models (MTCNN, sface) from other photos of the same people.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cloak.cli import main
+from cloak.faces.frame import FRAME_SIZE
+from cloak.mask import Mask, save_mask
+from cloak.video.io import probe, read_frames
+from evaluation.video_clips import crossing_scene, render_clip, write_clip
+from tests.conftest import lfw_photos, shared_data
+
+PEOPLE = ("Colin_Powell", "Serena_Williams")
+STRANGER = "AJ_Cook_0001.jpg"
+FRAMES = 24
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def setup(mtcnn, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("video")
+    people = [lfw_photos(p, 1)[0] for p in PEOPLE]
+    scene = render_clip(crossing_scene(people, shared_data("lfw", "distractors", STRANGER)),
+                        mtcnn, size=(320, 240), frames=FRAMES, seed=1)
+    (root / "in").mkdir()
+    write_clip(scene, root / "in" / "crossing.mp4")
+    (root / "in" / "broken.mp4").write_bytes(b"not a video at all")
+    args = ["video", str(root / "in"), "-o", str(root / "out"), "--json", "-q"]
+    for person, sign in zip(PEOPLE, (1.0, -1.0), strict=True):
+        refs = root / f"ref_{person}"
+        refs.mkdir()
+        for photo in lfw_photos(person, 15)[10:15]:
+            shutil.copy2(photo, refs / photo.name)
+        mask = Mask(torch.full((3, FRAME_SIZE, FRAME_SIZE), 8.0 * sign), 8.0, "center",
+                    ["facenet"], person, 0, settings={"feather": 24.0})
+        args += ["--mask", str(save_mask(mask, root / f"{person}.cloak")),
+                 "--reference", f"{person}={refs}"]
+    result = CliRunner().invoke(main, args)
+    return {"root": root, "scene": scene, "result": result, "args": args}
+
+
+def test_video_is_written_and_the_broken_one_reported(setup: dict) -> None:
+    result = setup["result"]
+    assert result.exit_code == 1, result.output           # broken.mp4 failed, the batch went on
+    assert "broken.mp4" in result.stderr and "error:" in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["failed"] == 1
+    out = setup["root"] / "out" / "crossing.mp4"
+    source, written = probe(setup["root"] / "in" / "crossing.mp4"), probe(out)
+    assert written.frame_count == source.frame_count == FRAMES
+    assert written.average_rate == source.average_rate
+    assert written.has_audio and source.has_audio
+    assert abs(written.duration - source.duration) < 1.5 / float(source.average_rate)
+
+
+def test_each_track_gets_its_person(setup: dict) -> None:
+    tracks = json.loads(setup["result"].stdout)["videos"][0]["tracks"]
+    named = sorted(t["person"] for t in tracks if t["person"] is not None)
+    assert named == sorted(PEOPLE)                          # one track each, nobody swapped
+    assert sum(t["person"] is None for t in tracks) >= 1    # the stranger stays unknown
+
+
+def test_right_mask_on_the_right_face(setup: dict) -> None:
+    scene = setup["scene"]
+    source = torch.cat([b.frames for b in read_frames(setup["root"] / "in" / "crossing.mp4")])
+    written = torch.cat([b.frames for b in read_frames(setup["root"] / "out" / "crossing.mp4")])
+    change = (written - source).mean(1)                     # (N, H, W), signed
+    for actor, sign in enumerate((1.0, -1.0)):
+        shifts = []
+        for f in range(FRAMES):
+            if not scene.visible[f, actor]:
+                continue
+            x1, y1, x2, y2 = scene.boxes[f, actor].tolist()
+            cx, cy, r = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 6
+            centre = change[f, int(cy - r):int(cy + r), int(cx - r):int(cx + r)]
+            shifts.append(float(centre.mean()))
+        assert shifts, "the person is never fully in the picture"
+        assert min(s * sign for s in shifts) > 4.0, (PEOPLE[actor], shifts)
+    # the stranger is left alone: re-encoding moves pixels (mean |change| about 2) but not
+    # their mean, which a +-8 mask would shift by several levels
+    x1, y1, x2, y2 = scene.boxes[FRAMES // 2, 2].tolist()
+    stranger = change[FRAMES // 2, int(y1):int(y2), int(x1):int(x2)]
+    assert abs(float(stranger.mean())) < 1.0
+
+
+def test_rerun_skips_finished(setup: dict) -> None:
+    again = CliRunner().invoke(main, [a for a in setup["args"] if a != "-q"])
+    assert "skip:" in again.stderr and "crossing.mp4" in again.stderr
+    assert json.loads(again.stdout)["videos"] == []
