@@ -421,3 +421,8 @@ def fetch(name: str, progress: Callable[[str], None] | None = None) -> dict[str,
 def converted_path(name: str, tag: str) -> Path:
     """Cache path for torch weights converted from model ``name``'s files (``tag`` = format)."""
     return cache_dir() / "converted" / f"{name}-{tag}.safetensors"
+
+
+def weights_digests(name: str) -> dict[str, str]:
+    """The sha256 of each of model ``name``'s files, by artifact key (identifies its weights)."""
+    return {key: art.sha256 for key, art in get_spec(name).artifacts.items()}

@@ -74,6 +74,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from attackers import zoo
 from cloak.fileio import write_bytes_atomic
 from evaluation.attribute_metrics import (
     FaceLabels,
@@ -81,7 +82,8 @@ from evaluation.attribute_metrics import (
     attribute_report,
     parse_utkface_name,
 )
-from evaluation.lfw import central_face_index, load_rgb
+from evaluation.lfw import central_faces, load_rgb
+from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW, DEFAULT_UTKFACE
 from evaluation.physical_masks import STYLES, mask_faces
 from evaluation.protocol import split_photos
 from evaluation.report import markdown_table, write_json, write_markdown_section
@@ -112,10 +114,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_UTKFACE = REPO.parent / "shared" / "data" / "utkface"
-DEFAULT_LFW = REPO.parent / "shared" / "data" / "lfw"
-DEFAULT_CACHE = REPO / "results" / "cache"
 
 #: Conditions in report order.
 CONDITIONS: tuple[str, ...] = ("clean", *(f"mask-{s}" for s in STYLES), "cloak",
@@ -264,25 +262,6 @@ def _unpadded(face: AlignedFace, pad: int) -> AlignedFace:
     return AlignedFace(face.frame, matrix, Detection(d.box - pad, d.score, d.landmarks - pad))
 
 
-def _central_faces(images: Sequence[torch.Tensor], detector: MTCNN,
-                   batch: int) -> list[AlignedFace | None]:
-    """The face nearest the centre of each photo, None where MTCNN finds none."""
-    from cloak.faces import align_faces
-
-    found: list[AlignedFace | None] = []
-    for i in range(0, len(images), batch):
-        chunk = images[i:i + batch]
-        with torch.no_grad():
-            per_image = align_faces(chunk, detector)
-        for image, faces in zip(chunk, per_image, strict=True):
-            if not faces:
-                found.append(None)
-                continue
-            boxes = torch.stack([f.detection.box for f in faces])
-            found.append(faces[central_face_index(boxes, tuple(image.shape[1:]))])
-    return found
-
-
 #: Learns (or looks up) the cloak for one photo: (photo index, photo pixels (3, H, W) in
 #: [0, 255], the face in photo coordinates) -> (3, 224, 224) mask in pixel levels.
 CloakSource = Callable[[int, torch.Tensor, "AlignedFace"], torch.Tensor]
@@ -399,7 +378,7 @@ def _redetect(items: Sequence[FaceConditions], conditions: Sequence[str], detect
               pad: int, pad_mode: str, batch: int) -> None:
     """Detect the face again on each made condition's photo (padded); fill ``found``."""
     jobs = [(item, c) for item in items for c in conditions if c in item.pixels]
-    found = _central_faces([_pad(item.pixels[c], pad, pad_mode) for item, c in jobs], detector,
+    found = central_faces([_pad(item.pixels[c], pad, pad_mode) for item, c in jobs], detector,
                            batch)
     for (item, condition), face in zip(jobs, found, strict=True):
         item.found[condition] = face
@@ -452,12 +431,6 @@ def _condition_records(made: Sequence[FaceConditions], conditions: Sequence[str]
 # ----------------------------------------------------------------------------- run cache
 
 
-def _weights_digests(zoo_name: str) -> dict[str, str]:
-    from attackers import zoo
-
-    return {key: art.sha256 for key, art in zoo.get_spec(zoo_name).artifacts.items()}
-
-
 class _RunCache:
     """Finished faces and identities of one run, one JSON file each, so a rerun resumes.
 
@@ -476,7 +449,7 @@ class _RunCache:
             "settings": {k: v for k, v in asdict(settings).items() if k not in self._IGNORED},
             "config": asdict(settings.config()),
             "surrogates": settings.surrogates(),
-            "weights": {m: _weights_digests(m) for m in models},
+            "weights": {m: zoo.weights_digests(m) for m in models},
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
         self.folder = settings.cache_dir / "runs" / digest.hexdigest()[:16]
@@ -584,7 +557,7 @@ def _run_utkface(dataset: str, settings: AttributeSettings, models: _Models, run
         chunk = pending[i:i + settings.batch]
         start = time.perf_counter()
         chips = [load_rgb(path) for _, path, _ in chunk]
-        found = _central_faces([_pad(c, settings.pad, settings.pad_mode) for c in chips],
+        found = central_faces([_pad(c, settings.pad, settings.pad_mode) for c in chips],
                                models.detector, settings.batch)
         kept = [k for k, f in enumerate(found) if f is not None]
         made = condition_photos(
@@ -704,7 +677,7 @@ def _run_lfw(settings: AttributeSettings, models: _Models, runs: _RunCache,
             if len(usable) >= needed:
                 break
             images = [load_rgb(p) for p in paths[i:i + needed]]
-            faces = _central_faces(images, models.detector, settings.batch)
+            faces = central_faces(images, models.detector, settings.batch)
             usable += [(p, img, f) for p, img, f in zip(paths[i:i + needed], images, faces,
                                                          strict=True) if f is not None]
         split = split_photos(person_dir.name, usable, settings.n_train, settings.n_probe)

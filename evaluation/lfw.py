@@ -7,14 +7,20 @@ person's face near the centre.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["LfwPhoto", "central_face_index", "identity_photos", "load_rgb"]
+if TYPE_CHECKING:
+    from cloak.faces import AlignedFace
+    from cloak.faces.mtcnn import MTCNN
+
+__all__ = ["LfwPhoto", "central_face_index", "central_faces", "identity_photos", "load_rgb"]
 
 
 @dataclass(frozen=True)
@@ -63,3 +69,28 @@ def central_face_index(boxes: torch.Tensor, image_size: tuple[int, int]) -> int:
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2
     dist = (centres - torch.tensor([w / 2, h / 2])).norm(dim=1)
     return int(dist.argmin())
+
+
+def central_faces(images: Sequence[torch.Tensor], detector: MTCNN,
+                  batch: int = 16) -> list[AlignedFace | None]:
+    """The face nearest the centre of each photo (the labelled person), None where none is found.
+
+    Args:
+        images: (3, H, W) float32 RGB photos in [0, 255].
+        detector: MTCNN.
+        batch: photos per detector call.
+    """
+    from cloak.faces import align_faces
+
+    found: list[AlignedFace | None] = []
+    for i in range(0, len(images), batch):
+        chunk = images[i:i + batch]
+        with torch.no_grad():
+            per_image = align_faces(chunk, detector)
+        for image, faces in zip(chunk, per_image, strict=True):
+            if not faces:
+                found.append(None)
+                continue
+            boxes = torch.stack([f.detection.box for f in faces])
+            found.append(faces[central_face_index(boxes, tuple(image.shape[1:]))])
+    return found

@@ -68,7 +68,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from evaluation.lfw import central_face_index, load_rgb
+from attackers import zoo
+from evaluation.lfw import central_faces, load_rgb
+from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW
 from evaluation.protocol import bootstrap_interval, identity_ranks, psr, split_photos
 from evaluation.quality import photo_quality
 from evaluation.report import markdown_table, write_json, write_markdown_section
@@ -96,9 +98,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_LFW = REPO.parent / "shared" / "data" / "lfw"
-DEFAULT_CACHE = REPO / "results" / "cache"
 
 #: Conditions in report order; the last three are OPOM subspace models.
 CONDITIONS: tuple[str, ...] = ("clean", "noise", "center", "affine", "convex")
@@ -262,23 +261,6 @@ class BenchmarkSettings:
 # ----------------------------------------------------------------------------- faces and features
 
 
-def _central_faces(images: Sequence[torch.Tensor],
-                   detector: MTCNN) -> list[AlignedFace | None]:
-    """The face nearest the centre of each photo (LFW's labelled person), None where none."""
-    from cloak.faces import align_faces
-
-    found = []
-    with torch.no_grad():
-        per_image = align_faces(images, detector)
-    for image, faces in zip(images, per_image, strict=True):
-        if not faces:
-            found.append(None)
-            continue
-        boxes = torch.stack([f.detection.box for f in faces])
-        found.append(faces[central_face_index(boxes, tuple(image.shape[1:]))])
-    return found
-
-
 def _embed(recognizer: Recognizer, frames: Sequence[torch.Tensor | None]) -> torch.Tensor:
     """(N, D) features of frames; a NaN row where a frame is None (no face)."""
     out = torch.full((len(frames), recognizer.dim), math.nan)
@@ -296,12 +278,6 @@ def _files_digest(files: Sequence[Path]) -> str:
         digest.update(path.name.encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
-
-
-def _weights_digests(zoo_name: str) -> dict[str, str]:
-    from attackers import zoo
-
-    return {key: art.sha256 for key, art in zoo.get_spec(zoo_name).artifacts.items()}
 
 
 class _ArrayCache:
@@ -360,14 +336,14 @@ def distractor_features(files: Sequence[Path], tested: Sequence[str],
     tag = f"distractors-{len(files)}-{digest[:12]}"
     marks_cache = _ArrayCache(cache_dir, f"mtcnn-{tag}", {
         **base, "array": "(N, 5, 2) float32 landmarks of the central face, photo pixels; NaN "
-                         "where no face", "detector": _weights_digests("mtcnn")})
+                         "where no face", "detector": zoo.weights_digests("mtcnn")})
     landmarks = marks_cache.load(len(files))
     if landmarks is None:
         landmarks = np.full((len(files), 5, 2), np.nan, dtype=np.float32)
         for i in tqdm(range(0, len(files), batch), desc="detect distractors", unit="batch",
                       disable=not progress):
             images = [load_rgb(p) for p in files[i:i + batch]]
-            for j, face in enumerate(_central_faces(images, detector)):
+            for j, face in enumerate(central_faces(images, detector)):
                 if face is not None:
                     landmarks[i + j] = face.detection.landmarks.numpy()
         marks_cache.save(landmarks)
@@ -375,7 +351,7 @@ def distractor_features(files: Sequence[Path], tested: Sequence[str],
     caches = {name: _ArrayCache(cache_dir, f"{name}-{tag}", {
         **base, "array": "(N, D) float32 L2-normalised features; NaN where no face",
         "recognizer": name, "zoo": BLACK_BOXES[name][0], "reference_runtime": BLACK_BOXES[name][1],
-        "weights": _weights_digests(BLACK_BOXES[name][0]),
+        "weights": zoo.weights_digests(BLACK_BOXES[name][0]),
         "landmarks": marks_cache.array_path.name}) for name in tested}
     features = {name: cache.load(len(files)) for name, cache in caches.items()}
     missing = [name for name, feats in features.items() if feats is None]
@@ -416,7 +392,7 @@ def _usable_photos(paths: Sequence[Path], needed: int, detector: MTCNN) -> tuple
     while len(usable) < needed and i < len(paths):
         chunk = paths[i:i + needed - len(usable)]
         images = [load_rgb(p) for p in chunk]
-        for path, image, face in zip(chunk, images, _central_faces(images, detector),
+        for path, image, face in zip(chunk, images, central_faces(images, detector),
                                      strict=True):
             if face is not None:
                 usable.append(_Photo(path, image, face))
@@ -458,7 +434,7 @@ def _protect_probes(probes: Sequence[_Photo], delta: torch.Tensor, feather: floa
         photos.append(out)
         q = photo_quality(probe.pixels, out)
         quality.append({"psnr": q.psnr, "ssim": q.ssim, "linf": q.linf})
-    faces = _central_faces(photos, detector)
+    faces = central_faces(photos, detector)
     frames = [None if f is None else f.frame for f in faces]
     queries = {name: _embed(recognizers[name], frames) for name in tested}
     return _Protected(queries, quality, seconds)
@@ -543,7 +519,7 @@ class _RunCache:
             "configs": {s: asdict(settings.config(s)) for s in _SUBSPACES},
             "folds": [asdict(f) for f in folds],
             "distractors": [p.name for p in distractor_files],
-            "weights": {m: _weights_digests(m) for m in models},
+            "weights": {m: zoo.weights_digests(m) for m in models},
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
         self.folder = settings.cache_dir / "runs" / digest.hexdigest()[:16]

@@ -21,16 +21,13 @@ from tqdm import tqdm
 from cloak.opom import MODES
 from evaluation.attribute_benchmark import (
     CONDITIONS,
-    DEFAULT_CACHE,
-    DEFAULT_LFW,
-    DEFAULT_UTKFACE,
     PREDICTORS,
-    REPO,
     UTK_DATASETS,
     AttributeSettings,
     run_attribute_benchmark,
     write_report,
 )
+from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW, DEFAULT_UTKFACE, REPO
 
 
 def main() -> None:

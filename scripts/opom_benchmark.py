@@ -21,14 +21,12 @@ from tqdm import tqdm
 from cloak.opom import MODES
 from evaluation.opom_benchmark import (
     CONDITIONS,
-    DEFAULT_CACHE,
-    DEFAULT_LFW,
     FOLD_PLANS,
-    REPO,
     BenchmarkSettings,
     run_benchmark,
     write_report,
 )
+from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW, REPO
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.lfw import load_rgb
-from evaluation.opom_benchmark import DEFAULT_LFW, REPO
+from evaluation.paths import DEFAULT_LFW, REPO
 from evaluation.quality import photo_quality
 from evaluation.report import markdown_table, write_json, write_markdown_section
 
