@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import shared_data
 
 from attackers.attributes.base import RACES
 from evaluation.attribute_metrics import (
@@ -32,7 +33,6 @@ from evaluation.attribute_metrics import (
     sex_accuracy,
     utkface_labels,
 )
-from tests.conftest import shared_data
 
 # Six faces. Sex: predicted male [1, 0, 1, 0, 1, 0] (>= 0.5), labels male [T, F, F, F, T, F]:
 # 5 of 6 right; chance = female share 4/6; predictability (5/6 - 4/6) / (1 - 4/6) = 0.5.

@@ -13,13 +13,13 @@ import shutil
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import lfw_photos, shared_data
 
 from cloak.cli import main
 from cloak.faces.frame import FRAME_SIZE
 from cloak.mask import Mask, save_mask
 from cloak.video.io import probe, read_frames
 from evaluation.video_clips import crossing_scene, render_clip, write_clip
-from tests.conftest import lfw_photos, shared_data
 
 PEOPLE = ("Colin_Powell", "Serena_Williams")
 STRANGER = "AJ_Cook_0001.jpg"

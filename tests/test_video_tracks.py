@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import lfw_photos, shared_data
 
 from cloak.faces.align import similarity_to_frame
 from cloak.video.io import probe, read_frames
@@ -36,7 +37,6 @@ from evaluation.video_clips import (
     render_clip,
     write_clip,
 )
-from tests.conftest import lfw_photos, shared_data
 
 PEOPLE = ("Colin_Powell", "Serena_Williams")
 STRANGER = "AJ_Cook_0001.jpg"
