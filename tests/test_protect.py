@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -88,11 +88,23 @@ def tree_hashes(folder: Path) -> dict[str, str]:
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """The real ``cloak`` command in a fresh interpreter (stdout, stderr captured), 1 thread."""
+def run_cli(*args: str) -> tuple[subprocess.CompletedProcess, float]:
+    """The real ``cloak`` command in a fresh interpreter (stdout, stderr captured), 1 thread.
+
+    Returns the finished process and ITS peak resident memory in MB (``os.wait4`` on that child
+    alone: ``RUSAGE_CHILDREN`` would give the largest of every child the test session reaped).
+    """
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "cloak.cli", *args], capture_output=True,
-                          text=True, env=env, cwd=REPO_ROOT, timeout=600)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        child = subprocess.Popen([sys.executable, "-m", "cloak.cli", *args], stdout=out,
+                                 stderr=err, env=env, cwd=REPO_ROOT)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(child.args, child.returncode,
+                                           out.read().decode(), err.read().decode())
+    return done, usage.ru_maxrss / 1024
 
 
 def decoded(path: Path) -> np.ndarray:
@@ -117,8 +129,7 @@ def test_bad_inputs_folder(tmp_path: Path) -> None:
     out = tmp_path / "bad_inputs_cloaked"
 
     args = ("protect", str(folder), "--steps", "1", "--surrogates", "dlib-resnet", "--json")
-    first = run_cli(*args)
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    first, peak_mb = run_cli(*args)
     assert first.returncode == 1, first.stderr
     report = json.loads(first.stdout)
     status = {Path(f["input"]).relative_to(folder).as_posix(): f for f in report["files"]}
@@ -167,7 +178,7 @@ def test_bad_inputs_folder(tmp_path: Path) -> None:
     assert tree_hashes(folder) == copies, "an input was modified"
 
     written = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
-    second = run_cli(*args)
+    second, _ = run_cli(*args)
     assert second.returncode == 1
     assert len([line for line in second.stderr.splitlines() if line.startswith("error: ")]) \
         == len(BAD)

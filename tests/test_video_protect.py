@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -72,27 +73,30 @@ def test_each_track_gets_its_person(setup: dict) -> None:
     assert sum(t["person"] is None for t in tracks) >= 1    # the stranger stays unknown
 
 
+def centre_shifts(scene, change: torch.Tensor, actor: int) -> list[float]:
+    """Mean signed change of the central third of ``actor``'s face box, per frame it is seen."""
+    shifts = []
+    for f in range(FRAMES):
+        if scene.visible[f, actor]:
+            x1, y1, x2, y2 = scene.boxes[f, actor].tolist()
+            cx, cy, r = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 6
+            shifts.append(float(change[f, int(cy - r):int(cy + r), int(cx - r):int(cx + r)].mean()))
+    return shifts
+
+
 def test_right_mask_on_the_right_face(setup: dict) -> None:
     scene = setup["scene"]
     source = torch.cat([b.frames for b in read_frames(setup["root"] / "in" / "crossing.mp4")])
     written = torch.cat([b.frames for b in read_frames(setup["root"] / "out" / "crossing.mp4")])
     change = (written - source).mean(1)                     # (N, H, W), signed
     for actor, sign in enumerate((1.0, -1.0)):
-        shifts = []
-        for f in range(FRAMES):
-            if not scene.visible[f, actor]:
-                continue
-            x1, y1, x2, y2 = scene.boxes[f, actor].tolist()
-            cx, cy, r = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 6
-            centre = change[f, int(cy - r):int(cy + r), int(cx - r):int(cx + r)]
-            shifts.append(float(centre.mean()))
+        shifts = centre_shifts(scene, change, actor)
         assert shifts, "the person is never fully in the picture"
         assert min(s * sign for s in shifts) > 4.0, (PEOPLE[actor], shifts)
-    # the stranger is left alone: re-encoding moves pixels (mean |change| about 2) but not
-    # their mean, which a +-8 mask would shift by several levels
-    x1, y1, x2, y2 = scene.boxes[FRAMES // 2, 2].tolist()
-    stranger = change[FRAMES // 2, int(y1):int(y2), int(x1):int(x2)]
-    assert abs(float(stranger.mean())) < 1.0
+    # the stranger is left alone: re-encoding moves pixels (mean |change| about 2) but not the
+    # mean of the face's centre, which a +-8 mask would shift by several levels (the centre:
+    # the box's rim can lie inside the fading border of a neighbour's mask)
+    assert abs(np.mean(centre_shifts(scene, change, 2))) < 1.0
 
 
 def test_rerun_skips_finished(setup: dict) -> None:
