@@ -91,20 +91,22 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def run_cli(*args: str) -> tuple[subprocess.CompletedProcess, float]:
     """The real ``cloak`` command in a fresh interpreter (stdout, stderr captured), 1 thread.
 
-    Returns the finished process and ITS peak resident memory in MB (``os.wait4`` on that child
-    alone: ``RUSAGE_CHILDREN`` would give the largest of every child the test session reaped).
+    Returns the finished process and its own peak resident memory in MB: ``VmHWM`` of
+    /proc/self/status, read as the command exits. (``ru_maxrss`` would not do: Linux carries
+    the forking process's peak, here the whole test session's, across ``exec``.)
     """
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen([sys.executable, "-m", "cloak.cli", *args], stdout=out,
-                                 stderr=err, env=env, cwd=REPO_ROOT)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        done = subprocess.CompletedProcess(child.args, child.returncode,
-                                           out.read().decode(), err.read().decode())
-    return done, usage.ru_maxrss / 1024
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "vmhwm"
+        code = ("import atexit, pathlib, runpy, sys; report = pathlib.Path(sys.argv.pop(1)); "
+                "atexit.register(lambda: report.write_text(next(line for line in "
+                "open('/proc/self/status') if line.startswith('VmHWM')))); "
+                "runpy.run_module('cloak.cli', run_name='__main__', alter_sys=True)")
+        done = subprocess.run([sys.executable, "-c", code, str(report), *args],
+                              capture_output=True, text=True, env=env, cwd=REPO_ROOT,
+                              timeout=600)
+        peak_kb = float(report.read_text().split()[1])
+    return done, peak_kb / 1024
 
 
 def decoded(path: Path) -> np.ndarray:
