@@ -86,7 +86,7 @@ from evaluation.lfw import central_faces, load_rgb
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW, DEFAULT_UTKFACE
 from evaluation.physical_masks import STYLES, mask_faces
 from evaluation.protocol import split_photos
-from evaluation.report import markdown_table, write_json, write_markdown_section
+from evaluation.report import RecordStore, markdown_table, write_json, write_markdown_section
 
 if TYPE_CHECKING:
     from attackers.attributes.base import AttributePredictor
@@ -431,51 +431,26 @@ def _condition_records(made: Sequence[FaceConditions], conditions: Sequence[str]
 # ----------------------------------------------------------------------------- run cache
 
 
-class _RunCache:
-    """Finished faces and identities of one run, one JSON file each, so a rerun resumes.
+#: Settings that do not change a finished record (see :func:`_record_store`).
+_STORE_IGNORES = ("utkface", "lfw", "datasets", "limit", "lfw_limit", "n_boot", "cache_dir",
+                  "batch", "progress")
 
-    The folder is named by a SHA-256 over everything that changes a record: the settings
-    (except the data folders, ``datasets``, ``limit``, ``lfw_limit``, ``n_boot``, ``cache_dir``,
-    ``batch`` and ``progress``), the optimiser settings and the weights of every model involved.
+
+def _record_store(settings: AttributeSettings) -> RecordStore:
+    """Where finished faces and identities are stored, one JSON file each, so a rerun resumes.
+
+    Keyed by everything that changes a record: the settings (except the data folders,
+    ``datasets``, ``limit``, ``lfw_limit``, ``n_boot``, ``cache_dir``, ``batch`` and
+    ``progress``), the optimiser settings and the weights of every model involved.
     """
-
-    _IGNORED = ("utkface", "lfw", "datasets", "limit", "lfw_limit", "n_boot", "cache_dir",
-                "batch", "progress")
-
-    def __init__(self, settings: AttributeSettings) -> None:
-        models = sorted({PREDICTORS[p][0] for p in settings.predictors}
-                        | set(settings.surrogates()) | {"mtcnn", "shape68"})
-        key = {
-            "settings": {k: v for k, v in asdict(settings).items() if k not in self._IGNORED},
-            "config": asdict(settings.config()),
-            "surrogates": settings.surrogates(),
-            "weights": {m: zoo.weights_digests(m) for m in models},
-        }
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
-        self.folder = settings.cache_dir / "runs" / digest.hexdigest()[:16]
-        self.reused = 0
-        self.written = 0
-
-    def path(self, part: str, name: str) -> Path:
-        return self.folder / part / f"{name}.json"
-
-    def load(self, part: str, name: str) -> dict[str, Any] | None:
-        """The finished record, or None (absent or unreadable)."""
-        path = self.path(part, name)
-        if not path.exists():
-            return None
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            log.warning("%s: unreadable finished record (%s); running it again", path, err)
-            return None
-        self.reused += 1
-        return record
-
-    def save(self, part: str, name: str, record: dict[str, Any]) -> None:
-        """Store a finished record (atomically)."""
-        write_json(self.path(part, name), record)
-        self.written += 1
+    models = sorted({PREDICTORS[p][0] for p in settings.predictors}
+                    | set(settings.surrogates()) | {"mtcnn", "shape68"})
+    return RecordStore(settings.cache_dir, {
+        "settings": {k: v for k, v in asdict(settings).items() if k not in _STORE_IGNORES},
+        "config": asdict(settings.config()),
+        "surrogates": settings.surrogates(),
+        "weights": {m: zoo.weights_digests(m) for m in models},
+    })
 
 
 # ----------------------------------------------------------------------------- UTKFace
@@ -529,7 +504,7 @@ class _Models:
     surrogates: list[Recognizer]
 
 
-def _run_utkface(dataset: str, settings: AttributeSettings, models: _Models, runs: _RunCache,
+def _run_utkface(dataset: str, settings: AttributeSettings, models: _Models, runs: RecordStore,
                  say: Callable[[str], None]) -> dict[str, Any]:
     """Records of one UTKFace folder (from the cache or computed) and the malformed names."""
     from cloak.opom import learn_mask, training_face
@@ -542,7 +517,7 @@ def _run_utkface(dataset: str, settings: AttributeSettings, models: _Models, run
     pending = []
     for path, labels in labelled:
         name = path.relative_to(folder).as_posix()
-        done = runs.load(part, name)
+        done = runs.load(f"{part}/{name}")
         if done is not None:
             records[name] = done
         else:
@@ -574,7 +549,7 @@ def _run_utkface(dataset: str, settings: AttributeSettings, models: _Models, run
                       "seconds": seconds}
             if k in kept:
                 record["conditions"] = next(per_face)
-            runs.save(part, name, record)
+            runs.save(f"{part}/{name}", record)
             records[name] = record
         bar.update(len(chunk))
         say(f"utkface {dataset}: {len(records)}/{len(labelled)} faces, {seconds:.1f} s/face")
@@ -653,7 +628,7 @@ def _summarise_utkface(run: dict[str, Any], settings: AttributeSettings) -> dict
 # ----------------------------------------------------------------------------- LFW
 
 
-def _run_lfw(settings: AttributeSettings, models: _Models, runs: _RunCache,
+def _run_lfw(settings: AttributeSettings, models: _Models, runs: RecordStore,
              say: Callable[[str], None]) -> dict[str, Any]:
     """Records of the LFW identities (from the cache or computed) and the skipped ones."""
     from cloak.opom import learn_mask, training_face
@@ -666,7 +641,7 @@ def _run_lfw(settings: AttributeSettings, models: _Models, runs: _RunCache,
     needed = settings.n_train + settings.n_probe
     records, skipped = [], []
     for person_dir in tqdm(people, desc="lfw", unit="person", disable=not settings.progress):
-        done = runs.load("lfw", person_dir.name)
+        done = runs.load(f"lfw/{person_dir.name}")
         if done is not None:
             records.append(done)
             continue
@@ -704,7 +679,7 @@ def _run_lfw(settings: AttributeSettings, models: _Models, runs: _RunCache,
                   "probes": [{"file": p.name, "conditions": c}
                              for (p, _, _), c in zip(split.probes, per_probe, strict=True)],
                   "learn_s": learn_s, "seconds": time.perf_counter() - start}
-        runs.save("lfw", split.person, record)
+        runs.save(f"lfw/{split.person}", record)
         records.append(record)
         say(f"lfw {split.person}: {record['seconds']:.1f} s")
     return {"people": len(people), "skipped": skipped, "identities": records}
@@ -770,7 +745,7 @@ def run_attribute_benchmark(settings: AttributeSettings,
         predictors={n: attackers.load(PREDICTORS[n][0], reference=PREDICTORS[n][1])
                     for n in settings.predictors},
         surrogates=[attackers.load(s) for s in settings.surrogates()] if cloaked else [])
-    runs = _RunCache(settings)
+    runs = _record_store(settings)
     result: dict[str, Any] = {
         "benchmark": "attributes: sex, age and race leakage under physical masks and cloaks",
         "settings": {k: (str(v) if isinstance(v, Path) else v)

@@ -73,7 +73,7 @@ from evaluation.lfw import central_faces, load_rgb
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW
 from evaluation.protocol import bootstrap_interval, identity_ranks, psr, split_photos
 from evaluation.quality import photo_quality
-from evaluation.report import markdown_table, write_json, write_markdown_section
+from evaluation.report import RecordStore, markdown_table, write_json, write_markdown_section
 
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
@@ -496,54 +496,31 @@ def _run_identity(person: str, probes: Sequence[_Photo], train: Sequence[_Photo]
     return record
 
 
-class _RunCache:
-    """Finished identities of one benchmark run, one JSON file each, so a rerun resumes.
+#: Settings that do not change a finished identity's record (see :func:`_record_store`).
+_STORE_IGNORES = ("limit", "people", "progress", "cache_dir", "batch", "n_boot", "folds", "lfw",
+                  "conditions")
+
+
+def _record_store(settings: BenchmarkSettings, folds: Sequence[Fold],
+                  distractor_files: Sequence[Path]) -> RecordStore:
+    """Where finished identities are stored, one JSON file each, so a rerun resumes.
 
     A record holds file names, ranks, quality figures and timings per condition, never a
     feature; a run that asks for conditions a stored record lacks computes only those and adds
-    them. The folder is named by a SHA-256 over everything that changes a condition's result:
-    the settings (except ``limit``, ``people``, ``conditions``, ``progress``, ``cache_dir``,
-    ``batch`` and ``n_boot``, which do not), the optimiser settings of every subspace, the
-    folds, the distractor files and the weights of every model involved.
+    them. The store is keyed by everything that changes a condition's result: the settings
+    (except ``limit``, ``people``, ``conditions``, ``progress``, ``cache_dir``, ``batch`` and
+    ``n_boot``, which do not), the optimiser settings of every subspace, the folds, the
+    distractor files and the weights of every model involved.
     """
-
-    _IGNORED = ("limit", "people", "progress", "cache_dir", "batch", "n_boot", "folds", "lfw",
-                "conditions")
-
-    def __init__(self, settings: BenchmarkSettings, folds: Sequence[Fold],
-                 distractor_files: Sequence[Path]) -> None:
-        models = sorted({BLACK_BOXES[t][0] for f in folds for t in f.tested}
-                        | {s for f in folds for s in f.surrogates} | {"mtcnn"})
-        key = {
-            "settings": {k: v for k, v in asdict(settings).items() if k not in self._IGNORED},
-            "configs": {s: asdict(settings.config(s)) for s in _SUBSPACES},
-            "folds": [asdict(f) for f in folds],
-            "distractors": [p.name for p in distractor_files],
-            "weights": {m: zoo.weights_digests(m) for m in models},
-        }
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
-        self.folder = settings.cache_dir / "runs" / digest.hexdigest()[:16]
-        self.reused = 0
-
-    def _path(self, person: str) -> Path:
-        return self.folder / f"{person}.json"
-
-    def load(self, person: str) -> dict[str, Any] | None:
-        """The finished record of ``person``, or None (absent or unreadable)."""
-        path = self._path(person)
-        if not path.exists():
-            return None
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            log.warning("%s: unreadable finished record (%s); running it again", path, err)
-            return None
-        self.reused += 1
-        return record
-
-    def save(self, record: dict[str, Any]) -> None:
-        """Store a finished record (atomically)."""
-        write_json(self._path(record["person"]), record)
+    models = sorted({BLACK_BOXES[t][0] for f in folds for t in f.tested}
+                    | {s for f in folds for s in f.surrogates} | {"mtcnn"})
+    return RecordStore(settings.cache_dir, {
+        "settings": {k: v for k, v in asdict(settings).items() if k not in _STORE_IGNORES},
+        "configs": {s: asdict(settings.config(s)) for s in _SUBSPACES},
+        "folds": [asdict(f) for f in folds],
+        "distractors": [p.name for p in distractor_files],
+        "weights": {m: zoo.weights_digests(m) for m in models},
+    })
 
 
 def _only(record: dict[str, Any], conditions: Sequence[str]) -> dict[str, Any]:
@@ -655,7 +632,7 @@ def run_benchmark(settings: BenchmarkSettings,
 
     records, skipped, detect_s = [], [], []
     needed = settings.n_train + settings.n_probe
-    runs = _RunCache(settings, folds, distractor_files)
+    runs = _record_store(settings, folds, distractor_files)
     bar = tqdm(people, desc="identities", unit="person", disable=not settings.progress)
     for person_dir in bar:
         done = runs.load(person_dir.name)
@@ -681,7 +658,7 @@ def run_benchmark(settings: BenchmarkSettings,
         if done is not None:         # conditions added to a stored identity: keep both
             record["conditions"] = {**done["conditions"], **record["conditions"]}
             record["seconds"] += done["seconds"]
-        runs.save(record)
+        runs.save(record["person"], record)
         records.append(_only(record, settings.conditions))
         clean = record["conditions"].get("clean", {}).get("ranks", {})
         say(f"{split.person}: {record['seconds']:.1f} s; clean top-1 misses "
