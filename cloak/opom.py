@@ -57,6 +57,7 @@ import torch.nn.functional as F
 
 from cloak.faces.align import feather_weight, invert, paste_back, to_frame
 from cloak.faces.frame import FRAME_SIZE
+from cloak.robust import RandomRealWorld
 from cloak.steps import InputDiversity, Momentum, fim_step, random_start, translation_invariance
 from cloak.subspace import SUBSPACES, Subspace, subspace_distance
 
@@ -109,6 +110,10 @@ class OpomConfig:
         balance: scale each surrogate's gradient to unit mean absolute value before averaging,
             so that no model's gradient scale decides the sign alone (False: the gradient of
             the mean loss).
+        eot: expectation over transformation: every step, each protected training photo goes
+            through a random blur, down-up resize and JPEG (:class:`cloak.robust.RandomRealWorld`,
+            each with probability 1/2, JPEG quality 50-95) before the surrogates see it, so the
+            mask is learned to survive what sharing does to a photo.
         seed: seeds the random start and DI; the same seed gives the same mask.
     """
 
@@ -123,6 +128,7 @@ class OpomConfig:
     paste: PastePath = "photo"
     feather: float = DEFAULT_FEATHER
     balance: bool = True
+    eot: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -239,7 +245,9 @@ def training_face(photo_pixels: torch.Tensor, face: AlignedFace) -> TrainingFace
 
 
 def protected_frames(faces: Sequence[TrainingFace], delta: torch.Tensor, paste: PastePath,
-                     feather: float = DEFAULT_FEATHER) -> torch.Tensor:
+                     feather: float = DEFAULT_FEATHER,
+                     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                     ) -> torch.Tensor:
     """The canonical frames of the training faces with the mask applied, differentiably.
 
     Args:
@@ -249,20 +257,24 @@ def protected_frames(faces: Sequence[TrainingFace], delta: torch.Tensor, paste: 
             [0, 255]) and re-align the region; ``"frame"``: add the feathered mask to each clean
             frame and clip to [0, 255].
         feather: feather width in frame pixels.
+        transform: applied to each protected image where a shared photo would meet it: to each
+            protected region (1, 3, h, w) before re-alignment (``"photo"``), or to the protected
+            frames (``"frame"``); differentiable, [0, 255] in and out (e.g. EOT).
 
     Returns:
         (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [0, 255], differentiable in ``delta``.
     """
+    keep: Callable[[torch.Tensor], torch.Tensor] = transform or (lambda images: images)
     if paste == "frame":
         clean = torch.stack([f.clean_frame() for f in faces])
-        return (clean + delta * feather_weight(feather).to(delta)).clamp(0, 255)
+        return keep((clean + delta * feather_weight(feather).to(delta)).clamp(0, 255))
     if paste != "photo":
         raise ValueError(f"unknown paste path {paste!r}; choose one of {_PASTE_PATHS}")
     frames = []
     for face in faces:
         region = paste_back(face.region, delta, face.matrix[None], feather=feather,
                             mode="bilinear")
-        frames.append(to_frame(region, face.matrix[None])[0])
+        frames.append(to_frame(keep(region[None])[0], face.matrix[None])[0])
     return torch.stack(frames)
 
 
@@ -333,6 +345,7 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
         clean = torch.stack([f.clean_frame() for f in faces])
         features = [s.embed(clean) for s in surrogates]
     diversity = InputDiversity(config.diversity, generator)
+    eot = RandomRealWorld(generator=generator) if config.eot else None
     momentum = Momentum(config.momentum) if config.momentum > 0 else None
     delta = random_start((3, FRAME_SIZE, FRAME_SIZE), config.eps, generator)
     for step in range(config.steps):
@@ -340,7 +353,7 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
         kind = config.subspace
         if kind == "convex" and step < config.warmup:
             kind = "center"
-        frames = protected_frames(faces, delta, config.paste, config.feather)
+        frames = protected_frames(faces, delta, config.paste, config.feather, eot)
         frame_grad, loss = _ensemble_gradient(frames.detach(), surrogates, features, kind,
                                               diversity, config.balance)
         (grad,) = torch.autograd.grad(frames, delta, grad_outputs=frame_grad)

@@ -185,7 +185,7 @@ class BenchmarkSettings:
         folds: an explicit fold design (checked by :func:`check_folds`).
         mode: a key of :data:`cloak.opom.MODES`: the optimiser's settings (its surrogates are
             replaced by each fold's).
-        steps, eps, step_size, momentum, diversity, ti_kernel, paste, feather, balance:
+        steps, eps, step_size, momentum, diversity, ti_kernel, paste, feather, balance, eot:
             overrides of the mode's
             :class:`~cloak.opom.OpomConfig` fields (None = the mode's value).
         paste_mode: resampling of the mask into the probe photo (``"bilinear"``/``"nearest"``).
@@ -214,6 +214,7 @@ class BenchmarkSettings:
     paste: str | None = None
     feather: float | None = None
     balance: bool | None = None
+    eot: bool | None = None
     paste_mode: str = "bilinear"
     seed: int = 0
     n_train: int = 10
@@ -239,7 +240,7 @@ class BenchmarkSettings:
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of {tuple(MODES)}")
         names = ("steps", "eps", "step_size", "momentum", "diversity", "ti_kernel", "paste",
-                 "feather", "balance")
+                 "feather", "balance", "eot")
         changes = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
         return replace(MODES[self.mode].config, subspace=subspace, seed=self.seed, **changes)
 

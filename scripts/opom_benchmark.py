@@ -50,6 +50,8 @@ def main() -> None:
                         help="the optimiser's view of the mask")
     parser.add_argument("--balance", action=argparse.BooleanOptionalAction, default=None,
                         help="scale each surrogate's gradient to unit mean |g| (mode default)")
+    parser.add_argument("--eot", action=argparse.BooleanOptionalAction, default=None,
+                        help="learn through random blur/resize/JPEG (mode default)")
     parser.add_argument("--paste-mode", choices=["bilinear", "nearest"], default="bilinear",
                         help="resampling of the mask into the probe photos")
     parser.add_argument("--seed", type=int, default=0)
@@ -71,7 +73,8 @@ def main() -> None:
         mode=args.mode, steps=args.steps, eps=args.eps, step_size=args.step_size,
         feather=args.feather, momentum=args.momentum,
         diversity=args.diversity, ti_kernel=args.ti_kernel, paste=args.paste,
-        balance=args.balance, paste_mode=args.paste_mode, seed=args.seed, cache_dir=args.cache,
+        balance=args.balance, eot=args.eot, paste_mode=args.paste_mode, seed=args.seed,
+        cache_dir=args.cache,
         progress=not args.quiet)
     result = run_benchmark(settings, log_line=tqdm.write)
     command = " ".join(["python scripts/opom_benchmark.py", *sys.argv[1:]])

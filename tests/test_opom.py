@@ -229,6 +229,23 @@ def test_same_seed_same_mask(faces, dlib):
     assert not torch.equal(a, learn_mask(faces, [dlib], OpomConfig(steps=3, seed=8)))
 
 
+
+def test_eot_is_seeded_and_reaches_the_training_path(faces, dlib):
+    """EOT transforms each protected region before re-alignment; the same seed, the same mask."""
+    from cloak.robust import gaussian_blur
+
+    delta = random_start((3, 224, 224), EPS, gen(0))
+    plain = protected_frames(faces[:2], delta, "photo")
+    blurred = protected_frames(faces[:2], delta, "photo",
+                               transform=lambda images: gaussian_blur(images, 2.0))
+    inner = (slice(None), slice(None), slice(40, 184), slice(40, 184))
+    # the blur removes most of the uniform noise: the frames move by levels, not float error
+    assert (blurred - plain)[inner].abs().mean() > 2.0
+    config = OpomConfig(steps=3, seed=3, eot=True)
+    a, b = learn_mask(faces, [dlib], config), learn_mask(faces, [dlib], config)
+    assert torch.equal(a, b) and a.abs().max() <= EPS
+    assert not torch.equal(a, learn_mask(faces, [dlib], OpomConfig(steps=3, seed=3)))
+
 def objective(faces, surrogate, delta, kind) -> float:
     """Mean subspace distance of the protected training frames (photo path, no DI)."""
     with torch.no_grad():
