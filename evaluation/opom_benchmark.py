@@ -73,7 +73,7 @@ from evaluation.lfw import central_faces, load_rgb
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW
 from evaluation.protocol import bootstrap_interval, identity_ranks, psr, split_photos
 from evaluation.quality import photo_quality
-from evaluation.report import RecordStore, markdown_table, write_json, write_markdown_section
+from evaluation.report import RecordStore, markdown_table, publish, write_json
 
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
@@ -243,6 +243,29 @@ class BenchmarkSettings:
                  "feather", "balance", "eot")
         changes = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
         return replace(MODES[self.mode].config, subspace=subspace, seed=self.seed, **changes)
+
+    def photo_sets(self) -> tuple[list[Path], list[Path]]:
+        """The identity folders (sorted, filtered by ``people`` and ``limit``) and distractors.
+
+        Raises:
+            FileNotFoundError: an LFW folder is missing or empty; ValueError: ``people`` names
+                an identity that does not exist.
+        """
+        people_dir, distractor_dir = self.lfw / "identities", self.lfw / "distractors"
+        for folder in (people_dir, distractor_dir):
+            if not folder.is_dir():
+                raise FileNotFoundError(f"{folder}: LFW folder not found")
+        people = sorted(p for p in people_dir.iterdir() if p.is_dir())
+        if self.people is not None:
+            unknown = sorted(set(self.people) - {p.name for p in people})
+            if unknown:
+                raise ValueError(f"{people_dir}: no identities named {', '.join(unknown)}")
+            people = [p for p in people if p.name in self.people]
+        people = people[:self.limit]
+        distractor_files = sorted(distractor_dir.glob("*.jpg"))[:self.distractors]
+        if not people or not distractor_files:
+            raise FileNotFoundError(f"{self.lfw}: no identities or no distractor photos")
+        return people, distractor_files
 
     def check(self) -> None:
         """Raise ValueError naming every invalid setting."""
@@ -606,20 +629,7 @@ def run_benchmark(settings: BenchmarkSettings,
     folds = settings.fold_plan()
     say = log_line or log.info
     started = time.perf_counter()
-    people_dir, distractor_dir = settings.lfw / "identities", settings.lfw / "distractors"
-    for folder in (people_dir, distractor_dir):
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: LFW folder not found")
-    people = sorted(p for p in people_dir.iterdir() if p.is_dir())
-    if settings.people is not None:
-        unknown = sorted(set(settings.people) - {p.name for p in people})
-        if unknown:
-            raise ValueError(f"{people_dir}: no identities named {', '.join(unknown)}")
-        people = [p for p in people if p.name in settings.people]
-    people = people[:settings.limit]
-    distractor_files = sorted(distractor_dir.glob("*.jpg"))[:settings.distractors]
-    if not people or not distractor_files:
-        raise FileNotFoundError(f"{settings.lfw}: no identities or no distractor photos")
+    people, distractor_files = settings.photo_sets()
 
     detector = attackers.load("mtcnn")
     tested = [t for fold in folds for t in fold.tested]
@@ -665,7 +675,8 @@ def run_benchmark(settings: BenchmarkSettings,
         say(f"{split.person}: {record['seconds']:.1f} s; clean top-1 misses "
             f"{sum(r >= 1 for v in clean.values() for r in v)}")
     if not records:
-        raise ValueError(f"no identity of {people_dir} has {needed} photos with a face")
+        raise ValueError(f"no identity of {settings.lfw / 'identities'} has {needed} photos "
+                         "with a face")
     if runs.reused:
         say(f"resumed {runs.reused} stored identities from {runs.folder}")
 
@@ -764,9 +775,5 @@ def write_report(result: dict[str, Any], json_path: Path | None, markdown_path: 
         command: the command line, quoted in both.
         section: name of the report's section (``<!-- BEGIN name -->``) that is replaced.
     """
-    body = report_markdown(result, command)
-    if json_path is not None:
-        write_json(json_path, {"command": command, **result})
-    if markdown_path is not None:
-        write_markdown_section(markdown_path, section, body)
-    return body
+    return publish(result, report_markdown(result, command), json_path, markdown_path, command,
+                   section)

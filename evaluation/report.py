@@ -39,6 +39,28 @@ def write_json(path: Path, data: Any) -> None:
     _atomic_write(path, json.dumps(data, indent=2) + "\n")
 
 
+def publish(result: dict[str, Any], body: str, json_path: Path | None,
+            markdown_path: Path | None, command: str | None, section: str) -> str:
+    """Write ``result`` (with the command line) as JSON and ``body`` as a markdown section.
+
+    Args:
+        result: the benchmark's JSON-ready results.
+        body: the rendered markdown section.
+        json_path: where the JSON goes (None = not written).
+        markdown_path: the markdown report (None = not written).
+        command: the command line, quoted in the JSON (the body quotes it itself).
+        section: name of the report's section (``<!-- BEGIN name -->``) that is replaced.
+
+    Returns:
+        ``body``.
+    """
+    if json_path is not None:
+        write_json(json_path, {"command": command, **result})
+    if markdown_path is not None:
+        write_markdown_section(markdown_path, section, body)
+    return body
+
+
 def write_markdown_section(path: Path, section: str, body: str) -> None:
     """Replace (or append) the section named ``section`` of the markdown file at ``path``."""
     begin, end = f"<!-- BEGIN {section} -->", f"<!-- END {section} -->"
