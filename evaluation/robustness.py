@@ -830,8 +830,10 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
         f"U[-{settings['jitter_px']:g}, {settings['jitter_px']:g}] photo pixels each before "
         f"alignment. `clean:` rows run the same transform on the unprotected probe.\n\n"
         f"Folds:\n{folds}\n")
+    learned = ("robust option: learned with expectation over transformation"
+               if config.get("eot") else "default optimiser")
     return (
-        f"## Robustness of universal masks (LFW)\n\n{intro}\n"
+        f"## Robustness of universal masks (LFW, {learned})\n\n{intro}\n"
         f"PSR@1 [95% bootstrap interval over identities] (protected / clean probes vs a clean "
         f"gallery unless the row says otherwise):\n\n{main}\n\n"
         f"Verification: thresholds per black box at each FAR, calibrated on {pairs} pairs of "
