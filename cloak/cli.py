@@ -108,7 +108,7 @@ MODE_HELP = (
     "(about 90 s). strong: facenet, dlib-resnet, faceres, mobilefacenet, sface; 100 steps (about "
     "6 min). All: eps 8/255, steps of 2/255, convex-hull subspace, momentum, input diversity, "
     "translation invariance, the photo paste path. Times on a 2-core CPU.")
-_LEARN_OPTIONS = ("mode", "eps", "steps", "seed", "surrogates")
+_LEARN_OPTIONS = ("mode", "eps", "steps", "seed", "surrogates", "protect_attributes")
 
 
 def _surrogate_names(_ctx: click.Context, _param: click.Parameter,
@@ -128,6 +128,22 @@ def _surrogate_names(_ctx: click.Context, _param: click.Parameter,
     return names
 
 
+def _attribute_names(_ctx: click.Context, _param: click.Parameter,
+                     value: str | None) -> tuple[str, ...]:
+    """Parse ``--protect-attributes sex,age``: attributes of :data:`cloak.opom.ATTRIBUTES`."""
+    from cloak.opom import attribute_names
+
+    if value is None:
+        return ()
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise click.BadParameter("give at least one of sex, age, race")
+    try:
+        return attribute_names(names)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
 def _learn_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options that say how a mask is learned (shared by protect and enroll)."""
     options = [
@@ -143,6 +159,12 @@ def _learn_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--surrogates", callback=_surrogate_names, metavar="A,B,...",
                      help="Comma-separated white-box recognizers to learn on (default: the "
                           "mode's)."),
+        click.option("--protect-attributes", "protect_attributes", callback=_attribute_names,
+                     metavar="sex,age,race",
+                     help="Also hide these attributes: the mask pushes white-box sex/age/race "
+                          "predictors (age-gender, faceres-attributes, gear) towards "
+                          "uninformative outputs, at some cost to identity protection. "
+                          "Learning takes about 2.5x as long in fast mode, 1.8x in balanced."),
         click.option("--threads", type=click.IntRange(min=1),
                      help="CPU threads for torch (default: torch's choice). On a busy machine "
                           "1 can be several times faster. Masks are reproducible for the same "
@@ -193,7 +215,8 @@ class _CliReporter:
 
 
 def _learn_settings(mode: str, eps: float | None, steps: int | None, seed: int,
-                    surrogates: tuple[str, ...] | None, threads: int | None) -> Any:
+                    surrogates: tuple[str, ...] | None, threads: int | None,
+                    protect_attributes: tuple[str, ...] = ()) -> Any:
     """The pipeline's LearnSettings; sets torch's thread count when asked."""
     import torch
 
@@ -201,7 +224,8 @@ def _learn_settings(mode: str, eps: float | None, steps: int | None, seed: int,
 
     if threads is not None:
         torch.set_num_threads(threads)
-    return LearnSettings(mode=mode, eps=eps, steps=steps, seed=seed, surrogates=surrogates)
+    return LearnSettings(mode=mode, eps=eps, steps=steps, seed=seed, surrogates=surrogates,
+                         protect_attributes=protect_attributes)
 
 
 def _finish(summary: Any, as_json: bool, quiet: bool, line: str) -> None:
@@ -268,7 +292,8 @@ def _clean_errors() -> Iterator[None]:
 @click.pass_context
 def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, name: str | None,
             mask_file: Path | None, mode: str, eps: float | None, steps: int | None, seed: int,
-            surrogates: tuple[str, ...] | None, threads: int | None, all_faces: bool,
+            surrogates: tuple[str, ...] | None, protect_attributes: tuple[str, ...],
+            threads: int | None, all_faces: bool,
             jpeg_quality: int, keep_location: bool, force: bool, as_json: bool,
             quiet: bool) -> None:
     """Write protected copies of a person's PHOTOS (files or folders).
@@ -302,7 +327,8 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
         except MaskError as err:
             raise click.BadParameter(str(err), param_hint="--mask") from None
     options = ProtectOptions(output=output, name=name, mask=mask, mask_path=mask_file,
-                             learn=_learn_settings(mode, eps, steps, seed, surrogates, threads),
+                             learn=_learn_settings(mode, eps, steps, seed, surrogates, threads,
+                                                   protect_attributes),
                              all_faces=all_faces, jpeg_quality=jpeg_quality,
                              keep_location=keep_location, force=force)
     with _clean_errors():
@@ -314,38 +340,162 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
 
 @main.command()
 @click.argument("name")
-@click.argument("photos", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
+@click.argument("photos", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--from-video", "from_video", metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Learn from a face track of this video instead of photos. Without --track, "
+                   "list the video's tracks (frames, face size) and stop.")
+@click.option("--track", type=click.IntRange(min=0),
+              help="With --from-video: the track to learn from (numbers from the listing).")
+@click.option("--stride", type=click.IntRange(1, 16), default=4, show_default=True,
+              help="With --from-video: detect faces every N frames (as `cloak video` does; "
+                   "the listing and the learning must use the same value).")
+@click.option("--faces-to", "faces_to", type=click.Path(file_okay=False, path_type=Path),
+              help="With --from-video: also save the aligned faces learned from as PNG in this "
+                   "folder (usable as `cloak video --reference NAME=FOLDER`). They are photos "
+                   "of the person: keep them private.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Mask file to write (default: ./NAME.cloak).")
 @_learn_options
 @click.option("--force", is_flag=True, help="Replace the mask file if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or notices; errors only.")
-def enroll(name: str, photos: tuple[Path, ...], output: Path | None, mode: str,
+def enroll(name: str, photos: tuple[Path, ...], from_video: Path | None, track: int | None,
+           stride: int, faces_to: Path | None, output: Path | None, mode: str,
            eps: float | None, steps: int | None, seed: int, surrogates: tuple[str, ...] | None,
-           threads: int | None, force: bool, as_json: bool, quiet: bool) -> None:
-    """Learn NAME's mask from PHOTOS (files or folders) and write it; no photo is written.
+           threads: int | None, force: bool, as_json: bool, quiet: bool,
+           protect_attributes: tuple[str, ...] = ()) -> None:
+    """Learn NAME's mask from PHOTOS (files or folders) or a video track; write it.
 
-    The person is the one seen in the most photos; up to 10 of their photos are learned from.
-    Apply the mask later with `cloak protect --mask FILE`. Keep it private: whoever holds it
-    can try to subtract it from your photos. Exit code: 0 written, 1 some photos failed or no
-    mask could be learned, 2 usage error.
+    From photos: the person is the one seen in the most photos; up to 10 of their photos are
+    learned from. From a video (--from-video FILE): first run without --track to list the
+    video's face tracks, then pick the person's with --track N; the mask is learned from 10
+    sharp frames spread over the track (the sharpest of each tenth of it). No photo or video
+    is written. Apply the mask later with `cloak protect --mask FILE` or `cloak video --mask
+    FILE`. Keep it private: whoever holds it can try to subtract it from your photos.
+
+    Exit code: 0 written (or tracks listed), 1 some photos failed or no mask could be learned,
+    2 usage error.
     """
     from cloak.protect import enroll as run_enroll
     from cloak.protect import safe_name
 
+    if not photos and from_video is None:
+        raise click.UsageError("Missing argument 'PHOTOS...' (or --from-video FILE)")
+    if photos and from_video is not None:
+        raise click.UsageError("give PHOTOS or --from-video FILE, not both")
+    given = [flag for flag, value in (("--track", track), ("--faces-to", faces_to))
+             if value is not None]
+    if from_video is None and given:
+        raise click.UsageError(f"{', '.join(given)} only go with --from-video")
     target = output or Path(f"{safe_name(name)}.cloak")
-    if target.exists() and not force:
+    if target.exists() and not force and not (from_video is not None and track is None):
         raise click.UsageError(f"{target} exists; use --force to replace it or -o for another "
                                "file")
+    learn = _learn_settings(mode, eps, steps, seed, surrogates, threads, protect_attributes)
+    if from_video is not None:
+        _enroll_from_video(name, from_video, track, stride, faces_to, target, learn, as_json,
+                           quiet)
+        return
     with _clean_errors():
-        summary = run_enroll(name, photos, target,
-                             _learn_settings(mode, eps, steps, seed, surrogates, threads),
-                             reporter=_CliReporter(quiet))
+        summary = run_enroll(name, photos, target, learn, reporter=_CliReporter(quiet))
     _finish(summary, as_json, quiet,
             f"{name}'s mask: {summary.mask_path} (from {summary.training_faces} photos; "
             f"{_counts(summary)})")
+
+
+def _frame_progress(quiet: bool) -> Callable[[str, int, int], None]:
+    """A progress callback drawing one tqdm bar of frames per stage on stderr."""
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def show(stage: str, done: int, total: int) -> None:
+        if quiet or total <= 0:
+            return
+        if stage not in bars:
+            bars[stage] = tqdm(total=total, desc=stage, unit="frame", file=sys.stderr,
+                               dynamic_ncols=True)
+        bars[stage].update(done - bars[stage].n)
+        if done >= total:
+            bars.pop(stage).close()
+
+    return show
+
+
+def _enroll_from_video(name: str, video_path: Path, track: int | None, stride: int,
+                       faces_to: Path | None, target: Path, learn: Any, as_json: bool,
+                       quiet: bool) -> None:
+    """`cloak enroll --from-video`: list the tracks, or learn from one and save the mask."""
+    import time
+
+    import torch
+
+    import attackers
+    from cloak.mask import save_mask
+    from cloak.protect import TRAIN_FACES, safe_name
+    from cloak.video.enrol import find_tracks, learn_track_mask, pick_track_faces
+    from cloak.video.io import VideoError
+    from cloak.video.protect import VideoOptions, track_summaries
+
+    start = time.perf_counter()
+    reporter = _CliReporter(quiet)
+    frames = _frame_progress(quiet)
+    learn_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # detection spreads frames over threads (VideoOptions)
+    try:
+        with _clean_errors():
+            detector = attackers.load("mtcnn", progress=reporter.note)
+        analysis = find_tracks(video_path, detector, VideoOptions(stride=stride), frames)
+        if track is not None:
+            picked = pick_track_faces(analysis, track, TRAIN_FACES, frames)
+    except VideoError as err:
+        raise click.ClickException(str(err)) from None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--track") from None
+    finally:
+        torch.set_num_threads(learn_threads)
+    tracks = [{k: v for k, v in t.items() if k not in ("person", "scores")}
+              for t in track_summaries(analysis)]
+    if track is None:
+        if as_json:
+            click.echo(json.dumps({"video": str(video_path), "tracks": tracks}, indent=2))
+            return
+        click.echo(f"{len(tracks)} face tracks in {video_path} (detected every {stride} "
+                   "frames):")
+        click.echo("track  frames          detections  face size (px)  first seen at (x, y)")
+        for t in tracks:
+            x, y = t["first_centre"]
+            click.echo(f"{t['track']:>5}  {t['frames'][0]:>6}-{t['frames'][1]:<7}  "
+                       f"{t['detections']:>10}  {t['face_size']:>14.0f}  ({x:.0f}, {y:.0f})")
+        if not quiet:
+            click.echo(f"learn from one: cloak enroll {name} --from-video {video_path} "
+                       "--track N", err=True)
+        return
+    reporter.note(f"learning {name}'s mask from {len(picked)} frames of track {track}")
+    with _clean_errors():
+        mask = learn_track_mask(name, picked, learn,
+                                lambda step, steps, _loss: reporter.progress("learning mask",
+                                                                             step, steps),
+                                lambda model: attackers.load(model, progress=reporter.note))
+        save_mask(mask, target)
+    if faces_to is not None:
+        from PIL import Image
+
+        faces_to.mkdir(parents=True, exist_ok=True)
+        for face in picked:
+            pixels = face.canonical.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
+            Image.fromarray(pixels.numpy()).save(faces_to / f"{safe_name(name)}_"
+                                                            f"{face.frame:06d}.png")
+    summary = {"person": name, "mask": str(target), "video": str(video_path), "track": track,
+               "frames": [p.frame for p in picked], "training_faces": len(picked),
+               "seconds": round(time.perf_counter() - start, 2),
+               "faces_saved_to": None if faces_to is None else str(faces_to)}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    elif not quiet:
+        click.echo(f"{name}'s mask: {target} (from {len(picked)} frames of track {track}: "
+                   f"{', '.join(str(p.frame) for p in picked)})", err=True)
 
 
 # -- video -------------------------------------------------------------------------------------
@@ -380,6 +530,40 @@ def _videos(inputs: tuple[Path, ...]) -> list[tuple[Path, Path]]:
     return found
 
 
+def _video_people(mask_files: tuple[Path, ...], references: dict[str, Path], detector: Any,
+                  sface: Any) -> list[Any]:
+    """Each --mask's person, enrolled with the faces of their --reference photos."""
+    from cloak.errors import ImageError
+    from cloak.imageio import iter_photo_paths, read_photo
+    from cloak.mask import MaskError, load_mask
+    from cloak.video.protect import enroll_person
+
+    try:
+        masks = [load_mask(m) for m in mask_files]
+    except MaskError as err:
+        raise click.BadParameter(str(err), param_hint="--mask") from None
+    names = [m.person for m in masks]
+    missing = [n for n in names if n not in references]
+    if missing or len(set(names)) != len(names):
+        raise click.UsageError(f"give one --reference NAME=PHOTOS per mask; masks are for "
+                               f"{', '.join(names)}, references for "
+                               f"{', '.join(references) or 'nobody'}")
+    people = []
+    for mask in masks:
+        photos = []
+        for found in iter_photo_paths([references[mask.person]]):
+            if found.skip_reason is None:
+                try:
+                    photos.append(read_photo(found.path).pixels)
+                except ImageError as err:
+                    click.echo(f"error: {err}", err=True)
+        try:
+            people.append(enroll_person(mask, photos, detector, sface))
+        except ValueError as err:
+            raise click.UsageError(f"--reference {mask.person}: {err}") from None
+    return people
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--mask", "mask_files", multiple=True, required=True,
@@ -394,16 +578,41 @@ def _videos(inputs: tuple[Path, ...]) -> list[tuple[Path, Path]]:
                    "beside the first file). Sub-folders are mirrored.")
 @click.option("--stride", type=click.IntRange(1, 16), default=4, show_default=True,
               help="Detect faces on every N-th frame; tracks are interpolated in between.")
-@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
-              help="H.264 quality (18: visually lossless; lower is larger and better).")
-@click.option("--preset", default="medium", show_default=True,
-              help="x264 speed preset (ultrafast ... veryslow).")
+@click.option("--min-face", type=click.IntRange(12, 2000), default=20, show_default=True,
+              help="Smallest face in pixels that is looked for and protected (larger is "
+                   "faster: 40 halves detection time on 720p).")
+@click.option("--full-every", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Look for faces down to --min-face every N detections; in between, only "
+                   "for faces at least half as large as the smallest one in view (faster; a "
+                   "much smaller face that appears is found up to N x --stride frames later).")
+@click.option("--crf", type=click.IntRange(0, 51), default=16, show_default=True,
+              help="H.264 quality (16 at the default preset is visually lossless: as good as "
+                   "CRF 18 at 'medium'; lower is larger and better).")
+@click.option("--preset", type=click.Choice(["ultrafast", "superfast", "veryfast", "faster",
+                                             "fast", "medium", "slow", "slower", "veryslow"]),
+              default="veryfast", show_default=True,
+              help="x264 speed preset: slower presets make smaller files at the same CRF.")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True,
+              help="local: videos one after the other in this process, each using all cores. "
+                   "dask: one task per video on a dask.distributed cluster (pip install "
+                   "'cloak[distributed]'); the same tracks and masked frames.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="With --engine dask: worker processes of the local cluster (one thread "
+                   "each).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="With --engine dask: use this running scheduler (tcp://host:8786) instead "
+                   "of starting a local cluster.")
 @click.option("--force", is_flag=True, help="Rewrite outputs that already exist.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="Threads per video for detection, decoding and encoding (default: all "
+                   "cores; with --engine dask: 1 per worker). Outputs are identical for the "
+                   "same thread count.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or notices; errors only.")
 def video(inputs: tuple[Path, ...], mask_files: tuple[Path, ...], references: dict[str, Path],
-          output: Path | None, stride: int, crf: int, preset: str, force: bool,
+          output: Path | None, stride: int, min_face: int, full_every: int, crf: int,
+          preset: str, engine: str, workers: int, scheduler: str | None, force: bool,
           threads: int | None, as_json: bool, quiet: bool) -> None:
     """Protect the known people in videos (INPUTS: files or folders).
 
@@ -412,7 +621,9 @@ def video(inputs: tuple[Path, ...], mask_files: tuple[Path, ...], references: di
     person it resembles most (or left alone when it resembles nobody), so a mask never jumps
     to someone else. Their mask is then pasted on every frame of their track, with smoothed
     landmarks. Frame count, timestamps, rotation and audio (copied) are kept; H.264 output.
-    Originals are never modified; a rerun skips finished outputs.
+    Originals are never modified; a rerun skips finished outputs (outputs are written
+    atomically, so an interrupted batch resumes where it stopped). A video that cannot be
+    read is reported on one error line and the batch goes on.
 
     Exit code: 0 all done, 1 some videos failed, 2 usage error.
     """
@@ -420,76 +631,72 @@ def video(inputs: tuple[Path, ...], mask_files: tuple[Path, ...], references: di
     from tqdm import tqdm
 
     import attackers
-    from cloak.errors import ImageError
-    from cloak.imageio import iter_photo_paths, read_photo
-    from cloak.mask import MaskError, load_mask
-    from cloak.video.io import OUTPUT_FORMATS, VideoError
-    from cloak.video.protect import VideoOptions, enroll_person, protect_video
+    from cloak.video.engine import EngineError, VideoJob, run_dask, run_local
+    from cloak.video.io import OUTPUT_FORMATS
+    from cloak.video.protect import VideoOptions
 
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        masks = [load_mask(m) for m in mask_files]
-    except MaskError as err:
-        raise click.BadParameter(str(err), param_hint="--mask") from None
-    names = [m.person for m in masks]
-    missing = [n for n in names if n not in references]
-    if missing or len(set(names)) != len(names):
-        raise click.UsageError(f"give one --reference NAME=PHOTOS per mask; masks are for "
-                               f"{', '.join(names)}, references for "
-                               f"{', '.join(references) or 'nobody'}")
+    torch.set_num_threads(1)  # parallel work is spread over threads per video (VideoOptions)
     with _clean_errors():
         detector, sface = attackers.load("mtcnn"), attackers.load("sface")
-    people = []
-    for mask in masks:
-        photos = []
-        for found in iter_photo_paths([references[mask.person]]):
-            if found.skip_reason is None:
-                try:
-                    photos.append(read_photo(found.path).pixels)
-                except ImageError as err:
-                    click.echo(f"error: {err}", err=True)
-        try:
-            people.append(enroll_person(mask, photos, detector, sface))
-        except ValueError as err:
-            raise click.UsageError(f"--reference {mask.person}: {err}") from None
+    people = _video_people(mask_files, references, detector, sface)
     videos = _videos(inputs)
     if output is None:
         first = inputs[0]
         output = first.with_name(f"{first.name}_cloaked") if first.is_dir() else (
             first.parent / "cloaked")
-    options = VideoOptions(stride=stride, crf=crf, preset=preset)
-    results, failed = [], 0
-    overall = tqdm(videos, unit="video", disable=quiet, file=sys.stderr)
-    for path, relative in overall:
+    options = VideoOptions(stride=stride, min_face=min_face, full_every=full_every, crf=crf,
+                           preset=preset, threads=threads or (1 if engine == "dask" else 0))
+    jobs = []
+    for path, relative in videos:
         suffix = relative.suffix.lower() if relative.suffix.lower() in OUTPUT_FORMATS else ".mp4"
         dest = output / relative.with_suffix(suffix)
         if dest.exists() and not force:
             if not quiet:
-                overall.write(f"skip: {path}: {dest} exists (--force rewrites it)",
-                              file=sys.stderr)
+                click.echo(f"skip: {path}: {dest} exists (--force rewrites it)", err=True)
             continue
-        bar = tqdm(desc=path.name, unit="frame", disable=quiet, leave=False, file=sys.stderr)
+        jobs.append(VideoJob(path, dest))
+    overall = tqdm(total=len(jobs), unit="video", disable=quiet, file=sys.stderr)
+    bars: list[Any] = []
 
-        def show(stage: str, done: int, total: int, bar: Any = bar) -> None:
+    def frame_bar(job: VideoJob) -> Callable[[str, int, int], None]:
+        for old in bars:
+            old.close()
+        bar = tqdm(desc=job.source.name, unit="frame", disable=quiet, leave=False,
+                   file=sys.stderr)
+        bars[:] = [bar]
+
+        def show(stage: str, done: int, total: int) -> None:
             bar.total = 2 * total
             bar.n = done + (total if stage == "writing" else 0)
             bar.refresh()
 
-        try:
-            result = protect_video(path, dest, people, detector, sface, options, show)
-        except VideoError as err:
-            failed += 1
-            overall.write(f"error: {err}", file=sys.stderr)
-            continue
-        finally:
+        return show
+
+    if engine == "dask":
+        outcomes = run_dask(jobs, people, options, workers=workers, address=scheduler)
+    else:
+        outcomes = run_local(jobs, people, options, detector, sface, progress=frame_bar)
+    results, failed = {}, 0
+    try:
+        for outcome in outcomes:
+            overall.update()
+            if outcome.error is not None:
+                failed += 1
+                overall.write(f"error: {outcome.error}", file=sys.stderr)
+            else:
+                results[outcome.source] = outcome.result.to_json()
+    except EngineError as err:
+        raise click.UsageError(str(err)) from None
+    finally:
+        for bar in bars:
             bar.close()
-        results.append(result.to_json())
+        overall.close()
+    ordered = [results[job.source] for job in jobs if job.source in results]
     if as_json:
-        click.echo(json.dumps({"output": str(output), "videos": results, "failed": failed},
-                              indent=2))
+        click.echo(json.dumps({"output": str(output), "engine": engine, "videos": ordered,
+                               "failed": failed}, indent=2))
     elif not quiet:
-        click.echo(f"{len(results)} videos written to {output}; {failed} failed", err=True)
+        click.echo(f"{len(ordered)} videos written to {output}; {failed} failed", err=True)
     if failed or not videos:
         if not videos:
             click.echo("error: no videos found in the inputs", err=True)
@@ -502,6 +709,12 @@ _CONDITIONS = ("clean", "noise", "center", "affine", "convex")
 
 
 @main.command()
+@click.option("--robustness", is_flag=True,
+              help="Measure robustness instead: PSR after JPEG, resizing, blur, re-alignment "
+                   "jitter and purifiers; other matching directions; verification at FAR "
+                   "1e-2/1e-3; the mask-estimation attack; the per-photo baseline.")
+@click.option("--eot", is_flag=True,
+              help="Learn the masks with expectation over transformation (the robust option).")
 @click.option("--attributes", is_flag=True,
               help="Measure attribute leakage instead (sex, age, race on UTKFace; flips on "
                    "LFW): clean, physical masks, cloak, cloak + mask.")
@@ -543,9 +756,10 @@ _CONDITIONS = ("clean", "noise", "center", "affine", "convex")
               help="Also write the 'opom' section of this markdown report.")
 @click.option("--section",
               help="Name of the markdown section to replace (<!-- BEGIN name -->; default "
-                   "opom, or attributes).")
+                   "opom, robustness or attributes).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def benchmark(attributes: bool, utkface: Path | None, faces: int | None, lfw: Path | None,
+def benchmark(robustness: bool, eot: bool, attributes: bool, utkface: Path | None,
+              faces: int | None, lfw: Path | None,
               limit: int | None, people: tuple[str, ...], distractors: int | None,
               conditions: str | None,
               loo: str, mode: str, steps: int | None, eps: float | None, seed: int,
@@ -559,6 +773,12 @@ def benchmark(attributes: bool, utkface: Path | None, faces: int | None, lfw: Pa
     recognizer is never tested on masks it helped to make (leave-one-out). Prints the
     markdown table; writes JSON with per-identity ranks, quality (PSNR, SSIM, L-inf) and times.
 
+    With --robustness: the same people and folds, each protected (and clean) probe also
+    re-encoded, resized, blurred, re-aligned with jitter or filtered by a purifier; clean probes
+    against protected galleries and protected against protected; verification at fixed false
+    accept rates; an attacker who estimates the mask from k protected photos and subtracts it;
+    and one optimisation per photo (the Fawkes / LowKey way) timed beside the universal mask.
+
     With --attributes: how well sex, age and race are still predicted (three black-box
     attribute predictors) on clean faces, faces wearing a synthetic physical mask (paper,
     surgical, cloth), cloaked faces and both, on UTKFace (--faces per folder; each cloak learned
@@ -570,6 +790,8 @@ def benchmark(attributes: bool, utkface: Path | None, faces: int | None, lfw: Pa
     import torch
     from tqdm import tqdm
 
+    if robustness and attributes:
+        raise click.UsageError("choose one of --robustness and --attributes")
     if threads is not None:
         torch.set_num_threads(threads)
 
@@ -584,31 +806,41 @@ def benchmark(attributes: bool, utkface: Path | None, faces: int | None, lfw: Pa
 
             settings = bench.AttributeSettings(
                 limit=faces, lfw_limit=limit, mode=mode, steps=steps, seed=seed,
-                progress=not quiet, conditions=_conditions(conditions, bench.CONDITIONS))
+                progress=not quiet, conditions=_conditions(conditions, bench.ALL_CONDITIONS,
+                                                           bench.CONDITIONS))
             result = bench.run_attribute_benchmark(replace(settings, **paths), log_line=say)
         else:
             from evaluation import opom_benchmark as bench
 
             paths.pop("utkface", None)
-            settings = bench.BenchmarkSettings(
+            opom = replace(bench.BenchmarkSettings(
                 limit=limit, people=people or None, distractors=distractors, loo=loo,
-                mode=mode, steps=steps, eps=eps,
-                seed=seed, progress=not quiet, conditions=_conditions(conditions, _CONDITIONS))
-            result = bench.run_benchmark(replace(settings, **paths), log_line=say)
+                mode=mode, steps=steps, eps=eps, eot=eot or None,
+                seed=seed, progress=not quiet, conditions=_conditions(conditions, _CONDITIONS)),
+                **paths)
+            if robustness:
+                from evaluation import robustness as bench
+
+                result = bench.run_robustness(bench.RobustnessSettings(opom), log_line=say)
+            else:
+                result = bench.run_benchmark(opom, log_line=say)
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     ctx = click.get_current_context()
     given = [f"--{name.replace('_', '-')} {value}" for name, value in ctx.params.items()
              if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
     command = " ".join(["cloak benchmark", *given]).replace(" True", "")
-    section = section or ("attributes" if attributes else "opom")
+    section = section or ("attributes" if attributes else
+                          "robustness" if robustness else "opom")
     click.echo(bench.write_report(result, out, markdown, command, section))
 
 
-def _conditions(value: str | None, valid: tuple[str, ...]) -> tuple[str, ...]:
-    """``--conditions a,b`` in the benchmark's order (all of ``valid`` when not given)."""
+def _conditions(value: str | None, valid: tuple[str, ...],
+                default: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """``--conditions a,b`` in the benchmark's order (``default``, else all of ``valid``, when
+    not given)."""
     if value is None:
-        return valid
+        return valid if default is None else default
     chosen = tuple(c.strip() for c in value.split(",") if c.strip())
     unknown = [c for c in chosen if c not in valid]
     if unknown or not chosen:

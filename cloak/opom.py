@@ -20,13 +20,40 @@ Each step (:func:`learn_mask`):
 3. gradient with respect to the shared mask -> TI smoothing -> MI momentum -> FIM sign step ->
    projection to the eps ball (:mod:`cloak.steps`).
 
+The attribute term (``--protect-attributes``, optional): white-box attribute predictors
+(:class:`AttributeSurrogate`, from :mod:`attackers.attributes`) join the ensemble as further
+members, each pushed towards uninformative outputs on the attributes it is given: its loss,
+maximised, is :func:`attribute_entropy`, the mean over photos and attributes of the entropy of
+the predicted distribution (sex: male/female, age: 7 age groups, race: 5 classes) divided by its
+maximum (``log K``), so 1 = a uniform guess. Each predictor gets its own DI draw and one batched
+forward and backward like a recognizer, its gradient is balanced to unit mean magnitude the same
+way, and the members are averaged with weights 1 (recognizer) and ``attribute_weight``
+(predictor): ``g = (sum_s g_s + w sum_a g_a) / (S + w A)``. Each mode names its predictors per
+attribute (:attr:`Mode.attribute_surrogates`).
+
+What it buys (``scripts/attribute_benchmark.py --datasets balanced --limit 100 --lfw-limit 0
+--conditions clean cloak cloak-attr --protect-attributes sex --threads 1``: 99 UTKFace faces,
+one-photo cloaks, mode fast, eps 8, w 1, every predictor scored only on cloaks it was not in):
+black-box sex accuracy clean / identity cloak / with the term: age-gender 0.83 / 0.71 / 0.67,
+faceres-attributes 0.76 / 0.61 / 0.59, gear 0.72 / 0.71 / 0.71 (95% intervals about +/- 0.09).
+The identity cloak alone does most of it; the term adds 2-4 points on the first two, within
+noise, and nothing on gear (which was trained on UTKFace), nor with 40 steps or w = 3 (scratch,
+60 faces). White-box, the term drives the predictors in the loss to chance (0.52-0.63). Cost:
+the black-box cosine of the clean to the cloaked face rises from 0.45 to 0.48-0.51 (sface) and
+from 0.32 to 0.35-0.39 (mobilefacenet), i.e. weaker identity protection; SSIM is unchanged
+(0.870 vs 0.871-0.873).
+
 Modes (:data:`MODES`). One step on 10 photos costs, in CPU seconds of one thread on this
 project's 2-core machine: dlib-resnet 0.24, faceres 0.47, mobilefacenet 0.64, sface 0.76,
 facenet 0.84, plus 0.08 for the photo paste path. So ``fast`` (facenet, dlib-resnet; 20 steps)
 takes about 25 s, ``balanced`` (the default: facenet, dlib-resnet, faceres, mobilefacenet; 40
-steps) about 90 s and ``strong`` (all five; 100 steps) about 5 min on one thread; two idle
-cores are faster. All use eps 8, steps of 2 levels, the convex hull, the photo paste path, MI
-(mu 1), DI on every image (p 1), TI (7 px kernel) and balanced gradients.
+steps) about 90 s and ``strong`` (all five; 100 steps; EOT) about 6 min on one thread; two
+idle cores are faster. All use eps 8, steps of 2 levels, the convex hull, the photo paste path,
+MI (mu 1), DI on every image (p 1), TI (7 px kernel) and balanced gradients. ``strong`` also
+learns through random blur, resize and JPEG (``eot``): on 10 LFW people (docs/BENCHMARKS.md,
+"Robustness") EOT kept mean PSR@1 after a 0.25x down-up resize at 0.52 against 0.38 without it,
+for 0.32 against 0.37 on untouched photos (within each other's intervals) and about 1.2x the
+learning time; JPEG 75 leaves both masks at 0.96-0.98 of their untouched PSR.
 
 What the settings buy (scratch study on 4 LFW people, 30 steps, center subspace, 10 photos
 learn, 5 new photos probed against 2,679 distractors; PSR@1 on the recognizers left out):
@@ -43,13 +70,16 @@ photos' by only -0.54.
 >>> # surrogates = [attackers.load(n) for n in MODES["balanced"].surrogates]
 >>> # delta = learn_mask(faces, surrogates, MODES["balanced"].config)   # (3, 224, 224)
 >>> # out = protect_photo(photo, [face], delta)                        # (3, H, W) in [0, 255]
+>>> # plan = MODES["balanced"].attribute_plan(["sex"])      # {"age-gender": ("sex",), ...}
+>>> # hide = [AttributeSurrogate(attackers.load(n), a) for n, a in plan.items()]
+>>> # delta = learn_mask(faces, surrogates, config, attribute_surrogates=hide)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
@@ -62,16 +92,22 @@ from cloak.steps import InputDiversity, Momentum, fim_step, random_start, transl
 from cloak.subspace import SUBSPACES, Subspace, subspace_distance
 
 if TYPE_CHECKING:
+    from attackers.attributes.base import AttributePredictor
     from attackers.recognizers.base import Recognizer
     from cloak.faces import AlignedFace
 
 __all__ = [
+    "ATTRIBUTES",
+    "DEFAULT_ATTRIBUTE_WEIGHT",
     "DEFAULT_FEATHER",
     "MODES",
+    "AttributeSurrogate",
     "Mode",
     "OpomConfig",
     "PastePath",
     "TrainingFace",
+    "attribute_entropy",
+    "attribute_names",
     "learn_mask",
     "protect_photo",
     "protected_frames",
@@ -155,20 +191,166 @@ class OpomConfig:
             raise ValueError("invalid OPOM settings: " + "; ".join(problems))
 
 
+#: Attributes the attribute term can protect, in the order they are recorded.
+ATTRIBUTES: tuple[str, ...] = ("sex", "age", "race")
+#: Per attribute, the predictor outputs that carry it as probabilities (the first one a
+#: predictor has is used): ``"sex_male_prob"`` (N,); ``"age_bins"`` or gear's ``"age_groups"``
+#: (N, 7); ``"race"`` (N, 5).
+_ATTRIBUTE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "sex": ("sex_male_prob",), "age": ("age_bins", "age_groups"), "race": ("race",)}
+#: Weight of each attribute predictor's balanced gradient against 1 per recognizer.
+DEFAULT_ATTRIBUTE_WEIGHT = 1.0
+_TINY = 1e-12  # probabilities are clamped here inside the log
+
+
+def attribute_names(names: Iterable[str]) -> tuple[str, ...]:
+    """Validate attribute names: the distinct ones, in the order of :data:`ATTRIBUTES`.
+
+    >>> attribute_names(["race", "sex", "sex"])
+    ('sex', 'race')
+
+    Raises:
+        ValueError: an unknown name (the message lists the valid ones).
+    """
+    chosen = set(names)
+    unknown = sorted(chosen - set(ATTRIBUTES))
+    if unknown:
+        raise ValueError(f"unknown attributes {unknown}; choose from {', '.join(ATTRIBUTES)}")
+    return tuple(a for a in ATTRIBUTES if a in chosen)
+
+
+def _attribute_output(outputs: Iterable[str], attribute: str) -> str | None:
+    """The output key that carries ``attribute`` among ``outputs``, or None."""
+    return next((k for k in _ATTRIBUTE_OUTPUTS[attribute] if k in outputs), None)
+
+
+def attribute_entropy(outputs: Mapping[str, torch.Tensor],
+                      attributes: Sequence[str]) -> torch.Tensor:
+    """Normalised entropy of an attribute predictor's outputs, averaged over attributes.
+
+    Per attribute, the entropy of the predicted distribution divided by ``log K``: sex
+    ``[1 - p, p]`` from ``"sex_male_prob"`` (K = 2), age from ``"age_bins"`` or
+    ``"age_groups"`` (K = 7), race from ``"race"`` (K = 5). 1 = a uniform guess (nothing
+    leaks), 0 = certainty. Differentiable (probabilities are clamped at 1e-12 inside the log).
+
+    Args:
+        outputs: a predictor's :meth:`~attackers.attributes.base.AttributePredictor.predict`.
+        attributes: non-empty subset of :data:`ATTRIBUTES`, each carried by ``outputs``.
+
+    Returns:
+        (N,) mean over ``attributes`` of the normalised entropies, in [0, 1].
+
+    Raises:
+        ValueError: no attribute, or one that ``outputs`` does not carry.
+
+    >>> attribute_entropy({"sex_male_prob": torch.tensor([0.5, 1.0])}, ["sex"])
+    tensor([1., 0.])
+    """
+    if not attributes:
+        raise ValueError("attribute_entropy needs at least one attribute")
+    terms = []
+    for attribute in attributes:
+        key = _attribute_output(outputs, attribute)
+        if key is None:
+            raise ValueError(f"the predictor's outputs {sorted(outputs)} do not carry "
+                             f"{attribute!r}")
+        probs = outputs[key]
+        if key == "sex_male_prob":
+            probs = torch.stack([1.0 - probs, probs], dim=1)
+        entropy = -(probs * probs.clamp_min(_TINY).log()).sum(dim=1)
+        terms.append(entropy / math.log(probs.shape[1]))
+    return torch.stack(terms).mean(dim=0)
+
+
+@dataclass(frozen=True)
+class AttributeSurrogate:
+    """A white-box attribute predictor in the ensemble and the attributes it is pushed on.
+
+    Attributes:
+        predictor: differentiable :class:`~attackers.attributes.base.AttributePredictor`.
+        attributes: non-empty subset of :data:`ATTRIBUTES` that the predictor outputs
+            (normalised by :func:`attribute_names`).
+
+    Raises:
+        ValueError: no attribute, an unknown one, one the predictor does not output, or a
+            black-box predictor.
+    """
+
+    predictor: AttributePredictor
+    attributes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        attributes = attribute_names(self.attributes)
+        name = self.predictor.name
+        if not attributes:
+            raise ValueError(f"{name}: an attribute surrogate needs at least one attribute")
+        missing = [a for a in attributes if _attribute_output(self.predictor.outputs, a) is None]
+        if missing:
+            raise ValueError(f"{name} does not predict {missing} (outputs "
+                             f"{list(self.predictor.outputs)})")
+        if not self.predictor.differentiable:
+            raise ValueError(f"{name} is a black box: attribute surrogates must be white-box")
+        object.__setattr__(self, "attributes", attributes)
+
+
 @dataclass(frozen=True)
 class Mode:
-    """A named preset: the optimiser settings and the zoo names of the surrogates to load."""
+    """A named preset: the optimiser settings and the zoo names of the surrogates to load.
+
+    Attributes:
+        config: the optimiser settings.
+        surrogates: zoo names of the white-box recognizers.
+        attribute_surrogates: per attribute of :data:`ATTRIBUTES`, the zoo names of the
+            white-box attribute predictors that the attribute term pushes on it (used only when
+            attributes are protected, :meth:`attribute_plan`).
+    """
 
     config: OpomConfig
     surrogates: tuple[str, ...]
+    attribute_surrogates: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    def attribute_plan(self, attributes: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """Which predictor is pushed on which of ``attributes``.
+
+        Args:
+            attributes: attributes to protect (subset of :data:`ATTRIBUTES`; may be empty).
+
+        Returns:
+            zoo name -> its attributes (in :data:`ATTRIBUTES` order), predictors in the order
+            they first appear in :attr:`attribute_surrogates`; empty when ``attributes`` is.
+
+        Raises:
+            ValueError: an unknown attribute, or one this mode has no predictor for.
+        """
+        chosen = attribute_names(attributes)
+        uncovered = [a for a in chosen if not self.attribute_surrogates.get(a)]
+        if uncovered:
+            raise ValueError(f"this mode has no attribute predictor for {uncovered}")
+        plan: dict[str, list[str]] = {}
+        for attribute in chosen:
+            for name in self.attribute_surrogates[attribute]:
+                plan.setdefault(name, []).append(attribute)
+        order = [n for a in ATTRIBUTES for n in self.attribute_surrogates.get(a, ())]
+        return {n: tuple(plan[n]) for n in sorted(plan, key=order.index)}
+
+
+#: Attribute predictors per attribute: every white-box one of the zoo that predicts it
+#: (measured cost of one step on 10 photos, CPU seconds of one thread: age-gender 0.3,
+#: faceres-attributes 0.45, gear 1.1).
+_ATTRIBUTE_SURROGATES: dict[str, tuple[str, ...]] = {
+    "sex": ("age-gender", "faceres-attributes", "gear"),
+    "age": ("age-gender", "faceres-attributes", "gear"),
+    "race": ("gear",),
+}
 
 #: The presets behind ``--mode``; ``"balanced"`` is the default.
 MODES: dict[str, Mode] = {
-    "fast": Mode(OpomConfig(steps=20), ("facenet", "dlib-resnet")),
-    "balanced": Mode(OpomConfig(steps=40), ("facenet", "dlib-resnet", "faceres", "mobilefacenet")),
-    "strong": Mode(OpomConfig(steps=100),
-                   ("facenet", "dlib-resnet", "faceres", "mobilefacenet", "sface")),
+    "fast": Mode(OpomConfig(steps=20), ("facenet", "dlib-resnet"), _ATTRIBUTE_SURROGATES),
+    "balanced": Mode(OpomConfig(steps=40), ("facenet", "dlib-resnet", "faceres", "mobilefacenet"),
+                     _ATTRIBUTE_SURROGATES),
+    "strong": Mode(OpomConfig(steps=100, eot=True),
+                   ("facenet", "dlib-resnet", "faceres", "mobilefacenet", "sface"),
+                   _ATTRIBUTE_SURROGATES),
 }
 
 
@@ -280,51 +462,76 @@ def protected_frames(faces: Sequence[TrainingFace], delta: torch.Tensor, paste: 
 
 def _ensemble_gradient(frames: torch.Tensor, surrogates: Sequence[Recognizer],
                        features: Sequence[torch.Tensor], kind: Subspace,
-                       diversity: InputDiversity, balance: bool) -> tuple[torch.Tensor, float]:
+                       diversity: InputDiversity, balance: bool,
+                       attribute_surrogates: Sequence[AttributeSurrogate] = (),
+                       attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
+                       ) -> tuple[torch.Tensor, float]:
     """Gradient of the ensemble objective with respect to the protected frames.
 
-    Each surrogate gets its own DI draw and one batched forward and backward; its gradient is
-    scaled to unit mean absolute value when ``balance`` (else weighted 1/S, the gradient of the
-    mean loss).
+    Each member (S recognizers, then A attribute predictors) gets its own DI draw and one
+    batched forward and backward; its gradient is scaled to unit mean absolute value when
+    ``balance``. The members are averaged with weight 1 per recognizer and
+    ``attribute_weight`` per predictor: ``(sum_s g_s + w sum_a g_a) / (S + w A)`` (without
+    ``balance``, the gradient of the same weighted mean of the losses).
 
     Args:
         frames: (N, 3, FRAME_SIZE, FRAME_SIZE) protected frames in [0, 255], detached.
         surrogates: S white-box recognizers; ``features[s]`` their clean features (n, d_s).
         kind: subspace of the loss.
         diversity: the DI module.
-        balance: balance the surrogates' gradients.
+        balance: balance the members' gradients.
+        attribute_surrogates: A white-box attribute predictors; each one's loss is the mean
+            over the photos of :func:`attribute_entropy` on its attributes.
+        attribute_weight: w above.
 
     Returns:
-        (gradient of the frames' shape, objective = mean over surrogates of the mean distance).
+        (gradient of the frames' shape, objective = mean over the recognizers of the mean
+        distance).
     """
     inputs = frames.requires_grad_(True)
     total, losses = torch.zeros_like(frames), []
+    norm = len(surrogates) + attribute_weight * len(attribute_surrogates)
     for surrogate, clean_features in zip(surrogates, features, strict=True):
         loss = subspace_distance(surrogate.embed(diversity(inputs)), clean_features, kind).mean()
         (grad,) = torch.autograd.grad(loss, inputs)
         if balance:
             grad = grad / grad.abs().mean().clamp_min(1e-12)
-        total += grad / len(surrogates)
+        total += grad / norm
         losses.append(float(loss.detach()))
+    for member in attribute_surrogates:
+        outputs = member.predictor.predict(diversity(inputs))
+        (grad,) = torch.autograd.grad(attribute_entropy(outputs, member.attributes).mean(),
+                                      inputs)
+        if balance:
+            grad = grad / grad.abs().mean().clamp_min(1e-12)
+        total += grad * (attribute_weight / norm)
     return total, sum(losses) / len(losses)
 
 
 def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
                config: OpomConfig | None = None,
-               progress: Callable[[int, int, float], None] | None = None) -> torch.Tensor:
+               progress: Callable[[int, int, float], None] | None = None,
+               attribute_surrogates: Sequence[AttributeSurrogate] = (),
+               attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT) -> torch.Tensor:
     """Learn one person's universal mask (OPOM) from their training faces.
 
-    The surrogates are put in eval mode and their parameters frozen (``requires_grad = False``).
-    The clean features ``A_s`` (n, d_s) of each surrogate come from the clean frames without
-    gradient. The result is deterministic for a given ``config.seed`` (same machine, same thread
-    count): the random start and DI draw from one ``torch.Generator`` seeded with it.
+    The surrogates (and attribute surrogates) are put in eval mode and their parameters frozen
+    (``requires_grad = False``). The clean features ``A_s`` (n, d_s) of each surrogate come
+    from the clean frames without gradient. The result is deterministic for a given
+    ``config.seed`` and attribute term (same machine, same thread count): the random start and
+    DI draw from one ``torch.Generator`` seeded with it; without attribute surrogates the mask
+    is the one learned before the attribute term existed.
 
     Args:
         faces: the person's training faces (:func:`training_face`), n >= 1.
         surrogates: white-box recognizers (differentiable ``embed``).
         config: settings (default :class:`OpomConfig`).
         progress: called after each step with ``(step, steps, loss)``, where ``loss`` is the
-            objective (mean squared subspace distance) of the mask before that step's update.
+            recognizers' objective (mean squared subspace distance) of the mask before that
+            step's update.
+        attribute_surrogates: white-box attribute predictors pushed towards uninformative
+            outputs (the attribute term; see the module docstring), empty = off.
+        attribute_weight: weight of each attribute predictor against 1 per recognizer (> 0).
 
     Returns:
         the mask, (3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels.
@@ -337,9 +544,11 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
     blind = [s.name for s in surrogates if not s.differentiable]
     if blind:
         raise ValueError(f"surrogates must be white-box (differentiable): {blind} are black boxes")
-    for surrogate in surrogates:
-        surrogate.eval()
-        surrogate.requires_grad_(False)
+    if not (attribute_weight > 0 and math.isfinite(attribute_weight)):
+        raise ValueError(f"attribute_weight must be > 0, got {attribute_weight}")
+    for model in [*surrogates, *(a.predictor for a in attribute_surrogates)]:
+        model.eval()
+        model.requires_grad_(False)
     generator = torch.Generator().manual_seed(config.seed)
     with torch.no_grad():
         clean = torch.stack([f.clean_frame() for f in faces])
@@ -355,7 +564,8 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
             kind = "center"
         frames = protected_frames(faces, delta, config.paste, config.feather, eot)
         frame_grad, loss = _ensemble_gradient(frames.detach(), surrogates, features, kind,
-                                              diversity, config.balance)
+                                              diversity, config.balance, attribute_surrogates,
+                                              attribute_weight)
         (grad,) = torch.autograd.grad(frames, delta, grad_outputs=frame_grad)
         grad = translation_invariance(grad, config.ti_kernel)
         if momentum is not None:

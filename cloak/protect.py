@@ -42,7 +42,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,10 +55,13 @@ from cloak.identity import CLUSTER_MODEL, cluster_faces, main_identity
 from cloak.imageio import FoundFile, Photo, iter_photo_paths, read_photo, write_photo
 from cloak.mask import MASK_SUFFIX, Mask, MaskError, load_mask, save_mask
 from cloak.opom import (
+    DEFAULT_ATTRIBUTE_WEIGHT,
     DEFAULT_FEATHER,
     MODES,
+    AttributeSurrogate,
     OpomConfig,
     TrainingFace,
+    attribute_names,
     learn_mask,
     protect_photo,
     training_face,
@@ -220,6 +223,13 @@ class LearnSettings:
         steps: optimisation steps, or None for the preset's.
         seed: random seed; the same seed gives the same mask.
         surrogates: zoo names of white-box recognizers, or None for the preset's.
+        protect_attributes: attributes (of :data:`cloak.opom.ATTRIBUTES`: sex, age, race)
+            whose predictors the mask also pushes towards uninformative outputs, with the
+            mode's attribute predictors (:meth:`attribute_plan`); empty = identity only.
+            Normalised to the order of :data:`~cloak.opom.ATTRIBUTES`.
+
+    Raises:
+        ValueError: an unknown attribute.
     """
 
     mode: str = "balanced"
@@ -227,6 +237,21 @@ class LearnSettings:
     steps: int | None = None
     seed: int = 0
     surrogates: tuple[str, ...] | None = None
+    protect_attributes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "protect_attributes", attribute_names(self.protect_attributes))
+
+    def attribute_plan(self) -> dict[str, tuple[str, ...]]:
+        """Zoo name of each attribute predictor of the mode -> the attributes it is pushed on
+        (empty when no attribute is protected; see :meth:`cloak.opom.Mode.attribute_plan`).
+
+        Raises:
+            ValueError: unknown mode.
+        """
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        return MODES[self.mode].attribute_plan(self.protect_attributes)
 
     def resolve(self) -> tuple[OpomConfig, tuple[str, ...]]:
         """The optimiser settings and surrogate names this asks for.
@@ -484,20 +509,42 @@ def mask_digest(mask: Mask) -> str:
     return digest.hexdigest()
 
 
-def _mask_settings(config: OpomConfig, mode: str) -> dict[str, str | int | float]:
-    """The optimiser settings recorded in a mask file besides eps, seed, subspace, surrogates."""
+def _mask_settings(config: OpomConfig, mode: str,
+                   attributes: Mapping[str, tuple[str, ...]] | None = None,
+                   ) -> dict[str, str | int | float]:
+    """The optimiser settings recorded in a mask file besides eps, seed, subspace, surrogates.
+
+    With an attribute term (``attributes``: predictor -> its attributes, as
+    :meth:`LearnSettings.attribute_plan` gives it), also ``protect_attributes`` (e.g.
+    ``"sex,age"``), ``attribute_surrogates`` (e.g. ``"age-gender=sex+age,gear=sex+age"``) and
+    ``attribute_weight``; masks without one record none of these.
+    """
     skip = {"eps", "seed", "subspace"}
-    values = {k: v if isinstance(v, (str, int, float)) else str(v)
-              for k, v in dataclasses.asdict(config).items() if k not in skip}
+    values: dict[str, str | int | float] = {
+        k: v if isinstance(v, (str, int, float)) else str(v)
+        for k, v in dataclasses.asdict(config).items() if k not in skip}
+    if attributes:
+        protected = attribute_names(a for chosen in attributes.values() for a in chosen)
+        values.update(
+            protect_attributes=",".join(protected),
+            attribute_surrogates=",".join(f"{n}={'+'.join(a)}" for n, a in attributes.items()),
+            attribute_weight=DEFAULT_ATTRIBUTE_WEIGHT)
     return {"mode": mode, **values}
 
 
-def _matches(mask: Mask, config: OpomConfig, surrogates: Sequence[str], mode: str) -> bool:
+def _matches(mask: Mask, config: OpomConfig, surrogates: Sequence[str], mode: str,
+             attributes: Mapping[str, tuple[str, ...]] | None = None) -> bool:
     """True when ``mask`` was learned with exactly these settings (so it can be reused)."""
     settings = {k: v for k, v in mask.settings.items() if k != "training_faces"}
     return (mask.eps == config.eps and mask.seed == config.seed
             and mask.subspace == config.subspace and mask.surrogates == list(surrogates)
-            and settings == _mask_settings(config, mode))
+            and settings == _mask_settings(config, mode, attributes))
+
+
+def _attribute_surrogates(attributes: Mapping[str, tuple[str, ...]],
+                          load: Callable[[str], Any]) -> list[AttributeSurrogate]:
+    """The attribute term's white-box predictors (``load(zoo name)``) with their attributes."""
+    return [AttributeSurrogate(load(name), chosen) for name, chosen in attributes.items()]
 
 
 # -- scanning ----------------------------------------------------------------------------------
@@ -649,6 +696,7 @@ def _learn(scans: Sequence[_Scan], person: int, learn: LearnSettings, name: str,
     import attackers
 
     config, names = learn.resolve()
+    attributes = learn.attribute_plan()
     faces: list[TrainingFace] = []
     used: set[Path] = set()
     for scan, k in _training_set(scans, person):
@@ -662,15 +710,22 @@ def _learn(scans: Sequence[_Scan], person: int, learn: LearnSettings, name: str,
         del photo
     if not faces:
         return None, 0.0, used
-    surrogates = [attackers.load(n, progress=reporter.note) for n in names]
+    def load(zoo_name: str) -> Any:
+        return attackers.load(zoo_name, progress=reporter.note)
+
+    surrogates = [load(n) for n in names]
+    predictors = _attribute_surrogates(attributes, load)
+    hiding = "" if not attributes else (
+        f", hiding {', '.join(learn.protect_attributes)} from {', '.join(attributes)}")
     reporter.note(f"learning {name}'s mask from {len(faces)} photos with "
-                  f"{', '.join(names)} ({config.steps} steps, eps {config.eps:g})")
+                  f"{', '.join(names)}{hiding} ({config.steps} steps, eps {config.eps:g})")
     start = time.perf_counter()
     reporter.progress("learning mask", 0, config.steps)
     delta = learn_mask(faces, surrogates, config,
-                       lambda step, steps, _loss: reporter.progress("learning mask", step, steps))
+                       lambda step, steps, _loss: reporter.progress("learning mask", step, steps),
+                       attribute_surrogates=predictors)
     seconds = time.perf_counter() - start
-    settings = {**_mask_settings(config, learn.mode), "training_faces": len(faces)}
+    settings = {**_mask_settings(config, learn.mode, attributes), "training_faces": len(faces)}
     mask = Mask(delta=delta.float().contiguous(), eps=float(config.eps),
                 subspace=config.subspace, surrogates=list(names), person=name, seed=config.seed,
                 settings=settings)
@@ -755,7 +810,8 @@ def _obtain_mask(scans: Sequence[_Scan], person: int | None, options: ProtectOpt
         except MaskError as err:
             reporter.note(f"{err}; learning a new mask")
         else:
-            if _matches(earlier, config, names, options.learn.mode):
+            if _matches(earlier, config, names, options.learn.mode,
+                         options.learn.attribute_plan()):
                 reporter.note(f"reusing {mask_path} (learned earlier with the same settings)")
                 summary.mask_source = "reused"
                 summary.mask_path = mask_path

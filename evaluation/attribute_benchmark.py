@@ -14,7 +14,22 @@ here: the cloak is learned against identity recognizers only) under each conditi
 - ``cloak+mask-<style>``: the person wears the physical mask in the photo, then the photo is
   cloaked: the cloak is learned on and pasted into the masked photo, at the face MTCNN finds in
   the masked photo (the clean photo's alignment where it finds none, counted as
-  ``cloak_on_clean_alignment``).
+  ``cloak_on_clean_alignment``);
+- ``cloak-attr`` (only when asked for; not in the default :data:`CONDITIONS`): the cloak with
+  the attribute term (:class:`cloak.opom.AttributeSurrogate`, ``--protect-attributes``) on
+  ``protect_attributes``, scored leave-one-out over the attribute predictors: each fold of
+  :data:`ATTRIBUTE_FOLDS` learns its own cloak (same recognizers, seed and steps as ``cloak``)
+  with some predictors (torch, white-box) in the loss and is scored only by the others, so no
+  predictor is ever scored on a cloak it helped to make. Fold 1: age-gender and
+  faceres-attributes in the loss (sex, age), gear scored; fold 2: gear in the loss (sex, age
+  and race), age-gender and faceres-attributes scored. Race is predicted by gear alone, so it
+  is pushed only in fold 2 and scored only in fold 1 (where no race predictor is in the loss):
+  the race row of ``cloak-attr`` measures the side effect of the sex/age term, not race
+  protection. The ``cloak-attr`` row takes each predictor's figures from the fold that held it
+  out; every fold also stores all predictors' outputs (white-box ones included, reported as
+  such). Its identity cost: per fold and for ``cloak``, the cosine between the clean and the
+  protected face's features on black-box recognizers (``identity_recognizers``, sharing no
+  weights with any surrogate), and the SSIM of the protected photo to the clean one.
 
 Every condition's photo is rounded to 8 bits, as a written file would be, and the face is
 detected and aligned again (MTCNN, the face nearest the centre), as an attacker would do. A face
@@ -48,7 +63,9 @@ predicted age are reported, with intervals over probes.
 
 Every finished face (UTKFace) or identity (LFW) is written to
 ``cache_dir/runs/<settings digest>/`` as JSON (file names, labels, predictions as plain floats,
-re-detection flags, timings; no pixels, crops or features), so an interrupted run resumes.
+re-detection flags, timings; no pixels, crops or features), so an interrupted run resumes. The
+attribute cloak's settings enter the digest only when ``cloak-attr`` is run, so the records of
+other runs keep their digest.
 
 >>> # result = run_attribute_benchmark(AttributeSettings(limit=20, lfw_limit=2))
 >>> # write_report(result, Path("docs/results/attribute_benchmark.json"),
@@ -64,7 +81,7 @@ import math
 import platform
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,13 +111,17 @@ if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
     from cloak.faces import AlignedFace
     from cloak.faces.mtcnn import MTCNN
-    from cloak.opom import OpomConfig
+    from cloak.opom import AttributeSurrogate, OpomConfig
 
 __all__ = [
+    "ALL_CONDITIONS",
+    "ATTRIBUTE_CLOAK",
+    "ATTRIBUTE_FOLDS",
     "CONDITIONS",
     "DEFAULT_CACHE",
     "DEFAULT_LFW",
     "DEFAULT_UTKFACE",
+    "PREDICTED",
     "PREDICTORS",
     "UTK_DATASETS",
     "AttributeSettings",
@@ -115,9 +136,25 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-#: Conditions in report order.
+#: The default conditions, in report order.
 CONDITIONS: tuple[str, ...] = ("clean", *(f"mask-{s}" for s in STYLES), "cloak",
                                *(f"cloak+mask-{s}" for s in STYLES))
+#: The attribute-aware cloak's condition (run only when asked for).
+ATTRIBUTE_CLOAK = "cloak-attr"
+#: Every condition, in report order.
+ALL_CONDITIONS: tuple[str, ...] = ("clean", *(f"mask-{s}" for s in STYLES), "cloak",
+                                   ATTRIBUTE_CLOAK, *(f"cloak+mask-{s}" for s in STYLES))
+#: Leave-one-out plan of ``cloak-attr``: (attribute predictors in the loss, predictors scored).
+ATTRIBUTE_FOLDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("age-gender", "faceres-attributes"), ("gear",)),
+    (("gear",), ("age-gender", "faceres-attributes")),
+)
+#: Attributes each predictor outputs (checked when a fold's surrogates are built).
+PREDICTED: dict[str, tuple[str, ...]] = {
+    "age-gender": ("sex", "age"), "gear": ("sex", "age", "race"),
+    "faceres-attributes": ("sex", "age")}
+#: Zoo models that share weights (a surrogate's twin is no black box).
+_SAME_WEIGHTS: dict[str, str] = {"dlib-native": "dlib-resnet", "faceres-attributes": "faceres"}
 #: Attribute predictors: report name -> (zoo name, use the zoo's reference runtime).
 PREDICTORS: dict[str, tuple[str, bool]] = {
     "age-gender": ("age-gender", True),
@@ -138,6 +175,15 @@ def _cloaked(condition: str) -> bool:
     return condition.startswith("cloak")
 
 
+def _fold_key(scored: Sequence[str]) -> str:
+    """Name of the ``cloak-attr`` photo made for one fold: ``cloak-attr/<scored predictors>``."""
+    return f"{ATTRIBUTE_CLOAK}/{'+'.join(scored)}"
+
+
+def _weights_of(name: str) -> str:
+    return _SAME_WEIGHTS.get(name, name)
+
+
 @dataclass(frozen=True)
 class AttributeSettings:
     """What :func:`run_attribute_benchmark` runs.
@@ -148,8 +194,8 @@ class AttributeSettings:
         datasets: UTKFace folders to run, a subset of :data:`UTK_DATASETS` (empty: none).
         limit: faces per UTKFace folder (the first in the fixed pseudo-random order); None = all.
         lfw_limit: LFW identities (first by name); None = all, 0 = no LFW part.
-        conditions: a subset of :data:`CONDITIONS` containing ``"clean"``, reported in that
-            order.
+        conditions: a subset of :data:`ALL_CONDITIONS` containing ``"clean"``, reported in that
+            order (default :data:`CONDITIONS`, without ``cloak-attr``).
         predictors: a subset of :data:`PREDICTORS`.
         mode: a key of :data:`cloak.opom.MODES`: the cloak's surrogates and optimiser settings.
         steps: override of the mode's optimiser steps (None = the mode's).
@@ -161,6 +207,13 @@ class AttributeSettings:
         cache_dir: ``runs/<digest>/`` below it holds the finished records.
         batch: faces per detector / predictor call.
         progress: show progress bars.
+        protect_attributes: ``cloak-attr``: attributes its attribute term pushes (subset of
+            :data:`cloak.opom.ATTRIBUTES`, non-empty).
+        attribute_weight: ``cloak-attr``: weight of each attribute predictor's gradient against
+            1 per recognizer (:func:`cloak.opom.learn_mask`).
+        identity_recognizers: ``cloak-attr``: black-box recognizers (zoo names) whose cosine
+            between clean and cloaked faces measures the identity cost; none may share weights
+            with a surrogate.
     """
 
     utkface: Path = DEFAULT_UTKFACE
@@ -181,6 +234,9 @@ class AttributeSettings:
     cache_dir: Path = DEFAULT_CACHE
     batch: int = 16
     progress: bool = True
+    protect_attributes: tuple[str, ...] = ("sex", "age", "race")
+    attribute_weight: float = 1.0
+    identity_recognizers: tuple[str, ...] = ("sface", "mobilefacenet")
 
     def config(self) -> OpomConfig:
         """The cloak's optimiser settings: the mode's, with ``steps`` and ``seed``."""
@@ -199,13 +255,56 @@ class AttributeSettings:
 
         return MODES[self.mode].surrogates
 
+    def attribute_folds(self) -> dict[str, dict[str, Any]]:
+        """The ``cloak-attr`` folds to make (none unless the condition is asked for).
+
+        Returns:
+            fold photo key -> ``{"surrogates": {zoo name: attributes pushed}, "scored":
+            [predictors of ``predictors`` it is scored by]}``, for each fold of
+            :data:`ATTRIBUTE_FOLDS` that scores at least one of ``predictors``; a predictor
+            gets the attributes of ``protect_attributes`` that it outputs (a fold whose
+            predictors output none of them is the plain cloak).
+        """
+        from cloak.opom import attribute_names
+
+        if ATTRIBUTE_CLOAK not in self.conditions:
+            return {}
+        chosen = attribute_names(self.protect_attributes)
+        folds = {}
+        for surrogates, scored in ATTRIBUTE_FOLDS:
+            kept = [p for p in scored if p in self.predictors]
+            if not kept:
+                continue
+            plan = {}
+            for name in surrogates:
+                pushed = tuple(a for a in chosen if a in PREDICTED[name])
+                if pushed:
+                    plan[name] = pushed
+            folds[_fold_key(kept)] = {"surrogates": plan, "scored": kept}
+        return folds
+
     def check(self) -> None:
         """Raise ValueError naming every invalid setting."""
+        from cloak.opom import ATTRIBUTES
+
         problems = []
-        bad = [c for c in self.conditions if c not in CONDITIONS]
+        bad = [c for c in self.conditions if c not in ALL_CONDITIONS]
         if bad or "clean" not in self.conditions:
-            problems.append(f"conditions must include 'clean' and come from {CONDITIONS}; "
+            problems.append(f"conditions must include 'clean' and come from {ALL_CONDITIONS}; "
                             f"unknown: {bad}")
+        if ATTRIBUTE_CLOAK in self.conditions:
+            wrong = [a for a in self.protect_attributes if a not in ATTRIBUTES]
+            if wrong or not self.protect_attributes:
+                problems.append(f"protect_attributes must be a non-empty subset of {ATTRIBUTES}, "
+                                f"got {self.protect_attributes}")
+            if not (self.attribute_weight > 0 and math.isfinite(self.attribute_weight)):
+                problems.append(f"attribute_weight must be > 0, got {self.attribute_weight}")
+            used = {_weights_of(n) for n in self.surrogates()} | {
+                _weights_of(n) for surrogates, _ in ATTRIBUTE_FOLDS for n in surrogates}
+            shared = [n for n in self.identity_recognizers if _weights_of(n) in used]
+            if shared or not self.identity_recognizers:
+                problems.append(f"identity_recognizers must be non-empty and share no weights "
+                                f"with a surrogate; {shared} do")
         bad = [d for d in self.datasets if d not in UTK_DATASETS]
         if bad:
             problems.append(f"unknown UTKFace datasets {bad}; choose from {UTK_DATASETS}")
@@ -263,13 +362,17 @@ def _unpadded(face: AlignedFace, pad: int) -> AlignedFace:
 
 
 #: Learns (or looks up) the cloak for one photo: (photo index, photo pixels (3, H, W) in
-#: [0, 255], the face in photo coordinates) -> (3, 224, 224) mask in pixel levels.
-CloakSource = Callable[[int, torch.Tensor, "AlignedFace"], torch.Tensor]
+#: [0, 255], the face in photo coordinates, the photo being made: a cloaked condition or a
+#: ``cloak-attr`` fold key) -> (3, 224, 224) mask in pixel levels.
+CloakSource = Callable[[int, torch.Tensor, "AlignedFace", str], torch.Tensor]
 
 
 @dataclass
 class FaceConditions:
     """One photo under every condition, as the attacker receives it.
+
+    Conditions are keyed by name; ``cloak-attr`` by one key per fold (``cloak-attr/<scored
+    predictors>``).
 
     Attributes:
         pixels: condition -> (3, H, W) float32 photo, whole numbers in [0, 255] (8-bit).
@@ -300,8 +403,8 @@ def _to_8bit(image: torch.Tensor) -> torch.Tensor:
 def condition_photos(photos: Sequence[torch.Tensor], faces: Sequence[AlignedFace],
                      conditions: Sequence[str], *, detector: MTCNN, landmarker: Landmarker,
                      cloak: CloakSource | None, seeds: Sequence[int], feather: float,
-                     pad: int = 0, pad_mode: str = "constant",
-                     batch: int = 16) -> list[FaceConditions]:
+                     pad: int = 0, pad_mode: str = "constant", batch: int = 16,
+                     attribute_folds: Sequence[str] = ()) -> list[FaceConditions]:
     """Make every condition of each photo, round it to 8 bits and detect the face again.
 
     Args:
@@ -317,6 +420,8 @@ def condition_photos(photos: Sequence[torch.Tensor], faces: Sequence[AlignedFace
         pad: border added before every detection and mask drawing.
         pad_mode: ``"constant"`` (black) or ``"replicate"``.
         batch: photos per detector call.
+        attribute_folds: the ``cloak-attr`` fold keys to make when ``cloak-attr`` is asked for
+            (each a cloak of the clean photo from ``cloak``).
 
     Returns:
         one :class:`FaceConditions` per photo.
@@ -326,7 +431,8 @@ def condition_photos(photos: Sequence[torch.Tensor], faces: Sequence[AlignedFace
 
     if len(photos) != len(faces) or len(photos) != len(seeds):
         raise ValueError(f"{len(photos)} photos, {len(faces)} faces and {len(seeds)} seeds")
-    cloaked = [c for c in conditions if _cloaked(c)]
+    cloaked = [k for c in conditions if _cloaked(c)
+               for k in (attribute_folds if c == ATTRIBUTE_CLOAK else (c,))]
     if cloaked and cloak is None:
         raise ValueError("cloaked conditions need a cloak source")
     out = [FaceConditions() for _ in photos]
@@ -349,7 +455,7 @@ def condition_photos(photos: Sequence[torch.Tensor], faces: Sequence[AlignedFace
             item.make_s[name] = time.perf_counter() - start
     _redetect(out, [f"mask-{s}" for s in styles], detector, pad, pad_mode, batch)
     for condition in cloaked:
-        source = "clean" if condition == "cloak" else condition.removeprefix("cloak+")
+        source = condition.removeprefix("cloak+") if condition.startswith("cloak+") else "clean"
         for i, (face, item) in enumerate(zip(faces, out, strict=True)):
             if source not in item.pixels or cloak is None:
                 continue
@@ -359,13 +465,13 @@ def condition_photos(photos: Sequence[torch.Tensor], faces: Sequence[AlignedFace
                 where = face
                 item.cloak_on_clean_alignment.append(condition)
             where = _unpadded(where, pad)
-            delta = cloak(i, item.pixels[source], where)
+            delta = cloak(i, item.pixels[source], where, condition)
             item.pixels[condition] = _to_8bit(protect_photo(item.pixels[source], [where], delta,
                                                             feather=feather))
             item.make_s[condition] = time.perf_counter() - start
     _redetect(out, cloaked, detector, pad, pad_mode, batch)
     for face, item in zip(faces, out, strict=True):
-        for condition in conditions:
+        for condition in dict.fromkeys([*conditions, *cloaked]):
             if condition == "clean" or condition not in item.pixels:
                 continue
             found = item.found[condition]
@@ -408,23 +514,66 @@ def _predict(predictors: dict[str, AttributePredictor], frames: Sequence[torch.T
 
 
 def _condition_records(made: Sequence[FaceConditions], conditions: Sequence[str],
-                       predictors: dict[str, AttributePredictor],
-                       batch: int) -> list[dict[str, Any]]:
-    """Predictions and flags of each photo's conditions (JSON-ready, no pixels)."""
-    jobs = [(k, c) for k, item in enumerate(made) for c in conditions if c in item.frames]
+                       predictors: dict[str, AttributePredictor], batch: int,
+                       folds: Mapping[str, Sequence[str]] | None = None,
+                       identity: Mapping[str, Recognizer] | None = None) -> list[dict[str, Any]]:
+    """Predictions and flags of each photo's conditions (JSON-ready, no pixels).
+
+    Args:
+        made: the photos under each condition (:func:`condition_photos`).
+        conditions: the conditions to record.
+        predictors: report name -> attribute predictor.
+        batch: frames per predictor call.
+        folds: ``cloak-attr`` fold key -> the predictors it is scored by. The ``cloak-attr``
+            record takes each predictor's outputs from the fold that scores it and keeps every
+            fold under ``"folds"`` (all predictors' outputs, ``redetected``, ``make_s``).
+        identity: black-box recognizers: with them, ``cloak`` and each fold also get
+            ``"identity"`` (recognizer -> cosine of the clean and the protected frame's
+            features) and ``"ssim"`` (of the protected photo to the clean one).
+    """
+    from evaluation.quality import ssim
+
+    folds = folds or {}
+    keys = [c for c in conditions if c != ATTRIBUTE_CLOAK] + (
+        list(folds) if ATTRIBUTE_CLOAK in conditions else [])
+    jobs = [(k, c) for k, item in enumerate(made) for c in keys if c in item.frames]
     preds = _predict(predictors, [made[k].frames[c] for k, c in jobs], batch)
-    records: list[dict[str, Any]] = [{} for _ in made]
+    entries: list[dict[str, Any]] = [{} for _ in made]
     for j, (k, condition) in enumerate(jobs):
-        records[k][condition] = {
+        entries[k][condition] = {
             "redetected": made[k].found[condition] is not None,
             "make_s": made[k].make_s.get(condition, 0.0),
             "predictions": {name: preds[name][j] for name in predictors}}
-    for k, item in enumerate(made):
+    if identity:
+        costed = [(k, c) for k, c in jobs if c == "cloak" or c in folds]
+        for name, model in identity.items():
+            with torch.no_grad():
+                clean = model.embed(torch.stack([made[k].frames["clean"] for k, _ in costed]))
+                cloaked = model.embed(torch.stack([made[k].frames[c] for k, c in costed]))
+            cosines = (clean * cloaked).sum(dim=1).tolist()
+            for (k, c), cosine in zip(costed, cosines, strict=True):
+                entries[k][c].setdefault("identity", {})[name] = round(cosine, 6)
+        for k, c in costed:
+            entries[k][c]["ssim"] = round(ssim(made[k].pixels["clean"], made[k].pixels[c]), 6)
+    records: list[dict[str, Any]] = []
+    for item, entry in zip(made, entries, strict=True):
+        record = {c: entry[c] for c in conditions if c in entry}
+        made_folds = {key.split("/", 1)[1]: entry[key] for key in folds if key in entry}
+        if made_folds:
+            scorer = {p: key.split("/", 1)[1] for key, scored in folds.items() for p in scored}
+            record[ATTRIBUTE_CLOAK] = {
+                "redetected": all(f["redetected"] for f in made_folds.values()),
+                "make_s": sum(f["make_s"] for f in made_folds.values()),
+                "predictions": {p: made_folds[scorer[p]]["predictions"][p]
+                                for p in predictors if scorer.get(p) in made_folds},
+                "folds": made_folds}
         for condition, reason in item.failed.items():
             if condition in conditions:
-                records[k][condition] = {"failed": reason}
+                record[condition] = {"failed": reason}
         for condition in item.cloak_on_clean_alignment:
-            records[k][condition]["cloak_on_clean_alignment"] = True
+            if condition in record:
+                record[condition]["cloak_on_clean_alignment"] = True
+        records.append(record)
     return records
 
 
@@ -434,6 +583,8 @@ def _condition_records(made: Sequence[FaceConditions], conditions: Sequence[str]
 #: Settings that do not change a finished record (see :func:`_record_store`).
 _STORE_IGNORES = ("utkface", "lfw", "datasets", "limit", "lfw_limit", "n_boot", "cache_dir",
                   "batch", "progress")
+#: Settings of the attribute cloak: they key the store only when ``cloak-attr`` is run.
+_ATTRIBUTE_SETTINGS = ("protect_attributes", "attribute_weight", "identity_recognizers")
 
 
 def _record_store(settings: AttributeSettings) -> RecordStore:
@@ -441,16 +592,26 @@ def _record_store(settings: AttributeSettings) -> RecordStore:
 
     Keyed by everything that changes a record: the settings (except the data folders,
     ``datasets``, ``limit``, ``lfw_limit``, ``n_boot``, ``cache_dir``, ``batch`` and
-    ``progress``), the optimiser settings and the weights of every model involved.
+    ``progress``; the attribute cloak's settings only when ``cloak-attr`` is run, so other
+    runs keep the key they had before it existed), the optimiser settings and the weights of
+    every model involved.
     """
+    folds = settings.attribute_folds()
+    ignored = _STORE_IGNORES if folds else _STORE_IGNORES + _ATTRIBUTE_SETTINGS
     models = sorted({PREDICTORS[p][0] for p in settings.predictors}
                     | set(settings.surrogates()) | {"mtcnn", "shape68"})
-    return RecordStore(settings.cache_dir, {
-        "settings": {k: v for k, v in asdict(settings).items() if k not in _STORE_IGNORES},
+    key: dict[str, Any] = {
+        "settings": {k: v for k, v in asdict(settings).items() if k not in ignored},
         "config": asdict(settings.config()),
         "surrogates": settings.surrogates(),
         "weights": {m: zoo.weights_digests(m) for m in models},
-    })
+    }
+    if folds:
+        extra = {n for f in folds.values() for n in f["surrogates"]}
+        extra |= set(settings.identity_recognizers)
+        key["attribute_folds"] = folds
+        key["weights"].update({m: zoo.weights_digests(m) for m in sorted(extra)})
+    return RecordStore(settings.cache_dir, key)
 
 
 # ----------------------------------------------------------------------------- UTKFace
@@ -502,16 +663,31 @@ class _Models:
     landmarker: Landmarker
     predictors: dict[str, AttributePredictor]
     surrogates: list[Recognizer]
+    #: ``cloak-attr`` fold key -> its attribute surrogates (empty: no ``cloak-attr``).
+    attribute_folds: dict[str, list[AttributeSurrogate]] = field(default_factory=dict)
+    #: black-box recognizers of the identity cost (empty: no ``cloak-attr``).
+    identity: dict[str, Recognizer] = field(default_factory=dict)
+
+
+def _learn(faces: Sequence[Any], key: str, models: _Models, settings: AttributeSettings
+           ) -> torch.Tensor:
+    """The cloak of one photo being made (``key``: a cloaked condition or a fold key)."""
+    from cloak.opom import learn_mask
+
+    return learn_mask(faces, models.surrogates, settings.config(),
+                      attribute_surrogates=models.attribute_folds.get(key, ()),
+                      attribute_weight=settings.attribute_weight)
 
 
 def _run_utkface(dataset: str, settings: AttributeSettings, models: _Models, runs: RecordStore,
                  say: Callable[[str], None]) -> dict[str, Any]:
     """Records of one UTKFace folder (from the cache or computed) and the malformed names."""
-    from cloak.opom import learn_mask, training_face
+    from cloak.opom import training_face
 
     folder = settings.utkface / dataset
     labelled, malformed = utkface_faces(folder, settings.limit)
     config = settings.config()
+    folds = {k: f["scored"] for k, f in settings.attribute_folds().items()}
     part = f"utkface-{dataset}"
     records: dict[str, dict[str, Any]] = {}
     pending = []
@@ -523,8 +699,8 @@ def _run_utkface(dataset: str, settings: AttributeSettings, models: _Models, run
         else:
             pending.append((name, path, labels))
 
-    def cloak(_: int, pixels: torch.Tensor, face: AlignedFace) -> torch.Tensor:
-        return learn_mask([training_face(pixels, face)], models.surrogates, config)
+    def cloak(_: int, pixels: torch.Tensor, face: AlignedFace, key: str) -> torch.Tensor:
+        return _learn([training_face(pixels, face)], key, models, settings)
 
     bar = tqdm(total=len(labelled), initial=len(records), desc=f"utkface {dataset}",
                unit="face", disable=not settings.progress)
@@ -540,9 +716,9 @@ def _run_utkface(dataset: str, settings: AttributeSettings, models: _Models, run
             detector=models.detector, landmarker=models.landmarker, cloak=cloak,
             seeds=[_face_seed(settings.seed, f"{dataset}/{chunk[k][0]}") for k in kept],
             feather=config.feather, pad=settings.pad, pad_mode=settings.pad_mode,
-            batch=settings.batch)
+            batch=settings.batch, attribute_folds=list(folds))
         per_face = iter(_condition_records(made, settings.conditions, models.predictors,
-                                           settings.batch))
+                                           settings.batch, folds, models.identity))
         seconds = (time.perf_counter() - start) / len(chunk)
         for k, (name, _, labels) in enumerate(chunk):
             record = {"file": name, "labels": asdict(labels), "detected": k in kept,
@@ -622,7 +798,61 @@ def _summarise_utkface(run: dict[str, Any], settings: AttributeSettings) -> dict
                 clean_pvi[name] = value if value is not None else math.nan
             row[name] = report["labelled"]
         summary["metrics"][condition] = row
+    if ATTRIBUTE_CLOAK in settings.conditions:
+        summary["attribute_cloak"] = _attribute_cloak_summary(scored, settings, labels)
     return summary
+
+
+def _mean_interval(values: Sequence[float], n_boot: int, seed: int,
+                   level: float = 0.95) -> dict[str, float | None]:
+    """Mean with a percentile-bootstrap interval over the values (``None`` when empty)."""
+    data = np.asarray(values, dtype=np.float64)
+    if data.size == 0:
+        return {"value": None, "low": None, "high": None}
+    draws = np.random.default_rng(seed).integers(0, data.size, size=(n_boot, data.size))
+    means = data[draws].mean(axis=1)
+    tail = 50.0 * (1.0 - level)
+    return {"value": float(data.mean()), "low": float(np.percentile(means, tail)),
+            "high": float(np.percentile(means, 100.0 - tail))}
+
+
+def _attribute_cloak_summary(entries: Sequence[dict[str, Any]], settings: AttributeSettings,
+                             labels: FaceLabels | None) -> dict[str, Any]:
+    """Identity cost and quality of ``cloak`` and of each ``cloak-attr`` fold, and (with labels)
+    every predictor's metrics on each fold's photos, white-box ones included.
+
+    Args:
+        entries: scored face (UTKFace) or probe (LFW) records.
+        settings: the run's settings.
+        labels: the faces' labels (UTKFace), or None (LFW).
+
+    Returns:
+        ``{"cloak": {"identity": {recognizer: mean cosine}, "ssim"}, "folds": {name:
+        {"surrogates", "scored", "identity", "ssim", "metrics"?}}}``; means carry 95%
+        bootstrap intervals over the entries.
+    """
+    boot = {"n_boot": settings.n_boot, "seed": settings.seed}
+
+    def cost(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return {"identity": {n: _mean_interval([r["identity"][n] for r in rows], **boot)
+                             for n in settings.identity_recognizers},
+                "ssim": _mean_interval([r["ssim"] for r in rows], **boot)}
+
+    out: dict[str, Any] = {"folds": {}}
+    if "cloak" in settings.conditions and entries:
+        out["cloak"] = cost([e["conditions"]["cloak"] for e in entries])
+    for key, fold in settings.attribute_folds().items():
+        name = key.split("/", 1)[1]
+        rows = [e["conditions"][ATTRIBUTE_CLOAK]["folds"][name] for e in entries]
+        summary: dict[str, Any] = {"surrogates": fold["surrogates"], "scored": fold["scored"]}
+        if rows:
+            summary.update(cost(rows))
+            if labels is not None:
+                summary["metrics"] = {
+                    p: attribute_report(_stack(rows, p), labels, **boot)["labelled"]
+                    for p in settings.predictors}
+        out["folds"][name] = summary
+    return out
 
 
 # ----------------------------------------------------------------------------- LFW
@@ -631,13 +861,14 @@ def _summarise_utkface(run: dict[str, Any], settings: AttributeSettings) -> dict
 def _run_lfw(settings: AttributeSettings, models: _Models, runs: RecordStore,
              say: Callable[[str], None]) -> dict[str, Any]:
     """Records of the LFW identities (from the cache or computed) and the skipped ones."""
-    from cloak.opom import learn_mask, training_face
+    from cloak.opom import training_face
 
     people_dir = settings.lfw / "identities"
     if not people_dir.is_dir():
         raise FileNotFoundError(f"{people_dir}: LFW identities folder not found")
     people = sorted(p for p in people_dir.iterdir() if p.is_dir())[:settings.lfw_limit]
     config = settings.config()
+    folds = {k: f["scored"] for k, f in settings.attribute_folds().items()}
     needed = settings.n_train + settings.n_probe
     records, skipped = [], []
     for person_dir in tqdm(people, desc="lfw", unit="person", disable=not settings.progress):
@@ -660,21 +891,20 @@ def _run_lfw(settings: AttributeSettings, models: _Models, runs: RecordStore,
             skipped.append({"person": person_dir.name,
                             "reason": f"{len(usable)} photos with a face, {needed} needed"})
             continue
-        learn_s = 0.0
-        delta = None
-        if any(_cloaked(c) for c in settings.conditions):
-            learn_start = time.perf_counter()
-            delta = learn_mask([training_face(img, f) for _, img, f in split.train],
-                               models.surrogates, config)
-            learn_s = time.perf_counter() - learn_start
+        learn_start = time.perf_counter()
+        train = [training_face(img, f) for _, img, f in split.train]
+        kinds = ["cloak"] if any(_cloaked(c) and c != ATTRIBUTE_CLOAK
+                                 for c in settings.conditions) else []
+        deltas = {kind: _learn(train, kind, models, settings) for kind in [*kinds, *folds]}
+        learn_s = time.perf_counter() - learn_start if deltas else 0.0
         made = condition_photos(
             [img for _, img, _ in split.probes], [f for _, _, f in split.probes],
             settings.conditions, detector=models.detector, landmarker=models.landmarker,
-            cloak=None if delta is None else (lambda *_, d=delta: d),
+            cloak=lambda _i, _p, _f, key, d=deltas: d[key if key in d else "cloak"],
             seeds=[_face_seed(settings.seed, f"lfw/{p.name}") for p, _, _ in split.probes],
-            feather=config.feather, batch=settings.batch)
+            feather=config.feather, batch=settings.batch, attribute_folds=list(folds))
         per_probe = _condition_records(made, settings.conditions, models.predictors,
-                                       settings.batch)
+                                       settings.batch, folds, models.identity)
         record = {"person": split.person, "train": [p.name for p, _, _ in split.train],
                   "probes": [{"file": p.name, "conditions": c}
                              for (p, _, _), c in zip(split.probes, per_probe, strict=True)],
@@ -707,6 +937,8 @@ def _summarise_lfw(run: dict[str, Any], settings: AttributeSettings) -> dict[str
                 reference=_stack([p["conditions"]["clean"] for p in scored], name),
                 **boot)["flips"]
             for name in settings.predictors}
+    if ATTRIBUTE_CLOAK in settings.conditions:
+        summary["attribute_cloak"] = _attribute_cloak_summary(scored, settings, None)
     return summary
 
 
@@ -745,12 +977,24 @@ def run_attribute_benchmark(settings: AttributeSettings,
         predictors={n: attackers.load(PREDICTORS[n][0], reference=PREDICTORS[n][1])
                     for n in settings.predictors},
         surrogates=[attackers.load(s) for s in settings.surrogates()] if cloaked else [])
+    folds = settings.attribute_folds()
+    if folds:
+        from cloak.opom import AttributeSurrogate
+
+        white_box = {n: m for n, m in models.predictors.items() if m.differentiable}
+        for name in {n for f in folds.values() for n in f["surrogates"]} - set(white_box):
+            white_box[name] = attackers.load(name)
+        models.attribute_folds = {
+            key: [AttributeSurrogate(white_box[n], a) for n, a in fold["surrogates"].items()]
+            for key, fold in folds.items()}
+        models.identity = {n: attackers.load(n) for n in settings.identity_recognizers}
     runs = _record_store(settings)
     result: dict[str, Any] = {
         "benchmark": "attributes: sex, age and race leakage under physical masks and cloaks",
         "settings": {k: (str(v) if isinstance(v, Path) else v)
                      for k, v in asdict(settings).items()},
-        "config": {**asdict(settings.config()), "surrogates": list(settings.surrogates())},
+        "config": {**asdict(settings.config()), "surrogates": list(settings.surrogates()),
+                   **({"attribute_folds": folds} if folds else {})},
         "predictors": {n: {"zoo": PREDICTORS[n][0],
                            "runtime": "reference" if PREDICTORS[n][1] else "zoo loader"}
                        for n in settings.predictors},
@@ -825,6 +1069,35 @@ def _lfw_table(summary: dict[str, Any], predictors: Sequence[str]) -> str:
     return markdown_table(["condition", *[f"{p}: {label}" for p, _, label, _ in columns]], rows)
 
 
+def _attribute_cloak_table(cloak: dict[str, Any], metrics: dict[str, Any] | None,
+                           predictors: Sequence[str]) -> str:
+    """``cloak`` and each ``cloak-attr`` fold: what was in the loss, sex accuracy per predictor
+    (``wb`` = in that cloak's loss, a white-box figure), identity cosines and SSIM."""
+    folds = cloak["folds"]
+    recognizers = list(next(iter(folds.values())).get("identity", {}))
+    header = ["cloak", "attribute term", "scored by",
+              *([f"{p}: sex acc" for p in predictors] if metrics is not None else []),
+              *[f"{r}: cosine clean vs cloaked" for r in recognizers], "SSIM to clean"]
+    rows = []
+    if "cloak" in cloak:
+        plain = metrics["cloak"] if metrics is not None else None
+        rows.append(["cloak", "none", "-",
+                     *([_cell(plain[p].get("sex")) for p in predictors] if plain else []),
+                     *[_cell(cloak["cloak"]["identity"][r]) for r in recognizers],
+                     _cell(cloak["cloak"]["ssim"])])
+    for fold in folds.values():
+        pushed = "; ".join(f"{n} ({', '.join(a)})" for n, a in fold["surrogates"].items())
+        sex = []
+        if metrics is not None:
+            sex = [_cell(fold.get("metrics", {}).get(p, {}).get("sex"))
+                   + (" wb" if p in fold["surrogates"] else "") for p in predictors]
+        rows.append([f"{ATTRIBUTE_CLOAK} fold", pushed or "none (plain cloak)",
+                     ", ".join(fold["scored"]), *sex,
+                     *[_cell(fold.get("identity", {}).get(r)) for r in recognizers],
+                     _cell(fold.get("ssim"))])
+    return markdown_table(header, rows)
+
+
 def _counts_table(result: dict[str, Any], conditions: Sequence[str]) -> str:
     parts = {f"UTKFace {d}": run["summary"] for d, run in result["utkface"].items()}
     if "lfw" in result:
@@ -847,6 +1120,16 @@ def _counts_table(result: dict[str, Any], conditions: Sequence[str]) -> str:
                            *[f"{name}: s to make" for name in parts]], rows)
 
 
+_ATTRIBUTE_NOTE = (
+    "Attribute-aware cloak (`cloak-attr`, leave-one-out): each fold's cloak pushes the listed "
+    "white-box predictors (torch) towards uninformative outputs besides the recognizers, and "
+    "feeds the `cloak-attr` row above only for the predictors it was scored by; sex accuracy "
+    "marked wb is that of a predictor in the fold's own loss (white box). Identity cost: mean "
+    "cosine between the clean and the cloaked face's features on black-box recognizers (lower "
+    "= stronger identity protection) and SSIM of the cloaked photo to the clean one; "
+    "[95% bootstrap interval].")
+
+
 def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
     """The ``attributes`` section of docs/BENCHMARKS.md: one table per UTKFace set, LFW flips,
     counts and time."""
@@ -862,7 +1145,16 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
         f"detected again (MTCNN) as an attacker would; a face not found again is still "
         f"predicted on the clean photo's alignment and counted below. Physical masks are "
         f"synthetic (68 dlib landmarks), seeded per face; in `cloak+mask` the mask is drawn "
-        f"first and the cloak learned on and pasted into the masked photo.\n")
+        f"first and the cloak learned on and pasted into the masked photo.")
+    if "attribute_folds" in config:
+        folds = "; ".join(
+            f"{', '.join(f['surrogates']) or 'none'} in the loss, scored by "
+            f"{', '.join(f['scored'])}" for f in config["attribute_folds"].values())
+        intro += (f" `cloak-attr`: the same cloak plus the attribute term on "
+                  f"{', '.join(settings['protect_attributes'])} (weight "
+                  f"{settings['attribute_weight']:g} per predictor against 1 per recognizer), "
+                  f"leave-one-out over the attribute predictors (folds: {folds}).")
+    intro += "\n"
     parts = [f"## Attribute leakage: physical masks vs cloaks\n\n{intro}"]
     for dataset, run in result["utkface"].items():
         s = run["summary"]
@@ -877,6 +1169,9 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
         table = "(no face scored)" if not s["metrics"] else _utkface_table(s, conditions,
                                                                           predictors)
         parts.append(f"{head}\n\n{table}\n")
+        if "attribute_cloak" in s:
+            parts.append(_ATTRIBUTE_NOTE + "\n\n" + _attribute_cloak_table(
+                s["attribute_cloak"], s["metrics"], predictors) + "\n")
     if "lfw" in result:
         s = result["lfw"]["summary"]
         skipped = "; ".join(f"{k['person']} ({k['reason']})" for k in result["lfw"]["skipped"])
@@ -888,6 +1183,9 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
                 f"|change| of the predicted age, years; [95% bootstrap interval over probes].")
         table = "(no probe scored)" if not s["flips"] else _lfw_table(s, predictors)
         parts.append(f"{head}\n\n{table}\n")
+        if "attribute_cloak" in s:
+            parts.append(_ATTRIBUTE_NOTE + "\n\n" + _attribute_cloak_table(
+                s["attribute_cloak"], None, predictors) + "\n")
     parts.append("Counts per condition, and seconds per face to make its photo (mask: "
                  "landmarks + drawing; cloak: learning + paste on UTKFace, paste only on LFW, "
                  "whose cloaks are learned once per identity):\n\n"

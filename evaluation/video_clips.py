@@ -18,7 +18,7 @@ changes, resampling, noise, compression), not the detector's bias against human 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -31,7 +31,7 @@ from cloak.faces.mtcnn import MTCNN
 from evaluation.lfw import central_face_index, load_rgb
 
 __all__ = ["Actor", "SyntheticClip", "crossing_scene", "landmark_error", "landmark_jitter",
-           "person_of", "render_clip", "write_clip"]
+           "person_of", "render_clip", "render_clip_file", "write_clip"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,8 @@ class SyntheticClip:
     """A rendered clip and where each actor's face is in each frame.
 
     Attributes:
-        frames: (N, 3, H, W) float32 RGB, whole numbers in [0, 255].
+        frames: (N, 3, H, W) float32 RGB, whole numbers in [0, 255]; None when the clip was
+            rendered straight into a file (:func:`render_clip_file`).
         fps: frames per second.
         labels: each actor's person name, in actor order.
         boxes: (N, A, 4) float32 face boxes ``x1, y1, x2, y2`` in canvas pixels.
@@ -73,7 +74,7 @@ class SyntheticClip:
         visible: (N, A) bool, the face box lies wholly inside the canvas.
     """
 
-    frames: torch.Tensor
+    frames: torch.Tensor | None
     fps: int
     labels: tuple[str, ...]
     boxes: torch.Tensor
@@ -134,6 +135,32 @@ def render_clip(actors: Sequence[Actor], detector: MTCNN, *, size: tuple[int, in
     Raises:
         ValueError: fewer than 2 frames, or the detector finds no face in a photo.
     """
+    truth, canvases = _scene(actors, detector, size, frames, fps, seed, sway, noise)
+    out = torch.empty(frames, 3, size[1], size[0])
+    for t, canvas in enumerate(canvases):
+        out[t] = canvas
+    return SyntheticClip(out, *truth)
+
+
+def render_clip_file(actors: Sequence[Actor], detector: MTCNN, path: Path, *,
+                     size: tuple[int, int] = (1280, 720), frames: int = 40, fps: int = 25,
+                     seed: int = 0, sway: float = 0.015, noise: float = 2.0, crf: int = 18,
+                     tone: float | None = 440.0) -> SyntheticClip:
+    """:func:`render_clip` straight into a file (:func:`write_clip`), one frame in memory.
+
+    The same frames as ``write_clip(render_clip(...), path)``, for clips too long to hold.
+
+    Returns:
+        the clip's ground truth; its ``frames`` is None (they are in the file).
+    """
+    truth, canvases = _scene(actors, detector, size, frames, fps, seed, sway, noise)
+    _encode(canvases, frames, size, fps, path, crf, tone)
+    return SyntheticClip(None, *truth)
+
+
+def _scene(actors: Sequence[Actor], detector: MTCNN, size: tuple[int, int], frames: int, fps: int,
+           seed: int, sway: float, noise: float) -> tuple[tuple, Iterator[torch.Tensor]]:
+    """The ground truth fields of a clip (after ``frames``) and a generator of its frames."""
     if frames < 2:
         raise ValueError(f"a clip needs at least 2 frames, got {frames}")
     width, height = size
@@ -142,7 +169,6 @@ def render_clip(actors: Sequence[Actor], detector: MTCNN, *, size: tuple[int, in
     background = _background(width, height, gen)
     u = torch.linspace(0, 1, frames, dtype=torch.float64)
     ease = (1 - torch.cos(math.pi * u)) / 2
-    out = torch.empty(frames, 3, height, width)
     boxes = torch.empty(frames, len(actors), 4)
     marks = torch.empty(frames, len(actors), 5, 2)
     paths = []
@@ -154,22 +180,31 @@ def render_clip(actors: Sequence[Actor], detector: MTCNN, *, size: tuple[int, in
         face_w = (actor.size[0] + (actor.size[1] - actor.size[0]) * ease) * height
         angle = math.radians(actor.roll) * torch.sin(2 * math.pi * u)
         paths.append((centre, face_w, angle))
+    placements = []
     for t in range(frames):
-        canvas = background.clone()
-        for a, ((rgba, box, points), (centre, face_w, angle)) in enumerate(
+        placements.append([])
+        for a, ((_, box, points), (centre, face_w, angle)) in enumerate(
                 zip(sprites, paths, strict=True)):
             matrix = _placement(box, face_w[t].item(), angle[t].item(), centre[t])
-            _composite(canvas, rgba, matrix)
+            placements[t].append(matrix)
             marks[t, a] = (points.double() @ matrix[:, :2].T + matrix[:, 2]).float()
             scale = face_w[t].item() / (box[2] - box[0]).item()
             mid = (box[:2] + box[2:]).double() / 2 @ matrix[:, :2].T + matrix[:, 2]
             half = (box[2:] - box[:2]).double() * scale / 2
             boxes[t, a] = torch.cat([mid - half, mid + half]).float()
-        canvas += noise * torch.randn(canvas.shape, generator=gen)
-        out[t] = canvas.round_().clamp_(0, 255)
     visible = ((boxes[..., 0] >= 0) & (boxes[..., 1] >= 0) & (boxes[..., 2] <= width - 1)
                & (boxes[..., 3] <= height - 1))
-    return SyntheticClip(out, fps, tuple(a.label for a in actors), boxes, marks, visible)
+
+    def canvases() -> Iterator[torch.Tensor]:
+        for matrices in placements:
+            canvas = background.clone()
+            for (rgba, _, _), matrix in zip(sprites, matrices, strict=True):
+                _composite(canvas, rgba, matrix)
+            canvas += noise * torch.randn(canvas.shape, generator=gen)
+            yield canvas.round_().clamp_(0, 255)
+
+    truth = (fps, tuple(a.label for a in actors), boxes, marks, visible)
+    return truth, canvases()
 
 
 def write_clip(clip: SyntheticClip, path: Path, *, crf: int = 18, tone: float | None = 440.0
@@ -177,41 +212,50 @@ def write_clip(clip: SyntheticClip, path: Path, *, crf: int = 18, tone: float | 
     """Encode a clip to H.264 (yuv420p, BT.709 limited range) with an optional AAC sine tone.
 
     Args:
-        clip: the clip (even width and height).
+        clip: the clip (even width and height), with its frames.
         path: the output file (``.mp4``, ``.mov`` or ``.mkv``).
         crf: x264 constant rate factor.
         tone: frequency in Hz of a mono 48 kHz sine, or None for no audio stream.
 
     Raises:
-        ValueError: an odd width or height.
+        ValueError: an odd width or height, or a clip without frames.
     """
+    if clip.frames is None:
+        raise ValueError("the clip's frames are not in memory (render_clip_file wrote them)")
+    frames, height, width = clip.frames.shape[0], clip.frames.shape[2], clip.frames.shape[3]
+    _encode(iter(clip.frames), frames, (width, height), clip.fps, path, crf, tone)
+
+
+def _encode(canvases: Iterator[torch.Tensor], frames: int, size: tuple[int, int], fps: int,
+            path: Path, crf: int, tone: float | None) -> None:
+    """Encode (3, H, W) frames in [0, 255] as :func:`write_clip` describes."""
     import av
     import numpy as np
 
-    frames, height, width = clip.frames.shape[0], clip.frames.shape[2], clip.frames.shape[3]
+    width, height = size
     if width % 2 or height % 2:
         raise ValueError(f"yuv420p needs an even size, got {width}x{height}")
-    pixels = clip.frames.permute(0, 2, 3, 1).clamp(0, 255).round().to(torch.uint8).numpy()
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=clip.fps,
+        video = out.add_stream("libx264", rate=fps,
                                options={"crf": str(crf), "preset": "veryfast"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         ctx = video.codec_context
-        ctx.time_base = Fraction(1, clip.fps)
+        ctx.time_base = Fraction(1, fps)
         ctx.thread_count = 1
         ctx.colorspace = ctx.color_primaries = ctx.color_trc = 1
         ctx.color_range = 1
         rate = 48000
         sound = out.add_stream("aac", rate=rate, layout="mono") if tone is not None else None
-        for i, image in enumerate(pixels):
+        for i, canvas in enumerate(canvases):
+            image = canvas.permute(1, 2, 0).clamp(0, 255).round().to(torch.uint8).numpy()
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             frame = frame.reformat(format="yuv420p", dst_colorspace="itu709", dst_color_range=1)
-            frame.pts, frame.time_base = i, Fraction(1, clip.fps)
+            frame.pts, frame.time_base = i, Fraction(1, fps)
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
         if sound is not None:
             chunk = sound.codec_context.frame_size or 1024
-            for start in range(0, rate * frames // clip.fps, chunk):
+            for start in range(0, rate * frames // fps, chunk):
                 t = np.arange(start, start + chunk) / rate
                 samples = (0.3 * np.sin(2 * math.pi * tone * t)).astype(np.float32)[None]
                 frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")

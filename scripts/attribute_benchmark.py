@@ -6,6 +6,8 @@ docstring for the protocol). Writes JSON (``--out``), the per-face records besid
 
     python scripts/attribute_benchmark.py                          # everything (hours)
     python scripts/attribute_benchmark.py --limit 20 --lfw-limit 2 --steps 5   # quick look
+    python scripts/attribute_benchmark.py --datasets balanced --limit 60 --lfw-limit 0 \
+        --conditions clean cloak cloak-attr --protect-attributes sex    # attribute-aware cloak
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from cloak.opom import MODES
+from cloak.opom import ATTRIBUTES, MODES
 from evaluation.attribute_benchmark import (
+    ALL_CONDITIONS,
     CONDITIONS,
     PREDICTORS,
     UTK_DATASETS,
@@ -39,7 +42,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="faces per UTKFace folder")
     parser.add_argument("--lfw-limit", type=int, default=None,
                         help="LFW identities (0: no LFW part; default: all)")
-    parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
+    parser.add_argument("--conditions", nargs="+", choices=ALL_CONDITIONS,
+                        default=list(CONDITIONS),
+                        help="default: all but cloak-attr (the attribute-aware cloak)")
     parser.add_argument("--predictors", nargs="+", choices=list(PREDICTORS),
                         default=list(PREDICTORS))
     parser.add_argument("--mode", choices=list(MODES), default="fast")
@@ -47,6 +52,12 @@ def main() -> None:
     parser.add_argument("--pad", type=int, default=50, help="border around UTKFace chips, px")
     parser.add_argument("--pad-mode", choices=["constant", "replicate"], default="constant")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--protect-attributes", nargs="+", choices=ATTRIBUTES,
+                        default=list(ATTRIBUTES), help="cloak-attr: attributes to hide")
+    parser.add_argument("--attribute-weight", type=float, default=1.0,
+                        help="cloak-attr: weight per attribute predictor (1 per recognizer)")
+    parser.add_argument("--identity-recognizers", nargs="+", default=["sface", "mobilefacenet"],
+                        help="cloak-attr: black-box recognizers of the identity cost")
     parser.add_argument("--n-boot", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
@@ -62,10 +73,14 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = AttributeSettings(
         utkface=args.utkface, lfw=args.lfw, datasets=tuple(args.datasets), limit=args.limit,
-        lfw_limit=args.lfw_limit, conditions=tuple(c for c in CONDITIONS if c in args.conditions),
+        lfw_limit=args.lfw_limit,
+        conditions=tuple(c for c in ALL_CONDITIONS if c in args.conditions),
         predictors=tuple(p for p in PREDICTORS if p in args.predictors), mode=args.mode,
         steps=args.steps, pad=args.pad, pad_mode=args.pad_mode, seed=args.seed,
-        n_boot=args.n_boot, cache_dir=args.cache, progress=not args.quiet)
+        n_boot=args.n_boot, cache_dir=args.cache, progress=not args.quiet,
+        protect_attributes=tuple(args.protect_attributes),
+        attribute_weight=args.attribute_weight,
+        identity_recognizers=tuple(args.identity_recognizers))
     result = run_attribute_benchmark(settings, log_line=tqdm.write)
     command = " ".join(["python scripts/attribute_benchmark.py", *sys.argv[1:]])
     print(write_report(result, args.out, args.markdown, command, args.section))

@@ -21,6 +21,29 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+def video_people_args(root: Path, people: tuple[str, str]) -> list[str]:
+    """``cloak video`` options enrolling two LFW people: a flat +8 / -8 mask each (easy to see in
+    the output) and their photos 10-14 as ``--reference`` folders under ``root``."""
+    import shutil
+
+    import torch
+
+    from cloak.faces.frame import FRAME_SIZE
+    from cloak.mask import Mask, save_mask
+
+    args = []
+    for person, sign in zip(people, (1.0, -1.0), strict=True):
+        refs = root / f"ref_{person}"
+        refs.mkdir()
+        for photo in lfw_photos(person, 15)[10:15]:
+            shutil.copy2(photo, refs / photo.name)
+        mask = Mask(torch.full((3, FRAME_SIZE, FRAME_SIZE), 8.0 * sign), 8.0, "center",
+                    ["facenet"], person, 0, settings={"feather": 24.0})
+        args += ["--mask", str(save_mask(mask, root / f"{person}.cloak")),
+                 "--reference", f"{person}={refs}"]
+    return args
+
+
 def lfw_photos(person: str, count: int) -> list[Path]:
     """The first ``count`` LFW photos of ``person`` (e.g. ``"Ariel_Sharon"``)."""
     folder = shared_data("lfw", "identities", person)

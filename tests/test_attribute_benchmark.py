@@ -1,7 +1,8 @@
 """The attribute-leakage benchmark (evaluation.attribute_benchmark) on a few real faces.
 
 One small run (4 UTKFace faces from each folder, one LFW identity, cloaks of 2 steps) is shared
-by the tests; a second run with the same settings must reuse every finished record.
+by the tests; a second run with the same settings must reuse every finished record. A second
+small run (3 faces) checks the attribute-aware cloak's leave-one-out folds.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ from attackers.landmarks import Landmarker
 from cloak.faces import align_faces
 from cloak.opom import MODES, learn_mask, training_face
 from evaluation.attribute_benchmark import (
+    ATTRIBUTE_FOLDS,
     CONDITIONS,
+    PREDICTED,
     PREDICTORS,
     AttributeSettings,
+    _record_store,
     condition_photos,
+    report_markdown,
     run_attribute_benchmark,
     utkface_faces,
     write_report,
@@ -120,7 +125,7 @@ def test_masks_and_cloaks_change_only_their_pixels(one_torch_thread):
     config = dataclasses.replace(MODES["fast"].config, steps=_STEPS)
     surrogates = [attackers.load(n) for n in MODES["fast"].surrogates]
 
-    def cloak(_, pixels, face):
+    def cloak(_, pixels, face, _key):
         return learn_mask([training_face(pixels, face)], surrogates, config)
 
     conditions = ("clean", *(f"mask-{s}" for s in STYLES), "cloak", "cloak+mask-paper")
@@ -176,6 +181,82 @@ def test_report_renders(result, tmp_path):
 def test_settings_are_checked():
     for bad in ({"conditions": ("cloak",)}, {"datasets": ("all",)}, {"limit": 0},
                 {"predictors": ()}, {"pad_mode": "reflect"}, {"mode": "turbo"},
-                {"datasets": (), "lfw_limit": 0}):
+                {"datasets": (), "lfw_limit": 0},
+                {"conditions": ("clean", "cloak-attr"), "protect_attributes": ()},
+                {"conditions": ("clean", "cloak-attr"), "protect_attributes": ("hair",)},
+                {"conditions": ("clean", "cloak-attr"), "attribute_weight": 0.0},
+                {"conditions": ("clean", "cloak-attr"), "identity_recognizers": ("faceres",)},
+                {"conditions": ("clean", "cloak-attr"),
+                 "identity_recognizers": ("dlib-native",)}):
         with pytest.raises(ValueError):
             AttributeSettings(**bad).check()
+
+
+def test_attribute_folds_and_store_key(tmp_path):
+    """Each fold scores the predictors the other fold pushes; a predictor gets only the asked
+    attributes it outputs; the attribute settings key the record store only with cloak-attr."""
+    for name, attributes in PREDICTED.items():
+        assert set(attackers.load(name).outputs) >= {
+            {"sex": "sex_male_prob", "age": "age_years", "race": "race"}[a] for a in attributes}
+    for surrogates, scored in ATTRIBUTE_FOLDS:
+        assert not set(surrogates) & set(scored)
+    assert set(PREDICTORS) == {p for _, scored in ATTRIBUTE_FOLDS for p in scored}
+    base = AttributeSettings(cache_dir=tmp_path, conditions=("clean", "cloak", "cloak-attr"))
+    folds = dataclasses.replace(base, protect_attributes=("race",)).attribute_folds()
+    assert folds == {"cloak-attr/gear": {"surrogates": {}, "scored": ["gear"]},
+                     "cloak-attr/age-gender+faceres-attributes": {
+                         "surrogates": {"gear": ("race",)},
+                         "scored": ["age-gender", "faceres-attributes"]}}
+    only = dataclasses.replace(base, predictors=("gear",)).attribute_folds()
+    assert list(only) == ["cloak-attr/gear"]
+    assert only["cloak-attr/gear"]["surrogates"] == {
+        "age-gender": ("sex", "age"), "faceres-attributes": ("sex", "age")}
+    plain = dataclasses.replace(base, conditions=("clean", "cloak"))
+    assert plain.attribute_folds() == {}
+    folder = _record_store(plain).folder
+    for change in ({"protect_attributes": ("sex",)}, {"attribute_weight": 3.0},
+                   {"identity_recognizers": ("sface",)}):
+        assert _record_store(dataclasses.replace(plain, **change)).folder == folder
+        assert (_record_store(dataclasses.replace(base, **change)).folder
+                != _record_store(base).folder)
+
+
+@pytest.fixture(scope="module")
+def attribute_result(tmp_path_factory, one_torch_thread) -> dict:
+    settings = AttributeSettings(utkface=shared_data("utkface"), datasets=("balanced",),
+                                 limit=3, lfw_limit=0, steps=_STEPS, n_boot=200,
+                                 conditions=("clean", "cloak", "cloak-attr"),
+                                 protect_attributes=("sex",),
+                                 cache_dir=tmp_path_factory.mktemp("attr-cloak"), progress=False)
+    return run_attribute_benchmark(settings)
+
+
+def test_attribute_cloak_is_scored_leave_one_out(attribute_result):
+    run = attribute_result["utkface"]["balanced"]
+    assert run["summary"]["scored"] >= 2
+    for face in (f for f in run["faces"] if f["detected"]):
+        record = face["conditions"]["cloak-attr"]
+        folds = record["folds"]
+        assert set(folds) == {"gear", "age-gender+faceres-attributes"}
+        assert record["predictions"]["gear"] == folds["gear"]["predictions"]["gear"]
+        for name in ("age-gender", "faceres-attributes"):
+            assert (record["predictions"][name]
+                    == folds["age-gender+faceres-attributes"]["predictions"][name])
+        for fold in [*folds.values(), face["conditions"]["cloak"]]:
+            assert set(fold["identity"]) == {"sface", "mobilefacenet"}
+            assert all(0.5 < c <= 1.0 for c in fold["identity"].values()), fold["identity"]
+            assert 0.8 < fold["ssim"] < 1.0
+        # the two folds' cloaks differ (different attribute surrogates)
+        assert folds["gear"]["predictions"] != folds["age-gender+faceres-attributes"][
+            "predictions"]
+    summary = run["summary"]
+    assert set(summary["metrics"]["cloak-attr"]) == set(PREDICTORS)
+    cloak = summary["attribute_cloak"]
+    assert set(cloak["folds"]) == {"gear", "age-gender+faceres-attributes"}
+    assert cloak["folds"]["gear"]["surrogates"] == {"age-gender": ("sex",),
+                                                    "faceres-attributes": ("sex",)}
+    for name in PREDICTORS:
+        assert 0 <= cloak["folds"]["gear"]["metrics"][name]["sex"]["value"] <= 1
+    body = report_markdown(attribute_result)
+    assert "| cloak-attr |" in body and "| cloak-attr fold |" in body and " wb" in body
+    assert "leave-one-out" in body

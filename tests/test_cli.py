@@ -98,6 +98,11 @@ def photos(tmp_path: Path) -> Path:
     (["protect", "{photos}", "--mask", "{photos}/Colin_Powell_0001.jpg"], "--mask"),
     (["protect", "{photos}", "--mask", "{mask}", "--steps", "3"], "cannot be combined"),
     (["protect", "{photos}", "--unknown"], "No such option"),
+    (["protect", "{photos}", "--protect-attributes", "sex,hair"], "unknown attributes"),
+    (["protect", "{photos}", "--protect-attributes", ","], "--protect-attributes"),
+    (["protect", "{photos}", "--mask", "{mask}", "--protect-attributes", "sex"],
+     "cannot be combined"),
+    (["enroll", "Ada", "{photos}", "--protect-attributes", "eyes"], "unknown attributes"),
     (["enroll", "Ada"], "Missing argument"),
     (["enroll", "Ada", "{photos}", "-o", "{mask}"], "exists; use --force"),
 ])
@@ -168,6 +173,8 @@ def test_benchmark_command(tmp_path: Path) -> None:
     assert "PSR@1" in result.output
     bad = CliRunner().invoke(main, ["benchmark", "--conditions", "clean,blur"])
     assert bad.exit_code == 2 and "blur" in bad.output
+    both = CliRunner().invoke(main, ["benchmark", "--robustness", "--attributes"])
+    assert both.exit_code == 2 and "choose one of --robustness and --attributes" in both.output
 
 
 def test_benchmark_attributes(tmp_path: Path) -> None:
@@ -181,3 +188,24 @@ def test_benchmark_attributes(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["command"].startswith("cloak benchmark --attributes")
     assert "mask-paper" in result.output
+
+
+def test_protect_attributes_recorded_and_reused(photos: Path, tmp_path: Path) -> None:
+    """--protect-attributes learns with the mode's attribute predictors and records them in the
+    mask file; a rerun with the same option reuses the mask, one without it learns anew."""
+    runner = CliRunner()
+    out = tmp_path / "out"
+    base = ["protect", str(photos), "-o", str(out), "--mode", "fast", "--steps", "1",
+            "--surrogates", "dlib-resnet", "--json", "-q"]
+    first = runner.invoke(main, [*base, "--protect-attributes", "race,sex"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["mask"]["source"] == "learned"
+    settings = load_mask(out / "Colin.cloak").settings
+    assert settings["protect_attributes"] == "sex,race"
+    assert settings["attribute_surrogates"] == (
+        "age-gender=sex,faceres-attributes=sex,gear=sex+race")
+    again = runner.invoke(main, [*base, "--protect-attributes", "sex,race"])
+    assert json.loads(again.stdout)["mask"]["source"] == "reused"
+    plain = runner.invoke(main, [*base, "--force"])
+    assert json.loads(plain.stdout)["mask"]["source"] == "learned"
+    assert "protect_attributes" not in load_mask(out / "Colin.cloak").settings

@@ -8,17 +8,14 @@ the real models (MTCNN, sface) from other photos of the same people.
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import lfw_photos, shared_data
+from conftest import lfw_photos, shared_data, video_people_args
 
 from cloak.cli import main
-from cloak.faces.frame import FRAME_SIZE
-from cloak.mask import Mask, save_mask
 from cloak.video.io import probe, read_frames
 from evaluation.video_clips import crossing_scene, render_clip, write_clip
 
@@ -39,15 +36,7 @@ def setup(mtcnn, tmp_path_factory) -> dict:
     write_clip(scene, root / "in" / "crossing.mp4")
     (root / "in" / "broken.mp4").write_bytes(b"not a video at all")
     args = ["video", str(root / "in"), "-o", str(root / "out"), "--json", "-q"]
-    for person, sign in zip(PEOPLE, (1.0, -1.0), strict=True):
-        refs = root / f"ref_{person}"
-        refs.mkdir()
-        for photo in lfw_photos(person, 15)[10:15]:
-            shutil.copy2(photo, refs / photo.name)
-        mask = Mask(torch.full((3, FRAME_SIZE, FRAME_SIZE), 8.0 * sign), 8.0, "center",
-                    ["facenet"], person, 0, settings={"feather": 24.0})
-        args += ["--mask", str(save_mask(mask, root / f"{person}.cloak")),
-                 "--reference", f"{person}={refs}"]
+    args += video_people_args(root, PEOPLE)
     result = CliRunner().invoke(main, args)
     return {"root": root, "scene": scene, "result": result, "args": args}
 

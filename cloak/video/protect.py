@@ -2,13 +2,30 @@
 
 Two passes over each video (decoding is cheap next to detection):
 
-1. detect faces on every ``stride``-th frame (MTCNN) and embed them (sface), link the detections
-   into tracks, and name each track ONCE after the enrolled person its embeddings resemble most
-   (:mod:`cloak.video.tracks`), so a person's mask never jumps to someone else mid-track;
-2. decode again and paste each named track's mask through the track's smoothed alignment
-   (:func:`cloak.faces.align.paste_back`, bilinear and feathered, as for photos); faces of
-   unknown people stay untouched; frames, timestamps, rotation and audio are kept
-   (:class:`cloak.video.io.VideoWriter`).
+1. :func:`analyse_video`: detect faces on every ``stride``-th frame (MTCNN) and embed them
+   (sface), link the detections into tracks, and name each track ONCE after the enrolled person
+   its embeddings resemble most (:mod:`cloak.video.tracks`), so a person's mask never jumps to
+   someone else mid-track; only the frames that are detected are converted to RGB;
+2. :func:`render_video`: decode again and paste each named track's mask through the track's
+   smoothed alignment (:func:`cloak.faces.align.paste_back`, bilinear and feathered, as for
+   photos); faces of unknown people stay untouched; frames, timestamps, rotation and audio are
+   kept (:class:`cloak.video.io.VideoWriter`).
+
+Speed: frames stay 8-bit; only the frames detected are converted for the detector; the mask is
+pasted in float only on the window its canonical frames cover (with rotation folded into the
+alignment, so frames are never turned); MTCNN runs on several frames at once in helper threads
+and every other detection step skips the pyramid's fine levels when all faces in view are large
+(:class:`~cloak.video.tracks.StepDetector`); faces are embedded every fourth step, twelve at a
+time; decoding runs ahead in a helper thread and encoding catches up in another
+(:mod:`cloak.video.overlap`); x264 runs its ``veryfast`` preset at CRF 16 (as good as ``medium``
+at CRF 18, :mod:`cloak.video.io`). Measured on a 1280x720, 25 fps clip of two enrolled people
+and a stranger (200 frames, evaluation/video_clips.py), on the shared 2-core CPU (load average
+about 5 from other jobs), ms per frame, each stage run alone on one thread, before -> after:
+decode for detection 14 -> 3, MTCNN 84 -> 51, sface 27 -> 9, other detection work 10 -> 1.4,
+tracks 0.6 -> 0.7, decode for writing 16 -> 4, paste 82 -> 11, encode 56 -> 22; all stages
+290 -> 103 (CPU 196 -> 70 ms per frame). End to end: 1.3 -> 10.1 to 10.6 frames per second
+(before: the default two torch threads, which stall each other on a busy machine); every mask on
+the right face in both (400 of 400 face-frames, none on anyone else).
 
 A person is enrolled with their mask (a ``.cloak`` file) and reference features computed from a
 few of their photos; the features stay in memory (shared/DESIGN.md section 7).
@@ -19,19 +36,36 @@ few of their photos; the features stay in memory (shared/DESIGN.md section 7).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from cloak.identity import CLUSTER_THRESHOLD, cluster_faces, main_identity
-from cloak.video.io import DEFAULT_CRF, DEFAULT_PRESET, probe, read_frames, to_display, to_stored
+from cloak.video.io import (
+    DEFAULT_CRF,
+    DEFAULT_PRESET,
+    DecodedFrame,
+    VideoInfo,
+    iter_frames,
+    probe,
+)
+from cloak.video.overlap import Background, prefetch
 from cloak.video.tracks import (
+    DEFAULT_EMBED_EVERY,
+    DEFAULT_FULL_EVERY,
     DEFAULT_STRIDE,
-    detect_faces,
+    FaceDetections,
+    FaceInFrame,
+    StepDetector,
+    Track,
+    TrackIdentity,
     faces_per_frame,
     identify_tracks,
     link_tracks,
@@ -42,10 +76,24 @@ if TYPE_CHECKING:
     from cloak.faces.mtcnn import MTCNN
     from cloak.mask import Mask
 
-__all__ = ["EnrolledPerson", "VideoOptions", "VideoResult", "enroll_person", "protect_video"]
+__all__ = [
+    "EnrolledPerson",
+    "VideoAnalysis",
+    "VideoOptions",
+    "VideoResult",
+    "analyse_video",
+    "display_matrix",
+    "enroll_person",
+    "paste_faces",
+    "protect_video",
+    "render_video",
+    "track_summaries",
+]
 
 #: Called with (stage, frames done, frames in all) while a video is processed.
 Progress = Callable[[str, int, int], None]
+#: Frames decoded ahead of the main thread, and frames queued for the encoder.
+_QUEUE_DEPTH = 6
 
 
 @dataclass(frozen=True)
@@ -70,35 +118,86 @@ class VideoOptions:
     Attributes:
         stride: frames between face detections (tracks are interpolated in between).
         threshold: least mean cosine similarity (sface) for a track to be named after a person.
-        min_face: faces smaller than this many pixels are ignored.
-        crf, preset: x264 quality (18 = visually lossless) and speed preset.
-        batch_size: frames decoded at once.
+        min_face: faces smaller than this many pixels are ignored (and not looked for: the
+            detector's pyramid starts at this size, so a larger value is faster).
+        embed_every: detection steps between embeddings of every face
+            (:class:`~cloak.video.tracks.StepDetector`).
+        full_every: detection steps between detections that look for faces down to
+            ``min_face``; in between, the detector looks for faces from half the smallest face
+            in view (:class:`~cloak.video.tracks.StepDetector`).
+        crf, preset: x264 quality (:data:`~cloak.video.io.DEFAULT_CRF` = visually lossless at
+            the default preset) and speed preset.
+        threads: threads per video: MTCNN runs on this many batches of frames at once, and
+            FFmpeg and x264 get this many threads; 0 = as many as there are cores. Each detector
+            call uses torch's own thread count: set ``torch.set_num_threads(1)`` (as ``cloak
+            video`` does) so that the threads share the cores instead of fighting over them.
+            Outputs are bit-identical between runs with the same thread counts (x264 encodes
+            differently with a different number of threads).
     """
 
     stride: int = DEFAULT_STRIDE
     threshold: float = CLUSTER_THRESHOLD
     min_face: int = 20
+    embed_every: int = DEFAULT_EMBED_EVERY
+    full_every: int = DEFAULT_FULL_EVERY
     crf: int = DEFAULT_CRF
     preset: str = DEFAULT_PRESET
-    batch_size: int = 8
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class VideoAnalysis:
+    """What the first pass found in a video (in memory; embeddings are personal data).
+
+    Attributes:
+        info: the video's :func:`~cloak.video.io.probe`.
+        detections: faces per detection step.
+        tracks: the linked face tracks.
+        identities: who each track is (one per track, same order).
+        plan: per frame, the faces to mask there, in display coordinates
+            (:func:`~cloak.video.tracks.faces_per_frame`).
+        seconds: wall time of the pass.
+    """
+
+    info: VideoInfo
+    detections: FaceDetections
+    tracks: list[Track]
+    identities: list[TrackIdentity]
+    plan: list[list[FaceInFrame]]
+    seconds: float
+
+    def track_frames(self) -> dict[int, tuple[int, int]]:
+        """Per track id, the first and last frame at which it is in :attr:`plan`."""
+        spans: dict[int, tuple[int, int]] = {}
+        for index, faces in enumerate(self.plan):
+            for face in faces:
+                first, _ = spans.get(face.track_id, (index, index))
+                spans[face.track_id] = (first, index)
+        return spans
 
 
 @dataclass
 class VideoResult:
-    """What happened to one video (JSON-ready through :meth:`to_json`; no face data)."""
+    """What happened to one video (JSON-ready through :meth:`to_json`; no face data).
+
+    ``masked_pixels`` is :func:`render_video`'s digest of the pixels the masks changed.
+    """
 
     path: Path
     output: Path
     frames: int = 0
     seconds: float = 0.0
     tracks: list[dict[str, Any]] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    masked_pixels: str = ""
 
     def to_json(self) -> dict[str, Any]:
         fps = self.frames / self.seconds if self.seconds > 0 else None
         return {"input": str(self.path), "output": str(self.output), "frames": self.frames,
                 "seconds": round(self.seconds, 3),
                 "frames_per_second": None if fps is None else round(fps, 2),
-                "tracks": self.tracks}
+                "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+                "masked_pixels": self.masked_pixels, "tracks": self.tracks}
 
 
 def enroll_person(mask: Mask, photos: Sequence[torch.Tensor], detector: MTCNN,
@@ -137,6 +236,253 @@ def enroll_person(mask: Mask, photos: Sequence[torch.Tensor], detector: MTCNN,
     return EnrolledPerson(mask.person, mask, features[chosen])
 
 
+def display_matrix(rotation: int, width: int, height: int) -> torch.Tensor:
+    """(2, 3) float64 map from stored pixels to displayed pixels (exact quarter turns).
+
+    The same turn as :func:`cloak.video.io.to_display` on pixel centres, so a matrix ``M`` from
+    display pixels to the canonical frame becomes ``M o display_matrix(...)`` from stored pixels.
+
+    Args:
+        rotation: :attr:`VideoInfo.rotation` (0, 90, 180, 270 degrees clockwise).
+        width, height: the stored frame size.
+    """
+    maps = {0: [[1, 0, 0], [0, 1, 0]], 90: [[0, -1, height - 1], [1, 0, 0]],
+            180: [[-1, 0, width - 1], [0, -1, height - 1]], 270: [[0, 1, 0], [-1, 0, width - 1]]}
+    if rotation not in maps:
+        raise ValueError(f"rotation must be 0, 90, 180 or 270, got {rotation}")
+    return torch.tensor(maps[rotation], dtype=torch.float64)
+
+
+def _compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+    """``outer o inner`` for (N, 2, 3) and (2, 3) affine matrices."""
+    inner = inner.to(outer.dtype)
+    return torch.cat([outer[:, :, :2] @ inner[:, :2],
+                      (outer[:, :, :2] @ inner[:, 2:] + outer[:, :, 2:])], 2)
+
+
+def _windows(matrices: torch.Tensor, height: int,
+             width: int) -> list[tuple[list[int], tuple[int, int, int, int]]]:
+    """Faces grouped by overlapping footprints: (face indices, (x0, y0, x1, y1)) per group."""
+    from cloak.protect import frames_footprint
+
+    groups = [([k], frames_footprint(matrices[k:k + 1], height, width))
+              for k in range(matrices.shape[0])]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                (a, (ax0, ay0, ax1, ay1)), (b, (bx0, by0, bx1, by1)) = groups[i], groups[j]
+                if ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1:
+                    groups[i] = (a + b, (min(ax0, bx0), min(ay0, by0), max(ax1, bx1),
+                                         max(ay1, by1)))
+                    del groups[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return groups
+
+
+def _weighted(mask: Mask) -> torch.Tensor:
+    """(4, S, S) float32: the mask times its feather weight, and the weight (as paste_back)."""
+    from cloak.faces.align import feather_weight
+
+    weight = feather_weight(mask.feather)
+    return torch.cat([mask.delta.float() * weight, weight[None]])
+
+
+def _normaliser(size: int) -> torch.Tensor:
+    """(3, 3) float64 map of pixel coordinates 0..size-1 (both axes) to [-1, 1]."""
+    scale = 2.0 / max(size - 1, 1)
+    return torch.tensor([[scale, 0.0, -1.0], [0.0, scale, -1.0], [0.0, 0.0, 1.0]],
+                        dtype=torch.float64)
+
+
+def _add_warped(window: torch.Tensor, pair: torch.Tensor, matrix: torch.Tensor) -> None:
+    """Add one face's feathered mask to a float window in place (no clipping).
+
+    The warp of :func:`cloak.faces.align.paste_back` (bilinear, zero padding, corner-aligned
+    pixel centres), on the window pixels the frame's corners cover, sampled with
+    ``F.grid_sample`` directly (kornia's wrapper costs more than the sampling on small windows).
+
+    Args:
+        window: (3, h, w) float32 pixels, written in place.
+        pair: (4, S, S) from :func:`_weighted`.
+        matrix: (2, 3) float64 window-to-frame matrix.
+    """
+    import math
+
+    import torch.nn.functional as F
+
+    from cloak.faces.align import invert
+    from cloak.faces.frame import FRAME_SIZE
+
+    h, w = window.shape[-2:]
+    last = FRAME_SIZE - 1.0
+    corners = torch.tensor([[0.0, 0.0, 1.0], [last, 0.0, 1.0], [0.0, last, 1.0],
+                            [last, last, 1.0]], dtype=torch.float64) @ invert(matrix[None])[0].T
+    x0 = max(0, math.floor(corners[:, 0].min().item()))
+    y0 = max(0, math.floor(corners[:, 1].min().item()))
+    x1 = min(w, math.ceil(corners[:, 0].max().item()) + 1)
+    y1 = min(h, math.ceil(corners[:, 1].max().item()) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return
+    # normalised output (x, y) -> output pixel -> window pixel -> frame pixel -> normalised
+    out_w, out_h = x1 - x0, y1 - y0
+    to_pixel = torch.tensor([[(out_w - 1) / 2, 0.0, (out_w - 1) / 2 + x0],
+                             [0.0, (out_h - 1) / 2, (out_h - 1) / 2 + y0],
+                             [0.0, 0.0, 1.0]], dtype=torch.float64)
+    full = torch.cat([matrix, torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
+    theta = (_normaliser(FRAME_SIZE) @ full @ to_pixel)[:2]
+    grid = F.affine_grid(theta[None].float(), [1, 4, out_h, out_w], align_corners=True)
+    out = F.grid_sample(pair[None], grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=True)[0]
+    window[:, y0:y1, x0:x1] += out[:3]
+
+
+def paste_faces(image: np.ndarray, faces: Sequence[FaceInFrame], masks: dict[str, Mask],
+                to_display: torch.Tensor) -> list[tuple[int, int, int, int]]:
+    """Paste each face's person's mask into an 8-bit frame, in place.
+
+    The faces are grouped by overlapping footprints (the image windows their canonical frames
+    cover); each group's window is converted to float once, every face's feathered mask is
+    warped in and added as :func:`cloak.faces.align.paste_back` does (bilinear, feathered), the
+    sum is clipped to [0, 255] and rounded back to 8 bits. The result equals ``paste_back`` of
+    all the faces on the whole frame, rounded (8-bit pixels are already in [0, 255], so the
+    clipping can skip paste_back's bookkeeping of touched pixels); pixels outside the windows
+    are never touched.
+
+    Args:
+        image: (H, W, 3) uint8 RGB frame as stored; written in place.
+        faces: faces of this frame whose ``person`` is in ``masks``.
+        masks: person name -> mask.
+        to_display: :func:`display_matrix` of the video.
+
+    Returns:
+        the windows written, ``(x0, y0, x1, y1)`` in stored pixels (x1, y1 exclusive).
+    """
+    if not faces:
+        return []
+    height, width = image.shape[:2]
+    matrices = _compose(torch.stack([f.matrix for f in faces]).double(), to_display)
+    pairs = {person: _weighted(masks[person]) for person in {f.person for f in faces}}
+    groups = _windows(matrices, height, width)
+    for members, (x0, y0, x1, y1) in groups:
+        window = torch.from_numpy(image[y0:y1, x0:x1]).permute(2, 0, 1).float()
+        shift = torch.tensor([[1.0, 0.0, x0], [0.0, 1.0, y0]], dtype=torch.float64)
+        local = _compose(matrices[members], shift)
+        for k, matrix in zip(members, local, strict=True):
+            _add_warped(window, pairs[faces[k].person], matrix)
+        rounded = window.clamp_(0, 255).round_().to(torch.uint8)
+        image[y0:y1, x0:x1] = rounded.permute(1, 2, 0).numpy()
+    return [box for _, box in groups]
+
+
+def _upright(frame: DecodedFrame, rotation: int) -> torch.Tensor:
+    """(3, H, W) float32 contiguous display-oriented image of a decoded frame."""
+    image = frame.image if rotation == 0 else np.rot90(frame.image, -rotation // 90, (0, 1))
+    pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    return pixels.to(torch.float32, memory_format=torch.contiguous_format)
+
+
+def analyse_video(source: Path, people: Sequence[EnrolledPerson], detector: MTCNN,
+                  recognizer: Recognizer | None, options: VideoOptions | None = None,
+                  progress: Progress | None = None, info: VideoInfo | None = None
+                  ) -> VideoAnalysis:
+    """The first pass: faces, tracks, who each track is, and the faces to mask in each frame.
+
+    Args:
+        source: the input video.
+        people: the enrolled people (distinct names); may be empty (tracks only).
+        detector: MTCNN.
+        recognizer: sface, or None to skip embeddings (every track is then unknown).
+        options: :class:`VideoOptions` (default settings when None).
+        progress: called with ("detecting", frames done, frames in all).
+        info: the video's :func:`~cloak.video.io.probe`, if already known.
+
+    Raises:
+        cloak.video.io.VideoError: the video cannot be decoded.
+    """
+    options = options or VideoOptions()
+    start = time.perf_counter()
+    info = info or probe(source)
+    say = progress or (lambda *_: None)
+    steps = StepDetector(detector, stride=options.stride,
+                         recognizer=recognizer if people else None,
+                         min_face=options.min_face, embed_every=options.embed_every,
+                         full_every=options.full_every,
+                         workers=options.threads or os.cpu_count() or 1)
+    count = 0
+    decoded = prefetch(iter_frames(source, select=steps.wants, threads=options.threads),
+                       _QUEUE_DEPTH)
+    with closing(decoded):
+        try:
+            for frame in decoded:
+                count = frame.index + 1
+                if frame.image is not None:
+                    steps.add(frame.index, _upright(frame, info.rotation))
+                if count % 25 == 0 or frame.last:
+                    say("detecting", count, info.frame_count)
+            detections = steps.finish(count)
+        finally:
+            steps.close()
+    tracks = link_tracks(detections)
+    identities = identify_tracks(tracks, {p.name: p.references for p in people},
+                                 threshold=options.threshold)
+    plan = faces_per_frame(tracks, identities, detections.frame_count, options.stride)
+    return VideoAnalysis(info, detections, tracks, identities, plan,
+                         time.perf_counter() - start)
+
+
+def render_video(analysis: VideoAnalysis, dest: Path, masks: dict[str, Mask],
+                 options: VideoOptions | None = None, progress: Progress | None = None) -> str:
+    """The second pass: write ``dest`` with each named track's mask on its faces.
+
+    Returns a digest of the pixels the masks changed (each frame's index, windows and their
+    8-bit contents after pasting; every other pixel is the decoder's): runs that give the same
+    digest handed the encoder the same frames. The file itself may differ in a few bits between
+    runs: this build of x264 is not bit-reproducible even on one thread (1-3 different streams
+    in 8 encodes of the same frames in one process, each decoding to frames that differ by a
+    level here and there).
+
+    Args:
+        analysis: from :func:`analyse_video` of the source.
+        dest: the output file (suffix .mp4, .m4v, .mov or .mkv); written atomically.
+        masks: person name -> mask; faces of other people and unknown faces stay untouched.
+        options: :class:`VideoOptions` (default settings when None).
+        progress: called with ("writing", frames done, frames in all).
+
+    Returns:
+        the digest (32 hex digits, BLAKE2b).
+
+    Raises:
+        cloak.video.io.VideoError: the video cannot be decoded or the output written.
+    """
+    import hashlib
+
+    from cloak.video.io import VideoWriter
+
+    options = options or VideoOptions()
+    info = analysis.info
+    say = progress or (lambda *_: None)
+    turn = display_matrix(info.rotation, info.width, info.height)
+    digest = hashlib.blake2b(digest_size=16)
+    decoded = prefetch(iter_frames(info.path, threads=options.threads), _QUEUE_DEPTH)
+    with closing(decoded), VideoWriter(dest, info, crf=options.crf, preset=options.preset,
+                                       threads=options.threads) as writer:
+        with Background(writer.write_images, _QUEUE_DEPTH) as encoder:
+            for frame in decoded:
+                faces = [f for f in analysis.plan[frame.index] if f.person in masks]
+                for x0, y0, x1, y1 in paste_faces(frame.image, faces, masks, turn):
+                    digest.update(np.array([frame.index, x0, y0, x1, y1]).tobytes())
+                    digest.update(frame.image[y0:y1, x0:x1].tobytes())
+                encoder.put([frame.image], [frame.pts])
+                if (frame.index + 1) % 25 == 0 or frame.last:
+                    say("writing", frame.index + 1, info.frame_count)
+    return digest.hexdigest()
+
+
 def protect_video(source: Path, dest: Path, people: Sequence[EnrolledPerson], detector: MTCNN,
                   recognizer: Recognizer, options: VideoOptions | None = None,
                   progress: Progress | None = None) -> VideoResult:
@@ -151,46 +497,42 @@ def protect_video(source: Path, dest: Path, people: Sequence[EnrolledPerson], de
         progress: called with ("detecting" | "writing", frames done, frames in all).
 
     Returns:
-        the :class:`VideoResult`, with per track: id, person (or None), first and last frame,
-        similarity scores.
+        the :class:`VideoResult`, with per track: id, person (or None), first and last
+        detection, the frames it covers (``frames``: first and last; the mask is on every frame
+        in between when the person is known), similarity scores.
 
     Raises:
         cloak.video.io.VideoError: the video cannot be decoded or the output written.
     """
-    options = options or VideoOptions()
     start = time.perf_counter()
-    info = probe(source)
-    say = progress or (lambda *_: None)
-
-    def upright(stage: str):
-        for batch in read_frames(source, options.batch_size):
-            yield batch, to_display(batch.frames, info.rotation)
-            say(stage, batch.start_index + len(batch.frames), info.frame_count)
-
-    detections = detect_faces((frames for _, frames in upright("detecting")), detector,
-                              stride=options.stride, recognizer=recognizer,
-                              min_face=options.min_face)
-    tracks = link_tracks(detections)
-    names = {p.name: p for p in people}
-    identities = identify_tracks(tracks, {n: p.references for n, p in names.items()},
-                                 threshold=options.threshold)
-    plan = faces_per_frame(tracks, identities, detections.frame_count, options.stride)
-    from cloak.faces.align import paste_back
-    from cloak.video.io import VideoWriter
-
-    with VideoWriter(dest, info, crf=options.crf, preset=options.preset) as writer:
-        for batch, frames in upright("writing"):
-            out = frames.clone()
-            for k in range(len(out)):
-                for name, person in names.items():
-                    mine = [f.matrix for f in plan[batch.start_index + k] if f.person == name]
-                    if mine:
-                        out[k] = paste_back(out[k], person.mask.delta, torch.stack(mine),
-                                            feather=person.mask.feather)
-            writer.write(to_stored(out.round().clamp(0, 255), info.rotation), batch.pts)
-    result = VideoResult(source, dest, detections.frame_count, time.perf_counter() - start)
-    for track, who in zip(tracks, identities, strict=True):
-        result.tracks.append({"track": track.id, "person": who.person, "first_frame": track.first,
-                              "last_frame": track.last,
-                              "scores": {n: round(s, 3) for n, s in who.scores.items()}})
+    analysis = analyse_video(source, people, detector, recognizer, options, progress)
+    middle = time.perf_counter()
+    digest = render_video(analysis, dest, {p.name: p.mask for p in people}, options, progress)
+    end = time.perf_counter()
+    result = VideoResult(source, dest, analysis.detections.frame_count, end - start,
+                         stage_seconds={"analyse": middle - start, "render": end - middle},
+                         masked_pixels=digest)
+    result.tracks = track_summaries(analysis)
     return result
+
+
+def track_summaries(analysis: VideoAnalysis) -> list[dict[str, Any]]:
+    """JSON-ready per-track records (no face data).
+
+    Each: ``track`` id, ``person`` (or None), ``first_frame`` / ``last_frame`` detected,
+    ``frames`` [first, last] covered (masked when the person is known), ``detections``,
+    ``face_size`` (median box width, pixels), ``first_centre`` (x, y of the first box, display
+    pixels), ``scores`` (similarity to each enrolled person).
+    """
+    spans = analysis.track_frames()
+    records = []
+    for track, who in zip(analysis.tracks, analysis.identities, strict=True):
+        boxes = torch.stack([o.box for o in track.observations])
+        centre = (boxes[0, :2] + boxes[0, 2:]) / 2
+        records.append({"track": track.id, "person": who.person, "first_frame": track.first,
+                        "last_frame": track.last, "frames": list(spans[track.id]),
+                        "detections": len(track.observations),
+                        "face_size": round(float((boxes[:, 2] - boxes[:, 0]).median()), 1),
+                        "first_centre": [round(float(v), 1) for v in centre],
+                        "scores": {n: round(s, 3) for n, s in who.scores.items()}})
+    return records

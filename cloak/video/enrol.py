@@ -1,0 +1,207 @@
+"""Enrol a person from a video: learn their mask from sharp, varied frames of one face track.
+
+1. :func:`find_tracks` runs the first pass of ``cloak video`` (detection every ``stride`` frames,
+   tracks; no recognizer) and lists each track with its frames and face size, so the user can
+   say which track is the person (``cloak enroll NAME --from-video FILE`` prints them).
+2. :func:`pick_track_faces` decodes the track's detected frames again and keeps, for each of
+   ``count`` consecutive, equally long stretches of the track, its sharpest face: sharpness is
+   the variance of the Laplacian of the aligned canonical face (grey, inner 60%, where the face
+   is), the usual focus measure (Pech-Pacheco et al., ICPR 2000), computed in the canonical frame
+   so that faces of any size compare fairly (a small face upsampled to the frame is blurrier and
+   loses to a larger one). One face per stretch spreads the choice over the whole track, and so
+   over the poses and expressions the person shows in it.
+3. :func:`learn_track_mask` learns the mask from those faces exactly as photo enrolment does
+   (:func:`cloak.opom.learn_mask` with the :class:`~cloak.protect.LearnSettings` preset) and
+   returns a :class:`~cloak.mask.Mask` in the same file format, with ``training_faces`` and the
+   frames used recorded in its settings.
+
+>>> # analysis = find_tracks(Path("talk.mp4"), detector)
+>>> # picked = pick_track_faces(analysis, track_id=1)
+>>> # mask = learn_track_mask("alice", picked, LearnSettings(mode="fast"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from cloak.video.io import iter_frames
+from cloak.video.overlap import prefetch
+from cloak.video.protect import VideoAnalysis, VideoOptions, _upright, analyse_video
+
+if TYPE_CHECKING:
+    from cloak.faces.mtcnn import MTCNN, Detection
+    from cloak.mask import Mask
+    from cloak.opom import TrainingFace
+    from cloak.protect import LearnSettings
+    from cloak.video.tracks import Observation
+
+__all__ = ["PickedFace", "find_tracks", "learn_track_mask", "pick_track_faces", "sharpness"]
+
+#: Called with (stage, done, total).
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class PickedFace:
+    """One face chosen to learn from.
+
+    Attributes:
+        frame: index of the video frame.
+        sharpness: :func:`sharpness` of its canonical face.
+        face: the training face (the frame's region around the face and its alignment).
+        canonical: (3, FRAME_SIZE, FRAME_SIZE) float32 RGB in [0, 255], the aligned face.
+    """
+
+    frame: int
+    sharpness: float
+    face: TrainingFace
+    canonical: torch.Tensor
+
+
+def sharpness(frames: torch.Tensor) -> torch.Tensor:
+    """Variance of the Laplacian of the grey inner 60% of canonical faces (higher: sharper).
+
+    Args:
+        frames: (N, 3, S, S) float RGB in [0, 255], aligned canonical faces.
+
+    Returns:
+        (N,) float32 variances in grey levels squared.
+
+    >>> flat = torch.full((1, 3, 224, 224), 128.0)
+    >>> float(sharpness(flat)[0])
+    0.0
+    """
+    import torch.nn.functional as F
+
+    grey = (0.299 * frames[:, 0] + 0.587 * frames[:, 1] + 0.114 * frames[:, 2])[:, None]
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]],
+                          dtype=grey.dtype)[None, None]
+    size = frames.shape[-1]
+    lo, hi = round(0.2 * size), round(0.8 * size)
+    response = F.conv2d(grey[:, :, lo:hi, lo:hi], kernel)
+    return response.flatten(1).var(dim=1).float()
+
+
+def find_tracks(source: Path, detector: MTCNN, options: VideoOptions | None = None,
+                progress: Progress | None = None) -> VideoAnalysis:
+    """The face tracks of a video (no recognizer: tracks are unnamed).
+
+    Args:
+        source: the video.
+        detector: MTCNN.
+        options: detection settings (stride, min_face, threads).
+        progress: called with ("detecting", frames done, frames in all).
+
+    Raises:
+        cloak.video.io.VideoError: the video cannot be decoded.
+    """
+    return analyse_video(source, [], detector, None, options, progress)
+
+
+def pick_track_faces(analysis: VideoAnalysis, track_id: int, count: int = 10,
+                     progress: Progress | None = None) -> list[PickedFace]:
+    """The sharpest face of each of ``count`` equal stretches of a track (see the module notes).
+
+    Args:
+        analysis: from :func:`find_tracks` of the video.
+        track_id: the :attr:`~cloak.video.tracks.Track.id` to learn from.
+        count: faces wanted (fewer when the track has fewer detections).
+        progress: called with ("reading track", frames done, frames in all).
+
+    Returns:
+        the picked faces, by frame.
+
+    Raises:
+        ValueError: no such track.
+        cloak.video.io.VideoError: the video cannot be decoded.
+    """
+    from cloak.faces import AlignedFace
+    from cloak.faces.align import similarity_to_frame, to_frame
+    from cloak.opom import training_face
+
+    tracks = {t.id: t for t in analysis.tracks}
+    if track_id not in tracks:
+        known = ", ".join(str(t) for t in tracks) or "none"
+        raise ValueError(f"{analysis.info.path}: no track {track_id} (tracks: {known})")
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    observations = tracks[track_id].observations
+    stretch = {o.frame: k * count // len(observations) for k, o in enumerate(observations)}
+    by_frame = {o.frame: o for o in observations}
+    best: dict[int, PickedFace] = {}
+    say = progress or (lambda *_: None)
+    decoded = prefetch(iter_frames(analysis.info.path, select=by_frame.__contains__), 4)
+    with closing(decoded):
+        for frame in decoded:
+            if frame.index not in by_frame:
+                continue
+            obs = by_frame[frame.index]
+            image = _upright(frame, analysis.info.rotation)
+            matrix = similarity_to_frame(obs.landmarks[None])
+            with torch.no_grad():
+                canonical = to_frame(image, matrix)[0].clamp(0, 255)
+            score = float(sharpness(canonical[None])[0])
+            part = stretch[frame.index]
+            if part not in best or score > best[part].sharpness:
+                aligned = AlignedFace(canonical, matrix[0], _detection(obs))
+                best[part] = PickedFace(frame.index, score, training_face(image, aligned),
+                                        canonical)
+            say("reading track", frame.index + 1, observations[-1].frame + 1)
+            if frame.index >= observations[-1].frame:
+                break
+    return sorted(best.values(), key=lambda p: p.frame)
+
+
+def _detection(observation: Observation) -> Detection:
+    """The detector record of an observation (box, score, landmarks)."""
+    from cloak.faces.mtcnn import Detection
+
+    return Detection(observation.box, observation.score, observation.landmarks)
+
+
+def learn_track_mask(name: str, picked: Sequence[PickedFace], learn: LearnSettings,
+                     progress: Callable[[int, int, float], None] | None = None,
+                     load: Callable[[str], object] | None = None) -> Mask:
+    """Learn ``name``'s mask from picked track faces, as photo enrolment learns it.
+
+    The same steps as ``cloak enroll PHOTOS`` (:mod:`cloak.protect`): the preset's surrogates
+    (and attribute predictors when ``learn`` protects attributes), :func:`cloak.opom.learn_mask`,
+    the same settings recorded in the mask.
+
+    Args:
+        name: the person's name (stored in the mask).
+        picked: from :func:`pick_track_faces`.
+        learn: the optimiser preset and overrides (``cloak enroll --mode`` ...).
+        progress: called after each step with (step, steps, loss).
+        load: loads a model by zoo name (default ``attackers.load``).
+
+    Returns:
+        the mask (``settings`` as photo enrolment writes them, plus ``source_frames``).
+
+    Raises:
+        ValueError: no face picked.
+    """
+    import attackers
+    from cloak.mask import Mask
+    from cloak.opom import learn_mask
+    from cloak.protect import _attribute_surrogates, _mask_settings
+
+    if not picked:
+        raise ValueError(f"no face of {name} to learn from")
+    load = load or attackers.load
+    config, names = learn.resolve()
+    attributes = learn.attribute_plan()
+    delta = learn_mask([p.face for p in picked], [load(n) for n in names], config, progress,
+                       attribute_surrogates=_attribute_surrogates(attributes, load))
+    settings = {**_mask_settings(config, learn.mode, attributes),
+                "training_faces": len(picked),
+                "source_frames": ",".join(str(p.frame) for p in picked)}
+    return Mask(delta=delta.float().contiguous(), eps=float(config.eps),
+                subspace=config.subspace, surrogates=list(names), person=name,
+                seed=config.seed, settings=settings)
