@@ -285,13 +285,16 @@ class BenchmarkSettings:
 # ----------------------------------------------------------------------------- faces and features
 
 
-def _embed(recognizer: Recognizer, frames: Sequence[torch.Tensor | None]) -> torch.Tensor:
-    """(N, D) features of frames; a NaN row where a frame is None (no face)."""
+def _embed(recognizer: Recognizer, frames: Sequence[torch.Tensor | None],
+           batch: int = 16) -> torch.Tensor:
+    """(N, D) L2-normalised features of frames, ``batch`` frames per call; a NaN row where a
+    frame is None (no face)."""
     out = torch.full((len(frames), recognizer.dim), math.nan)
     kept = [i for i, f in enumerate(frames) if f is not None]
-    if kept:
+    for start in range(0, len(kept), batch):
+        chunk = kept[start:start + batch]
         with torch.no_grad():
-            out[kept] = recognizer.embed(torch.stack([frames[i] for i in kept])).float()
+            out[chunk] = recognizer.embed(torch.stack([frames[i] for i in chunk])).float()
     return out
 
 
@@ -425,13 +428,32 @@ def _usable_photos(paths: Sequence[Path], needed: int, detector: MTCNN) -> tuple
     return usable, (time.perf_counter() - start) / max(seen, 1)
 
 
+def _person_generator(person: str, seed: int) -> torch.Generator:
+    """A CPU generator seeded by ``seed`` and the person's name (the same draws every run)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(person.encode()))
+
+
 def _noise(person: str, eps: float, seed: int) -> torch.Tensor:
     """Uniform noise U[-eps, eps] in the canonical frame, seeded by ``seed`` and the person."""
     from cloak.faces.frame import FRAME_SIZE
     from cloak.steps import random_start
 
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(person.encode()))
-    return random_start((3, FRAME_SIZE, FRAME_SIZE), eps, generator)
+    return random_start((3, FRAME_SIZE, FRAME_SIZE), eps, _person_generator(person, seed))
+
+
+def _paste_probes(probes: Sequence[_Photo], delta: torch.Tensor, feather: float,
+                  paste_mode: str) -> tuple[list[torch.Tensor], list[float]]:
+    """Each probe with ``delta`` pasted on its face, rounded to 8 bits ((3, H, W) in [0, 255]),
+    and the seconds each paste took."""
+    from cloak.opom import protect_photo
+
+    photos, seconds = [], []
+    for probe in probes:
+        start = time.perf_counter()
+        photos.append(protect_photo(probe.pixels, [probe.face], delta, feather=feather,
+                                    mode=paste_mode).round().clamp(0, 255))
+        seconds.append(time.perf_counter() - start)
+    return photos, seconds
 
 
 @dataclass
@@ -447,15 +469,9 @@ def _protect_probes(probes: Sequence[_Photo], delta: torch.Tensor, feather: floa
                     paste_mode: str, tested: Sequence[str], recognizers: dict[str, Recognizer],
                     detector: MTCNN) -> _Protected:
     """Paste ``delta`` into each probe, round to 8 bits, re-detect, embed with ``tested``."""
-    from cloak.opom import protect_photo
-
-    photos, seconds, quality = [], [], []
-    for probe in probes:
-        start = time.perf_counter()
-        out = protect_photo(probe.pixels, [probe.face], delta, feather=feather,
-                            mode=paste_mode).round().clamp(0, 255)
-        seconds.append(time.perf_counter() - start)
-        photos.append(out)
+    photos, seconds = _paste_probes(probes, delta, feather, paste_mode)
+    quality = []
+    for probe, out in zip(probes, photos, strict=True):
         q = photo_quality(probe.pixels, out)
         quality.append({"psnr": q.psnr, "ssim": q.ssim, "linf": q.linf})
     faces = central_faces(photos, detector)

@@ -75,6 +75,12 @@ def write_markdown_section(path: Path, section: str, body: str) -> None:
     _atomic_write(path, text)
 
 
+def key_digest(key: dict[str, Any]) -> str:
+    """First 16 hex digits of a SHA-256 over ``key`` as sorted JSON (``str`` for other values):
+    the name of a cache folder that only the same settings share."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 class RecordStore:
     """Finished records of one benchmark run, one JSON file each, so a rerun resumes.
 
@@ -88,8 +94,7 @@ class RecordStore:
     """
 
     def __init__(self, cache_dir: Path, key: dict[str, Any]) -> None:
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
-        self.folder = cache_dir / "runs" / digest.hexdigest()[:16]
+        self.folder = cache_dir / "runs" / key_digest(key)
         self.reused = 0
         self.written = 0
 

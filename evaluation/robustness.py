@@ -53,13 +53,11 @@ features, no masks) are stored by :class:`evaluation.report.RecordStore` under
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import platform
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -73,16 +71,19 @@ from attackers import zoo
 from evaluation.lfw import central_faces
 from evaluation.mask_attacks import DENOISERS, estimate_mask, mask_correlation, subtract_mask
 from evaluation.opom_benchmark import (
+    _STORE_IGNORES,
     BLACK_BOXES,
     WHITE_BOXES,
     BenchmarkSettings,
     Fold,
     _embed,
+    _paste_probes,
+    _person_generator,
     _usable_photos,
     distractor_features,
 )
 from evaluation.protocol import bootstrap_interval, psr, split_photos
-from evaluation.report import RecordStore, markdown_table, publish, write_json
+from evaluation.report import RecordStore, key_digest, markdown_table, publish, write_json
 from evaluation.transforms import TRANSFORMS as PHOTO_TRANSFORMS
 from evaluation.verification import (
     far_threshold,
@@ -175,10 +176,6 @@ class RobustnessSettings:
 # ----------------------------------------------------------------------------- stores
 
 
-def _digest(key: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 class MaskStore:
     """Learned masks on disk: ``<name>.npy`` (float32, no pickle) + ``<name>.json`` sidecar.
 
@@ -192,7 +189,7 @@ class MaskStore:
     """
 
     def __init__(self, cache_dir: Path, key: dict[str, Any]) -> None:
-        self.folder = cache_dir / "robustness" / "masks" / _digest(key)
+        self.folder = cache_dir / "robustness" / "masks" / key_digest(key)
 
     def load(self, name: str, meta: dict[str, Any]) -> tuple[torch.Tensor, float] | None:
         """The stored mask ``name`` and its learning seconds, or None (absent, stale, unreadable).
@@ -234,11 +231,6 @@ class MaskStore:
             "meta": meta, "learn_s": learn_s})
 
 
-#: Settings of the OPOM benchmark that change no record here.
-_RECORD_IGNORES = ("limit", "people", "progress", "cache_dir", "batch", "n_boot", "folds", "lfw",
-                   "conditions")
-
-
 def _stores(settings: RobustnessSettings, folds: Sequence[Fold],
             distractor_files: Sequence[Path]) -> tuple[RecordStore, MaskStore]:
     """The identity records' store and the mask store for these settings.
@@ -255,7 +247,7 @@ def _stores(settings: RobustnessSettings, folds: Sequence[Fold],
         "config": asdict(opom.config("convex")), "weights": weights})
     tested = sorted({BLACK_BOXES[t][0] for f in folds for t in f.tested})
     records = RecordStore(opom.cache_dir / "robustness", {
-        "settings": {k: v for k, v in asdict(opom).items() if k not in _RECORD_IGNORES},
+        "settings": {k: v for k, v in asdict(opom).items() if k not in _STORE_IGNORES},
         "config": asdict(opom.config("convex")),
         "folds": [asdict(f) for f in folds],
         "distractors": [p.name for p in distractor_files],
@@ -277,7 +269,7 @@ class _Models:
 
 def _jitter_offsets(person: str, count: int, px: float, seed: int) -> torch.Tensor:
     """(count, 5, 2) landmark offsets ``U[-px, px]``, seeded by ``seed`` and the person."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(person.encode()))
+    generator = _person_generator(person, seed)
     return (torch.rand((count, 5, 2), generator=generator) * 2 - 1) * px
 
 
@@ -328,20 +320,6 @@ def _merge(record: dict[str, Any], name: str, entry: dict[str, Any]) -> None:
 def _scores(values: np.ndarray) -> list[float | None]:
     """JSON-ready pair scores: None where a photo had no face."""
     return [None if math.isnan(v) else float(v) for v in values]
-
-
-def _protect(photos: Sequence[Any], delta: torch.Tensor, feather: float,
-             paste_mode: str) -> tuple[list[torch.Tensor], list[float]]:
-    """Each photo with ``delta`` pasted on its face and rounded to 8 bits, and seconds per photo."""
-    from cloak.opom import protect_photo
-
-    out, seconds = [], []
-    for photo in photos:
-        start = time.perf_counter()
-        out.append(protect_photo(photo.pixels, [photo.face], delta, feather=feather,
-                                 mode=paste_mode).round().clamp(0, 255))
-        seconds.append(time.perf_counter() - start)
-    return out, seconds
 
 
 def _mask(masks: MaskStore, name: str, photos: Sequence[Any], fold: Fold,
@@ -445,7 +423,7 @@ def _run_identity(person: str, train: Sequence[Any], probes: Sequence[Any],
         names = list(fold.tested)
         delta, learn_s, reused = _mask(masks, f"{person}__{fold.name}", train, fold, models,
                                        settings)
-        photos, apply_s = _protect(probes, delta, config.feather, opom.paste_mode)
+        photos, apply_s = _paste_probes(probes, delta, config.feather, opom.paste_mode)
         protected: dict[str, torch.Tensor] = {}
         for condition in settings.transforms:
             frames = _frames_after(photos, condition, models.detector, offsets)
@@ -459,7 +437,7 @@ def _run_identity(person: str, train: Sequence[Any], probes: Sequence[Any],
         for n in names:
             record["verification"][n]["protected"] = _scores(genuine_scores(protected[n],
                                                                             clean[n]))
-        protected_train, _ = _protect(train, delta, config.feather, opom.paste_mode)
+        protected_train, _ = _paste_probes(train, delta, config.feather, opom.paste_mode)
         sample = _frames_after(protected_train, "none", models.detector)
         true_mask = delta * feather_weight(config.feather)
         record["estimation"][fold.name] = _estimation(
@@ -474,7 +452,7 @@ def _run_identity(person: str, train: Sequence[Any], probes: Sequence[Any],
                 own, seconds, was_stored = _mask(
                     masks, f"{person}__{fold.name}__{probe.path.stem}", [probe], fold, models,
                     settings)
-                out, applied = _protect([probe], own, config.feather, opom.paste_mode)
+                out, applied = _paste_probes([probe], own, config.feather, opom.paste_mode)
                 own_photos += out
                 own_learn.append(seconds)
                 own_apply += applied

@@ -41,8 +41,6 @@ features are written), so a rerun with the same settings only re-measures.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import platform
 import time
@@ -55,17 +53,25 @@ import numpy as np
 import torch
 
 from evaluation.lfw import central_faces, load_rgb
+from evaluation.opom_benchmark import (
+    BLACK_BOXES,
+    FOLD_PLANS,
+    Fold,
+    _embed,
+    _Photo,
+    check_folds,
+    distractor_features,
+    model_of,
+)
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW
 from evaluation.protocol import identity_ranks, psr, split_photos
-from evaluation.report import markdown_table, publish
+from evaluation.report import key_digest, markdown_table, publish
 
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
-    from cloak.faces import AlignedFace
     from cloak.faces.mtcnn import MTCNN
     from cloak.mask import Mask
     from cloak.video.tracks import FaceInFrame
-    from evaluation.opom_benchmark import Fold
     from evaluation.video_clips import SyntheticClip
 
 __all__ = ["SIZES", "VideoBenchmarkSettings", "mask_assignment", "parse_size",
@@ -139,7 +145,6 @@ class VideoBenchmarkSettings:
     def folds(self) -> tuple[Fold, ...]:
         """The leave-one-out folds, with ``tested`` applied."""
         from cloak.opom import MODES
-        from evaluation.opom_benchmark import BLACK_BOXES, FOLD_PLANS, Fold, check_folds, model_of
 
         if self.loo == "fast":
             surrogates = MODES["fast"].surrogates
@@ -228,13 +233,6 @@ def mask_assignment(plan: Sequence[Sequence[FaceInFrame]], clip: SyntheticClip,
 
 
 @dataclass
-class _Photo:
-    path: Path
-    pixels: torch.Tensor
-    face: AlignedFace
-
-
-@dataclass
 class _Person:
     name: str
     train: list[_Photo]
@@ -291,8 +289,7 @@ def _mask_cache(settings: VideoBenchmarkSettings, folds: Sequence[Fold]) -> Path
     key = {"config": asdict(replace(config, seed=settings.seed)),
            "folds": [asdict(f) for f in folds],
            "weights": {s: zoo.weights_digests(s) for f in folds for s in f.surrogates}}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-    return settings.cache_dir / "video-masks" / digest[:16]
+    return settings.cache_dir / "video-masks" / key_digest(key)
 
 
 def _learn_masks(person: _Person, settings: VideoBenchmarkSettings, folds: Sequence[Fold],
@@ -373,17 +370,6 @@ def _attacker_faces(path: Path, clip: SyntheticClip, actors: Sequence[int], ever
     return found
 
 
-def _features(recognizer: Recognizer, frames: Sequence[torch.Tensor | None]) -> torch.Tensor:
-    """(N, D) L2-normalised features; NaN rows where there is no face."""
-    out = torch.full((len(frames), recognizer.dim), math.nan)
-    kept = [i for i, f in enumerate(frames) if f is not None]
-    for start in range(0, len(kept), 16):
-        chunk = kept[start:start + 16]
-        with torch.no_grad():
-            out[chunk] = recognizer.embed(torch.stack([frames[i] for i in chunk])).float()
-    return out
-
-
 def _rank(query: torch.Tensor, genuine: torch.Tensor, distractors: torch.Tensor) -> int:
     """Distractors more similar to ``query`` than its best genuine match (NaN query: all)."""
     if torch.isnan(query).any():
@@ -406,7 +392,6 @@ def run_video_benchmark(settings: VideoBenchmarkSettings,
 
     import attackers
     from cloak.opom import protect_photo
-    from evaluation.opom_benchmark import BLACK_BOXES, distractor_features
     from evaluation.video_clips import crossing_scene, render_clip_file
 
     settings.check()
@@ -440,7 +425,7 @@ def run_video_benchmark(settings: VideoBenchmarkSettings,
         clean_probe: dict[str, dict[str, torch.Tensor]] = {}
         for person in people:
             frames = [p.face.frame for p in person.probes]
-            clean_probe[person.name] = {n: _features(recognizers[n], frames) for n in tested}
+            clean_probe[person.name] = {n: _embed(recognizers[n], frames) for n in tested}
             photo[person.name] = {}
             for fold in folds:
                 mask = masks[person.name][fold.name]
@@ -449,7 +434,7 @@ def run_video_benchmark(settings: VideoBenchmarkSettings,
                 faces = central_faces(shots, detector)
                 protected = [None if f is None else f.frame for f in faces]
                 for name in fold.tested:
-                    queries = _features(recognizers[name], protected)
+                    queries = _embed(recognizers[name], protected)
                     photo[person.name][name] = identity_ranks(
                         queries, clean_probe[person.name][name], gallery[name]).tolist()
 
@@ -519,7 +504,7 @@ def _run_clip(clip: SyntheticClip, source: Path, pair: Sequence[_Person],
         record["clean"][person.name] = {}
         for fold in folds:
             for name in fold.tested:
-                feats = _features(recognizers[name], clean_faces[actor])
+                feats = _embed(recognizers[name], clean_faces[actor])
                 genuine = clean_probe[person.name][name][1:]
                 record["clean"][person.name][name] = [
                     _rank(f, genuine, gallery[name]) for f in feats]
@@ -538,7 +523,7 @@ def _run_clip(clip: SyntheticClip, source: Path, pair: Sequence[_Person],
         for actor, person in zip(actors, pair, strict=True):
             ranks[person.name] = {}
             for name in fold.tested:
-                feats = _features(recognizers[name], faces[actor])
+                feats = _embed(recognizers[name], faces[actor])
                 genuine = clean_probe[person.name][name][1:]
                 found = feats[~torch.isnan(feats[:, 0])]
                 track_query = (torch.nn.functional.normalize(found.mean(0), dim=0)
