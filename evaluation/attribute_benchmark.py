@@ -12,9 +12,12 @@ here: the cloak is learned against identity recognizers only) under each conditi
 - ``cloak``: an OPOM mask (:func:`cloak.opom.learn_mask`, surrogates and settings of
   ``MODES[mode]``, ``fast`` by default) pasted by :func:`cloak.opom.protect_photo`;
 - ``cloak+mask-<style>``: the person wears the physical mask in the photo, then the photo is
-  cloaked: the cloak is learned on and pasted into the masked photo, at the face MTCNN finds in
-  the masked photo (the clean photo's alignment where it finds none, counted as
-  ``cloak_on_clean_alignment``);
+  cloaked: the cloak of the ``cloak`` condition (learned from the clean photo or photos, as a
+  universal mask is learned once and reused) is pasted into the masked photo, at the face MTCNN
+  finds in the masked photo (the clean photo's alignment where it finds none, counted as
+  ``cloak_on_clean_alignment``). One cloak per face or person serves every cloaked condition,
+  on UTKFace and LFW alike (until 2026-11-23 UTKFace learned a separate cloak on each masked
+  photo: four cloaks per face);
 - ``cloak-attr`` (only when asked for; not in the default :data:`CONDITIONS`): the cloak with
   the attribute term (:class:`cloak.opom.AttributeSurrogate`, ``--protect-attributes``) on
   ``protect_attributes``, scored leave-one-out over the attribute predictors: each fold of
@@ -361,9 +364,9 @@ def _unpadded(face: AlignedFace, pad: int) -> AlignedFace:
     return AlignedFace(face.frame, matrix, Detection(d.box - pad, d.score, d.landmarks - pad))
 
 
-#: Learns (or looks up) the cloak for one photo: (photo index, photo pixels (3, H, W) in
-#: [0, 255], the face in photo coordinates, the photo being made: a cloaked condition or a
-#: ``cloak-attr`` fold key) -> (3, 224, 224) mask in pixel levels.
+#: Learns (or looks up) the cloak for one photo: (photo index, the clean photo's pixels
+#: (3, H, W) in [0, 255], its face in photo coordinates, ``"cloak"`` or a ``cloak-attr`` fold
+#: key) -> (3, 224, 224) mask in pixel levels. Called once per photo and key.
 CloakSource = Callable[[int, torch.Tensor, "AlignedFace", str], torch.Tensor]
 
 
@@ -454,21 +457,31 @@ def condition_photos(photos: Sequence[torch.Tensor], faces: Sequence[AlignedFace
             item.coverage[style] = _crop(drawn.coverage, pad)
             item.make_s[name] = time.perf_counter() - start
     _redetect(out, [f"mask-{s}" for s in styles], detector, pad, pad_mode, batch)
+    learned: dict[tuple[int, str], tuple[torch.Tensor, float]] = {}
+
+    def delta_of(i: int, key: str) -> tuple[torch.Tensor, float]:
+        """The clean photo's cloak ``key`` and the seconds it took (learned once per photo)."""
+        if (i, key) not in learned:
+            start = time.perf_counter()
+            delta = cloak(i, photos[i], _unpadded(faces[i], pad), key)  # type: ignore[misc]
+            learned[i, key] = delta, time.perf_counter() - start
+        return learned[i, key]
+
     for condition in cloaked:
         source = condition.removeprefix("cloak+") if condition.startswith("cloak+") else "clean"
         for i, (face, item) in enumerate(zip(faces, out, strict=True)):
             if source not in item.pixels or cloak is None:
                 continue
+            delta, learn_s = delta_of(i, "cloak" if condition.startswith("cloak+") else condition)
             start = time.perf_counter()
             where = item.found[source]
             if where is None:
                 where = face
                 item.cloak_on_clean_alignment.append(condition)
             where = _unpadded(where, pad)
-            delta = cloak(i, item.pixels[source], where, condition)
             item.pixels[condition] = _to_8bit(protect_photo(item.pixels[source], [where], delta,
                                                             feather=feather))
-            item.make_s[condition] = time.perf_counter() - start
+            item.make_s[condition] = learn_s + time.perf_counter() - start
     _redetect(out, cloaked, detector, pad, pad_mode, batch)
     for face, item in zip(faces, out, strict=True):
         for condition in dict.fromkeys([*conditions, *cloaked]):
@@ -606,6 +619,8 @@ def _record_store(settings: AttributeSettings) -> RecordStore:
         "surrogates": settings.surrogates(),
         "weights": {m: zoo.weights_digests(m) for m in models},
     }
+    if any(c.startswith("cloak+") for c in settings.conditions):
+        key["cloak+mask"] = "the clean photo's cloak pasted into the masked photo"
     if folds:
         extra = {n for f in folds.values() for n in f["surrogates"]}
         extra |= set(settings.identity_recognizers)
@@ -1145,7 +1160,8 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
         f"detected again (MTCNN) as an attacker would; a face not found again is still "
         f"predicted on the clean photo's alignment and counted below. Physical masks are "
         f"synthetic (68 dlib landmarks), seeded per face; in `cloak+mask` the mask is drawn "
-        f"first and the cloak learned on and pasted into the masked photo.")
+        f"first and the clean photo's cloak (the `cloak` condition's) pasted into the masked "
+        f"photo.")
     if "attribute_folds" in config:
         folds = "; ".join(
             f"{', '.join(f['surrogates']) or 'none'} in the loss, scored by "

@@ -125,13 +125,18 @@ def test_masks_and_cloaks_change_only_their_pixels(one_torch_thread):
     config = dataclasses.replace(MODES["fast"].config, steps=_STEPS)
     surrogates = [attackers.load(n) for n in MODES["fast"].surrogates]
 
-    def cloak(_, pixels, face, _key):
+    calls = []
+
+    def cloak(i, pixels, face, key):
+        calls.append((i, key))
+        assert torch.equal(pixels, photos[i])
         return learn_mask([training_face(pixels, face)], surrogates, config)
 
     conditions = ("clean", *(f"mask-{s}" for s in STYLES), "cloak", "cloak+mask-paper")
     made = condition_photos(photos, faces, conditions, detector=detector,
                             landmarker=Landmarker(), cloak=cloak, seeds=[1, 2],
                             feather=config.feather, pad=pad)
+    assert calls == [(0, "cloak"), (1, "cloak")]  # one clean cloak per photo serves both
     for photo, item in zip(photos, made, strict=True):
         assert not item.failed
         for style in STYLES:
