@@ -81,7 +81,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
@@ -113,6 +113,7 @@ __all__ = [
     "learn_mask",
     "protect_photo",
     "protected_frames",
+    "refine_mask",
     "training_face",
 ]
 
@@ -514,7 +515,8 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
                config: OpomConfig | None = None,
                progress: Callable[[int, int, float], None] | None = None,
                attribute_surrogates: Sequence[AttributeSurrogate] = (),
-               attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT) -> torch.Tensor:
+               attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
+               start: torch.Tensor | None = None) -> torch.Tensor:
     """Learn one person's universal mask (OPOM) from their training faces.
 
     The surrogates (and attribute surrogates) are put in eval mode and their parameters frozen
@@ -534,6 +536,9 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
         attribute_surrogates: white-box attribute predictors pushed towards uninformative
             outputs (the attribute term; see the module docstring), empty = off.
         attribute_weight: weight of each attribute predictor against 1 per recognizer (> 0).
+        start: the mask to start from, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps] (refining
+            the person's universal mask for one photo, :func:`refine_mask`); default: a random
+            start.
 
     Returns:
         the mask, (3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels.
@@ -548,6 +553,10 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
         raise ValueError(f"surrogates must be white-box (differentiable): {blind} are black boxes")
     if not (attribute_weight > 0 and math.isfinite(attribute_weight)):
         raise ValueError(f"attribute_weight must be > 0, got {attribute_weight}")
+    if start is not None and (start.shape != (3, FRAME_SIZE, FRAME_SIZE)
+                              or float(start.abs().max()) > config.eps + 1e-4):
+        raise ValueError(f"start must be a (3, {FRAME_SIZE}, {FRAME_SIZE}) mask within eps "
+                         f"{config.eps}, got {tuple(start.shape)}")
     for model in [*surrogates, *(a.predictor for a in attribute_surrogates)]:
         model.eval()
         model.requires_grad_(False)
@@ -558,7 +567,8 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
     diversity = InputDiversity(config.diversity, generator)
     eot = RandomRealWorld(generator=generator) if config.eot else None
     momentum = Momentum(config.momentum) if config.momentum > 0 else None
-    delta = random_start((3, FRAME_SIZE, FRAME_SIZE), config.eps, generator)
+    delta = (random_start((3, FRAME_SIZE, FRAME_SIZE), config.eps, generator) if start is None
+             else start.detach().float().clamp(-config.eps, config.eps))
     for step in range(config.steps):
         delta.requires_grad_(True)
         kind = config.subspace
@@ -576,6 +586,35 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
         if progress is not None:
             progress(step + 1, config.steps, loss)
     return delta.detach()
+
+
+def refine_mask(face: TrainingFace, universal: torch.Tensor, surrogates: Sequence[Recognizer],
+                config: OpomConfig, steps: int,
+                attribute_surrogates: Sequence[AttributeSurrogate] = (),
+                attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT) -> torch.Tensor:
+    """The person's universal mask refined for one photo (``--refine``).
+
+    ``steps`` more OPOM steps (``config``'s settings otherwise) on this face alone, starting
+    from ``universal``: the face's features are pushed away from its own clean features (the
+    subspace of one point is that point), so the photo gets a mask fitted to it, as a per-photo
+    cloak would, while starting from what generalises across the person's photos. The result
+    is no longer universal: it belongs to this photo and is not saved as the person's mask.
+
+    Args:
+        face: the photo's face (:func:`training_face`).
+        universal: the person's mask, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps].
+        surrogates, attribute_surrogates, attribute_weight: as for :func:`learn_mask`.
+        config: the optimiser settings (``steps`` is replaced).
+        steps: refinement steps (>= 1).
+
+    Returns:
+        (3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels.
+    """
+    if steps < 1:
+        raise ValueError(f"refinement needs at least one step, got {steps}")
+    return learn_mask([face], surrogates, replace(config, steps=steps),
+                      attribute_surrogates=attribute_surrogates,
+                      attribute_weight=attribute_weight, start=universal)
 
 
 def protect_photo(photo_pixels: torch.Tensor, faces: Sequence[AlignedFace], delta: torch.Tensor,

@@ -62,10 +62,20 @@ LFW (no attribute labels): :func:`evaluation.protocol.split_photos` as in the OP
 ``n_probe`` are probes). One cloak per person, learned from the clean training photos, is
 pasted into every probe (masked or not). The predictions on the clean probes are the reference;
 per condition the flip rates of the predicted sex, race and age bin and the mean shift of the
-predicted age are reported, with intervals over probes.
+predicted age are reported, with intervals over probes. Identity leakage on the same photos:
+each condition's probe frame (the one the predictors saw) is searched by the black-box
+recognizers (:meth:`AttributeSettings.lfw_recognizers`: every recognizer of the OPOM
+benchmark that is not one of the cloak's surrogates) in the OPOM benchmark's gallery (the
+person's other clean probes + the LFW distractors, :func:`evaluation.opom_benchmark.
+distractor_features`); PSR@1 per recognizer and their mean, 95% bootstrap intervals over
+identities. Unlike the OPOM benchmark, a probe whose face is not found again is searched with
+the clean photo's alignment (not counted as protected), so these PSR are never flattered by a
+detector miss. ``cloak-attr`` gets no identity PSR (faceres-attributes shares faceres's
+weights); its identity cost is the cosine table.
 
 Every finished face (UTKFace) or identity (LFW) is written to
-``cache_dir/runs/<settings digest>/`` as JSON (file names, labels, predictions as plain floats,
+``cache_dir/runs/<settings digest>/`` (LFW: its own digest, which also covers the identity
+recognizers and distractors) as JSON (file names, labels, predictions as plain floats,
 re-detection flags, timings; no pixels, crops or features), so an interrupted run resumes. The
 attribute cloak's settings enter the digest only when ``cloak-attr`` is run, so the records of
 other runs keep their digest.
@@ -197,6 +207,8 @@ class AttributeSettings:
         datasets: UTKFace folders to run, a subset of :data:`UTK_DATASETS` (empty: none).
         limit: faces per UTKFace folder (the first in the fixed pseudo-random order); None = all.
         lfw_limit: LFW identities (first by name); None = all, 0 = no LFW part.
+        lfw_distractors: only the first N LFW distractor photos in the identity gallery
+            (None = all 2,679).
         conditions: a subset of :data:`ALL_CONDITIONS` containing ``"clean"``, reported in that
             order (default :data:`CONDITIONS`, without ``cloak-attr``).
         predictors: a subset of :data:`PREDICTORS`.
@@ -224,6 +236,7 @@ class AttributeSettings:
     datasets: tuple[str, ...] = UTK_DATASETS
     limit: int | None = None
     lfw_limit: int | None = None
+    lfw_distractors: int | None = None
     conditions: tuple[str, ...] = CONDITIONS
     predictors: tuple[str, ...] = tuple(PREDICTORS)
     mode: str = "fast"
@@ -257,6 +270,15 @@ class AttributeSettings:
         from cloak.opom import MODES
 
         return MODES[self.mode].surrogates
+
+    def lfw_recognizers(self) -> tuple[str, ...]:
+        """Black-box recognizers of the LFW identity PSR: the OPOM benchmark's
+        (:data:`evaluation.opom_benchmark.BLACK_BOXES`) that are not one of the cloak's
+        surrogates (fast mode: sface, mobilefacenet, faceres)."""
+        from evaluation.opom_benchmark import BLACK_BOXES, model_of
+
+        used = {model_of(s) for s in self.surrogates()}
+        return tuple(n for n in BLACK_BOXES if model_of(n) not in used)
 
     def attribute_folds(self) -> dict[str, dict[str, Any]]:
         """The ``cloak-attr`` folds to make (none unless the condition is asked for).
@@ -318,6 +340,8 @@ class AttributeSettings:
             problems.append(f"limit must be >= 1, got {self.limit}")
         if self.lfw_limit is not None and self.lfw_limit < 0:
             problems.append(f"lfw_limit must be >= 0, got {self.lfw_limit}")
+        if self.lfw_distractors is not None and self.lfw_distractors < 1:
+            problems.append(f"lfw_distractors must be >= 1, got {self.lfw_distractors}")
         if not self.datasets and self.lfw_limit == 0:
             problems.append("nothing to run: no UTKFace dataset and lfw_limit 0")
         if self.pad < 0 or self.pad_mode not in _PAD_MODES:
@@ -595,19 +619,22 @@ def _condition_records(made: Sequence[FaceConditions], conditions: Sequence[str]
 
 #: Settings that do not change a finished record (see :func:`_record_store`).
 _STORE_IGNORES = ("utkface", "lfw", "datasets", "limit", "lfw_limit", "n_boot", "cache_dir",
-                  "batch", "progress")
+                  "batch", "progress", "lfw_distractors")  # the LFW key names the distractors
 #: Settings of the attribute cloak: they key the store only when ``cloak-attr`` is run.
 _ATTRIBUTE_SETTINGS = ("protect_attributes", "attribute_weight", "identity_recognizers")
 
 
-def _record_store(settings: AttributeSettings) -> RecordStore:
-    """Where finished faces and identities are stored, one JSON file each, so a rerun resumes.
+def _record_store(settings: AttributeSettings, distractors: Sequence[Path] | None = None
+                  ) -> RecordStore:
+    """Where finished faces (or, with ``distractors``, LFW identities) are stored, one JSON file
+    each, so a rerun resumes.
 
     Keyed by everything that changes a record: the settings (except the data folders,
     ``datasets``, ``limit``, ``lfw_limit``, ``n_boot``, ``cache_dir``, ``batch`` and
     ``progress``; the attribute cloak's settings only when ``cloak-attr`` is run, so other
     runs keep the key they had before it existed), the optimiser settings and the weights of
-    every model involved.
+    every model involved; for LFW also the identity recognizers' weights and the distractor
+    files.
     """
     folds = settings.attribute_folds()
     ignored = _STORE_IGNORES if folds else _STORE_IGNORES + _ATTRIBUTE_SETTINGS
@@ -626,6 +653,13 @@ def _record_store(settings: AttributeSettings) -> RecordStore:
         extra |= set(settings.identity_recognizers)
         key["attribute_folds"] = folds
         key["weights"].update({m: zoo.weights_digests(m) for m in sorted(extra)})
+    if distractors is not None:
+        from evaluation.opom_benchmark import BLACK_BOXES
+
+        key["lfw_identity"] = {
+            "weights": {n: zoo.weights_digests(BLACK_BOXES[n][0])
+                        for n in settings.lfw_recognizers()},
+            "distractors": [p.name for p in distractors]}
     return RecordStore(settings.cache_dir, key)
 
 
@@ -682,6 +716,9 @@ class _Models:
     attribute_folds: dict[str, list[AttributeSurrogate]] = field(default_factory=dict)
     #: black-box recognizers of the identity cost (empty: no ``cloak-attr``).
     identity: dict[str, Recognizer] = field(default_factory=dict)
+    #: LFW identity PSR: black-box recognizers and their distractor features (N, D).
+    lfw_recognizers: dict[str, Recognizer] = field(default_factory=dict)
+    gallery: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def _learn(faces: Sequence[Any], key: str, models: _Models, settings: AttributeSettings
@@ -920,6 +957,7 @@ def _run_lfw(settings: AttributeSettings, models: _Models, runs: RecordStore,
             feather=config.feather, batch=settings.batch, attribute_folds=list(folds))
         per_probe = _condition_records(made, settings.conditions, models.predictors,
                                        settings.batch, folds, models.identity)
+        _identity_ranks(made, per_probe, models)
         record = {"person": split.person, "train": [p.name for p, _, _ in split.train],
                   "probes": [{"file": p.name, "conditions": c}
                              for (p, _, _), c in zip(split.probes, per_probe, strict=True)],
@@ -928,6 +966,57 @@ def _run_lfw(settings: AttributeSettings, models: _Models, runs: RecordStore,
         records.append(record)
         say(f"lfw {split.person}: {record['seconds']:.1f} s")
     return {"people": len(people), "skipped": skipped, "identities": records}
+
+
+def _identity_ranks(made: Sequence[FaceConditions], records: Sequence[dict[str, Any]],
+                    models: _Models) -> None:
+    """Add ``"ranks"`` (recognizer -> rank, :func:`evaluation.protocol.identity_ranks`) to each
+    probe's recorded conditions but ``cloak-attr``: the condition's frame searched in the
+    person's other clean probes + the distractors."""
+    from evaluation.opom_benchmark import _embed
+    from evaluation.protocol import identity_ranks
+
+    conditions = [c for c in records[0] if c != ATTRIBUTE_CLOAK] if records else []
+    for name, model in models.lfw_recognizers.items():
+        clean = _embed(model, [item.frames["clean"] for item in made])
+        for condition in conditions:
+            frames = [item.frames.get(condition) for item in made]
+            ranks = identity_ranks(_embed(model, frames), clean, models.gallery[name]).tolist()
+            for frame, rank, record in zip(frames, ranks, records, strict=True):
+                if frame is not None and "predictions" in record.get(condition, {}):
+                    record[condition].setdefault("ranks", {})[name] = rank
+
+
+def _identity_psr(identities: Sequence[dict[str, Any]], settings: AttributeSettings
+                  ) -> dict[str, Any]:
+    """PSR@1 per condition: per recognizer and their mean, with 95% bootstrap intervals over
+    identities, on the scored probes (every condition made)."""
+    from evaluation.protocol import bootstrap_interval
+
+    names = settings.lfw_recognizers()
+    per_person = [[p for p in r["probes"] if _complete(p, settings.conditions)]
+                  for r in identities]
+    per_person = [probes for probes in per_person if probes]
+    out: dict[str, Any] = {}
+    if not per_person:
+        return out
+    boot = {"n_boot": settings.n_boot, "seed": settings.seed}
+    trials = np.array([[len(probes)] * len(names) for probes in per_person])      # (I, R)
+    for condition in settings.conditions:
+        if condition == ATTRIBUTE_CLOAK:
+            continue
+        hits = np.array([[sum(p["conditions"][condition]["ranks"][n] >= 1 for p in probes)
+                          for n in names] for probes in per_person])              # (I, R)
+        row: dict[str, Any] = {"recognizers": {}}
+        for r, name in enumerate(names):
+            low, high = bootstrap_interval(hits[:, r], trials[:, r], **boot)
+            row["recognizers"][name] = {"value": float(hits[:, r].sum() / trials[:, r].sum()),
+                                        "low": low, "high": high}
+        low, high = bootstrap_interval(hits, trials, **boot)
+        row["mean"] = {"value": float(np.mean(hits.sum(0) / trials.sum(0))), "low": low,
+                       "high": high}
+        out[condition] = row
+    return out
 
 
 def _summarise_lfw(run: dict[str, Any], settings: AttributeSettings) -> dict[str, Any]:
@@ -952,6 +1041,7 @@ def _summarise_lfw(run: dict[str, Any], settings: AttributeSettings) -> dict[str
                 reference=_stack([p["conditions"]["clean"] for p in scored], name),
                 **boot)["flips"]
             for name in settings.predictors}
+    summary["identity_psr"] = _identity_psr(run["identities"], settings)
     if ATTRIBUTE_CLOAK in settings.conditions:
         summary["attribute_cloak"] = _attribute_cloak_summary(scored, settings, None)
     return summary
@@ -1018,14 +1108,30 @@ def run_attribute_benchmark(settings: AttributeSettings,
         run = _run_utkface(dataset, settings, models, runs, say)
         run["summary"] = _summarise_utkface(run, settings)
         result["utkface"][dataset] = run
+    stores = [runs]
     if settings.lfw_limit != 0:
-        run = _run_lfw(settings, models, runs, say)
+        from evaluation.opom_benchmark import BLACK_BOXES, distractor_features
+
+        distractors = sorted((settings.lfw / "distractors").glob("*.jpg"))[
+            :settings.lfw_distractors]
+        if not distractors:
+            raise FileNotFoundError(f"{settings.lfw / 'distractors'}: no distractor photos")
+        names = settings.lfw_recognizers()
+        models.lfw_recognizers = {n: attackers.load(BLACK_BOXES[n][0],
+                                                    reference=BLACK_BOXES[n][1]) for n in names}
+        models.gallery = distractor_features(distractors, names, models.lfw_recognizers,
+                                             models.detector, settings.cache_dir, settings.batch,
+                                             settings.progress)
+        stores.append(_record_store(settings, distractors))
+        run = _run_lfw(settings, models, stores[-1], say)
         run["summary"] = _summarise_lfw(run, settings)
         result["lfw"] = run
-    if runs.reused:
-        say(f"resumed {runs.reused} finished records from {runs.folder}")
-    result.update(cache={"folder": str(runs.folder), "reused": runs.reused,
-                         "written": runs.written},
+    for store in stores:
+        if store.reused:
+            say(f"resumed {store.reused} finished records from {store.folder}")
+    result.update(cache={"folder": str(runs.folder), "lfw_folder": str(stores[-1].folder),
+                         "reused": sum(s.reused for s in stores),
+                         "written": sum(s.written for s in stores)},
                   wall_s=time.perf_counter() - started,
                   cpu=platform.processor() or platform.machine(),
                   torch_threads=torch.get_num_threads())
@@ -1082,6 +1188,13 @@ def _lfw_table(summary: dict[str, Any], predictors: Sequence[str]) -> str:
     rows = [[condition, *[_cell(row[p].get(key), d) for p, key, _, d in columns]]
             for condition, row in flips.items()]
     return markdown_table(["condition", *[f"{p}: {label}" for p, _, label, _ in columns]], rows)
+
+
+def _identity_table(psr: dict[str, Any]) -> str:
+    names = list(next(iter(psr.values()))["recognizers"])
+    rows = [[condition, *[_cell(row["recognizers"][n]) for n in names], _cell(row["mean"])]
+            for condition, row in psr.items()]
+    return markdown_table(["condition", *[f"{n} PSR@1" for n in names], "mean PSR@1"], rows)
 
 
 def _attribute_cloak_table(cloak: dict[str, Any], metrics: dict[str, Any] | None,
@@ -1199,6 +1312,13 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
                 f"|change| of the predicted age, years; [95% bootstrap interval over probes].")
         table = "(no probe scored)" if not s["flips"] else _lfw_table(s, predictors)
         parts.append(f"{head}\n\n{table}\n")
+        if s.get("identity_psr"):
+            parts.append("Identity leakage on the same LFW probes: PSR@1 (share of probes whose "
+                         "person is NOT the top-1 match; gallery = the person's other clean "
+                         "probes + the distractors) per black-box recognizer, [95% bootstrap "
+                         "interval over identities]; a face not found again is searched on the "
+                         "clean photo's alignment:\n\n" + _identity_table(s["identity_psr"])
+                         + "\n")
         if "attribute_cloak" in s:
             parts.append(_ATTRIBUTE_NOTE + "\n\n" + _attribute_cloak_table(
                 s["attribute_cloak"], None, predictors) + "\n")

@@ -8,7 +8,10 @@ fewer usable photos is skipped and listed). For each condition:
 - ``noise``: uniform noise ``U[-eps, eps]`` in the canonical frame (seeded per person), pasted
   like a mask;
 - ``center`` / ``affine`` / ``convex``: an OPOM mask learned with that subspace model
-  (:func:`cloak.opom.learn_mask`) from the 10 training photos by the fold's surrogates,
+  (:func:`cloak.opom.learn_mask`) from the 10 training photos by the fold's surrogates;
+- ``refine``: the ``convex`` mask refined for each probe by ``refine_steps`` more steps on that
+  probe alone (:func:`cloak.opom.refine_mask`, ``cloak protect --refine``): a mask per photo,
+  no longer one universal mask; its ``learn_s`` is the universal mask's, ``refine_s`` per probe,
 
 each probe is protected through the shipped path (:func:`cloak.opom.protect_photo` on its
 central face), rounded to 8 bits as a written file would be, then detected and aligned again
@@ -84,6 +87,8 @@ if TYPE_CHECKING:
 __all__ = [
     "BLACK_BOXES",
     "CONDITIONS",
+    "DEFAULT_CONDITIONS",
+    "DEFAULT_REFINE_STEPS",
     "FOLD_PLANS",
     "WHITE_BOXES",
     "BenchmarkSettings",
@@ -99,9 +104,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-#: Conditions in report order; the last three are OPOM subspace models.
-CONDITIONS: tuple[str, ...] = ("clean", "noise", "center", "affine", "convex")
+#: Conditions in report order: ``center``, ``affine``, ``convex`` are OPOM subspace models,
+#: ``refine`` the convex mask refined per probe.
+CONDITIONS: tuple[str, ...] = ("clean", "noise", "center", "affine", "convex", "refine")
 _SUBSPACES = ("center", "affine", "convex")
+_MASKED = (*_SUBSPACES, "refine")  # conditions whose masks the folds' surrogates learn
+#: What runs when no conditions are named (``refine`` costs a per-probe optimisation).
+DEFAULT_CONDITIONS: tuple[str, ...] = CONDITIONS[:-1]
+#: Steps of per-probe refinement in the ``refine`` condition.
+DEFAULT_REFINE_STEPS = 10
 #: Recognizers that can be tested: name -> (zoo name, use the zoo's reference runtime).
 BLACK_BOXES: dict[str, tuple[str, bool]] = {
     "dlib-native": ("dlib-native", False),
@@ -189,6 +200,8 @@ class BenchmarkSettings:
             overrides of the mode's
             :class:`~cloak.opom.OpomConfig` fields (None = the mode's value).
         paste_mode: resampling of the mask into the probe photo (``"bilinear"``/``"nearest"``).
+        refine_steps: per-probe steps of the ``refine`` condition (recorded in its entries; a
+            stored entry made with other steps is computed again).
         seed: seeds the masks, the noise and the bootstrap.
         n_train, n_probe: photos per identity that learn the mask / are probes.
         n_boot: bootstrap replicates.
@@ -201,7 +214,7 @@ class BenchmarkSettings:
     limit: int | None = None
     people: tuple[str, ...] | None = None
     distractors: int | None = None
-    conditions: tuple[str, ...] = CONDITIONS
+    conditions: tuple[str, ...] = DEFAULT_CONDITIONS
     loo: str = "two"
     folds: tuple[Fold, ...] | None = None
     mode: str = "fast"
@@ -216,6 +229,7 @@ class BenchmarkSettings:
     balance: bool | None = None
     eot: bool | None = None
     paste_mode: str = "bilinear"
+    refine_steps: int = DEFAULT_REFINE_STEPS
     seed: int = 0
     n_train: int = 10
     n_probe: int = 5
@@ -276,6 +290,8 @@ class BenchmarkSettings:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.refine_steps < 1:
+            raise ValueError(f"refine_steps must be >= 1, got {self.refine_steps}")
         if self.paste_mode not in ("bilinear", "nearest"):
             raise ValueError(f"paste_mode must be 'bilinear' or 'nearest', got {self.paste_mode!r}")
         self.fold_plan()
@@ -465,11 +481,16 @@ class _Protected:
     protect_s: list[float] = field(default_factory=list)
 
 
-def _protect_probes(probes: Sequence[_Photo], delta: torch.Tensor, feather: float,
+def _protect_probes(probes: Sequence[_Photo], deltas: Sequence[torch.Tensor], feather: float,
                     paste_mode: str, tested: Sequence[str], recognizers: dict[str, Recognizer],
                     detector: MTCNN) -> _Protected:
-    """Paste ``delta`` into each probe, round to 8 bits, re-detect, embed with ``tested``."""
-    photos, seconds = _paste_probes(probes, delta, feather, paste_mode)
+    """Paste each probe's mask (``deltas``, one per probe) into it, round to 8 bits,
+    re-detect, embed with ``tested``."""
+    photos, seconds = [], []
+    for probe, delta in zip(probes, deltas, strict=True):
+        out, took = _paste_probes([probe], delta, feather, paste_mode)
+        photos += out
+        seconds += took
     quality = []
     for probe, out in zip(probes, photos, strict=True):
         q = photo_quality(probe.pixels, out)
@@ -490,7 +511,7 @@ def _run_identity(person: str, probes: Sequence[_Photo], train: Sequence[_Photo]
                   gallery: dict[str, torch.Tensor], detector: MTCNN,
                   conditions: Sequence[str], bar: tqdm | None) -> dict[str, Any]:
     """The given conditions for one identity: ranks per recognizer, quality and timings."""
-    from cloak.opom import learn_mask, training_face
+    from cloak.opom import learn_mask, refine_mask, training_face
 
     tested = [t for fold in folds for t in fold.tested]
     clean_frames = [p.face.frame for p in probes]
@@ -499,6 +520,24 @@ def _run_identity(person: str, probes: Sequence[_Photo], train: Sequence[_Photo]
                               "probes": [p.path.name for p in probes], "conditions": {}}
     base = settings.config()
     faces = [training_face(p.pixels, p.face) for p in train]
+    masks: dict[tuple[str, str], tuple[torch.Tensor, float]] = {}
+
+    def mask(subspace: str, fold: Fold) -> tuple[torch.Tensor, float]:
+        """The fold's universal mask of one subspace model and its learning seconds."""
+        if (subspace, fold.name) not in masks:
+            config = settings.config(subspace)
+            step_bar = None if bar is None else tqdm(
+                total=config.steps, desc=f"{person} {subspace} {fold.name}", unit="step",
+                leave=False)
+            start = time.perf_counter()
+            delta = learn_mask(faces, [surrogates[s] for s in fold.surrogates], config,
+                               progress=None if step_bar is None else
+                               lambda *_, b=step_bar: b.update())
+            masks[subspace, fold.name] = delta, time.perf_counter() - start
+            if step_bar is not None:
+                step_bar.close()
+        return masks[subspace, fold.name]
+
     for condition in conditions:
         entry: dict[str, Any] = {"ranks": {}, "undetected": {}}
         if condition == "clean":
@@ -506,24 +545,30 @@ def _run_identity(person: str, probes: Sequence[_Photo], train: Sequence[_Photo]
             record["conditions"][condition] = entry
             continue
         if condition == "noise":
-            runs = [(None, tested, _noise(person, base.eps, settings.seed), None)]
+            noise = _noise(person, base.eps, settings.seed)
+            runs = [(None, tested, [noise] * len(probes), None)]
+        elif condition == "refine":
+            entry.update(refine_steps=settings.refine_steps, refine_s=[])
+            runs, config = [], settings.config("convex")
+            for fold in folds:
+                universal, learn_s = mask("convex", fold)
+                refined = []
+                for probe in probes:
+                    start = time.perf_counter()
+                    refined.append(refine_mask(
+                        training_face(probe.pixels, probe.face), universal,
+                        [surrogates[s] for s in fold.surrogates], config,
+                        settings.refine_steps))
+                    entry["refine_s"].append(time.perf_counter() - start)
+                runs.append((fold.name, fold.tested, refined, learn_s))
         else:
             runs = []
-            config = settings.config(condition)
             for fold in folds:
-                step_bar = None if bar is None else tqdm(
-                    total=config.steps, desc=f"{person} {condition} {fold.name}", unit="step",
-                    leave=False)
-                start = time.perf_counter()
-                delta = learn_mask(faces, [surrogates[s] for s in fold.surrogates], config,
-                                   progress=None if step_bar is None else
-                                   lambda *_, b=step_bar: b.update())
-                runs.append((fold.name, fold.tested, delta, time.perf_counter() - start))
-                if step_bar is not None:
-                    step_bar.close()
+                delta, learn_s = mask(condition, fold)
+                runs.append((fold.name, fold.tested, [delta] * len(probes), learn_s))
         entry.update(quality=[], protect_s=[], learn_s={})
-        for fold_name, names, delta, learn_s in runs:
-            done = _protect_probes(probes, delta, base.feather, settings.paste_mode, names,
+        for fold_name, names, deltas, learn_s in runs:
+            done = _protect_probes(probes, deltas, base.feather, settings.paste_mode, names,
                                    recognizers, detector)
             for name in names:
                 entry["ranks"][name] = _ranks(done.queries[name], clean[name], gallery[name])
@@ -538,7 +583,7 @@ def _run_identity(person: str, probes: Sequence[_Photo], train: Sequence[_Photo]
 
 #: Settings that do not change a finished identity's record (see :func:`_record_store`).
 _STORE_IGNORES = ("limit", "people", "progress", "cache_dir", "batch", "n_boot", "folds", "lfw",
-                  "conditions")
+                  "conditions", "refine_steps")
 
 
 def _record_store(settings: BenchmarkSettings, folds: Sequence[Fold],
@@ -591,7 +636,7 @@ def _summarise(records: Sequence[dict[str, Any]], settings: BenchmarkSettings,
                 low, high = bootstrap_interval(hits, np.full(len(hits), ranks[name].shape[1]),
                                                n_boot=settings.n_boot, seed=settings.seed)
                 rec = row["recognizers"].setdefault(name, {
-                    "fold": fold_of[name] if condition in _SUBSPACES else None,
+                    "fold": fold_of[name] if condition in _MASKED else None,
                     "undetected": sum(e["undetected"].get(name, 0) for e in entries),
                     "probes": int(ranks[name].size)})
                 rec[f"psr@{k}"], rec[f"ci@{k}"] = psr(ranks[name], k), [low, high]
@@ -612,6 +657,9 @@ def _summarise(records: Sequence[dict[str, Any]], settings: BenchmarkSettings,
                 "linf_max": max(q["linf"] for q in quality), "photos": len(quality)}
             row["protect_s_per_photo"] = float(np.mean([s for e in entries
                                                         for s in e["protect_s"]]))
+            refine = [s for e in entries for s in e.get("refine_s", [])]
+            if refine:
+                row["refine_s_per_photo"] = float(np.mean(refine))
             learn = [s for e in entries for s in e["learn_s"].values()]
             row["learn_s_per_mask"] = float(np.mean(learn)) if learn else None
             row["learn_s_per_fold"] = {
@@ -651,7 +699,7 @@ def run_benchmark(settings: BenchmarkSettings,
     tested = [t for fold in folds for t in fold.tested]
     recognizers = {n: attackers.load(BLACK_BOXES[n][0], reference=BLACK_BOXES[n][1])
                    for n in tested}
-    needs_masks = any(c in _SUBSPACES for c in settings.conditions)
+    needs_masks = any(c in _MASKED for c in settings.conditions)
     surrogates = {s: attackers.load(s) for fold in folds for s in fold.surrogates
                   } if needs_masks else {}
     gallery = distractor_features(distractor_files, tested, recognizers, detector,
@@ -664,7 +712,9 @@ def run_benchmark(settings: BenchmarkSettings,
     for person_dir in bar:
         done = runs.load(person_dir.name)
         missing = [c for c in settings.conditions
-                   if done is None or c not in done["conditions"]]
+                   if done is None or c not in done["conditions"]
+                   or done["conditions"][c].get("refine_steps", settings.refine_steps)
+                   != settings.refine_steps]
         if done is not None and not missing:
             records.append(_only(done, settings.conditions))
             detect_s.append(done["detect_s_per_photo"])
@@ -744,8 +794,11 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
         learn = "-" if s["learn_s_per_mask"] is None else ", ".join(
             f"{name} {sec:.1f}" for name, sec in s["learn_s_per_fold"].items())
         undetected = sum(r["undetected"] for r in s["recognizers"].values())
+        protect = f"{s['protect_s_per_photo']:.3f}"
+        if "refine_s_per_photo" in s:
+            protect = f"{s['refine_s_per_photo']:.2f} refine + {protect}"
         quality_rows.append([c, q["psnr_mean"], q["ssim_mean"], q["ssim_min"], q["linf_max"],
-                             learn, f"{s['protect_s_per_photo']:.3f}", undetected])
+                             learn, protect, undetected])
     quality = "" if not quality_rows else (
         "Quality of the protected full photos (8-bit) and time:\n\n" + markdown_table(
             ["condition", "PSNR dB (mean)", "SSIM (mean)", "SSIM (min)", "L-inf max",
@@ -769,7 +822,8 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
         f"DI {config['diversity']:g}, TI kernel {config['ti_kernel']}, paste path "
         f"{config['paste']}, feather {config['feather']:g} px, convex warm-up "
         f"{config['warmup']}, surrogate gradients balanced {config.get('balance', False)}, seed "
-        f"{config['seed']}. Noise: "
+        f"{config['seed']}. Refine: the convex mask plus {settings.get('refine_steps', '-')} "
+        f"steps per probe on that probe alone (a mask per photo). Noise: "
         f"U[-eps, eps] in the canonical frame, pasted the same way. Recognizers: {runtimes}.\n\n"
         f"Leave-one-out folds (dlib-resnet and dlib-native count as one model):\n{folds}\n")
     timing = (f"Wall time {result['wall_s']:.0f} s ({result['seconds_per_identity']:.1f} s per "

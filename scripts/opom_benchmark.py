@@ -21,6 +21,8 @@ from tqdm import tqdm
 from cloak.opom import MODES
 from evaluation.opom_benchmark import (
     CONDITIONS,
+    DEFAULT_CONDITIONS,
+    DEFAULT_REFINE_STEPS,
     FOLD_PLANS,
     BenchmarkSettings,
     run_benchmark,
@@ -35,7 +37,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N identities only")
     parser.add_argument("--distractors", type=int, default=None,
                         help="first N distractor photos only (default: all)")
-    parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
+    parser.add_argument("--conditions", nargs="+", choices=CONDITIONS,
+                        default=list(DEFAULT_CONDITIONS), help="default: all but refine")
+    parser.add_argument("--refine-steps", type=int, default=DEFAULT_REFINE_STEPS,
+                        help="refine: per-probe steps after the convex mask")
     parser.add_argument("--loo", choices=list(FOLD_PLANS), default="two",
                         help="leave-one-out plan: one (fold A), two (A+B), full (one per model)")
     parser.add_argument("--mode", choices=list(MODES), default="fast")
@@ -73,7 +78,8 @@ def main() -> None:
         mode=args.mode, steps=args.steps, eps=args.eps, step_size=args.step_size,
         feather=args.feather, momentum=args.momentum,
         diversity=args.diversity, ti_kernel=args.ti_kernel, paste=args.paste,
-        balance=args.balance, eot=args.eot, paste_mode=args.paste_mode, seed=args.seed,
+        balance=args.balance, eot=args.eot, paste_mode=args.paste_mode,
+        refine_steps=args.refine_steps, seed=args.seed,
         cache_dir=args.cache,
         progress=not args.quiet)
     result = run_benchmark(settings, log_line=tqdm.write)

@@ -44,7 +44,7 @@ def settings(tmp_path_factory) -> AttributeSettings:
     # 4 faces: the first 3 of utkface/random in the benchmark's order are all race 0, where race
     # predictability (and so gear's PVI) is undefined
     return AttributeSettings(utkface=shared_data("utkface"), lfw=shared_data("lfw"), limit=4,
-                             lfw_limit=1, steps=_STEPS, n_boot=200,
+                             lfw_limit=1, lfw_distractors=60, steps=_STEPS, n_boot=200,
                              cache_dir=tmp_path_factory.mktemp("attribute-cache"),
                              progress=False)
 
@@ -91,6 +91,21 @@ def test_every_condition_has_finite_metrics(result, settings):
     for row in lfw["flips"].values():
         for flips in row.values():
             assert 0 <= flips["sex"]["value"] <= 1 and flips["age_shift_years"]["value"] >= 0
+
+
+def test_lfw_identity_psr_beside_the_flips(result, settings):
+    """Every LFW condition is also searched by the black-box recognizers (none a surrogate)."""
+    names = settings.lfw_recognizers()
+    assert set(names) == {"sface", "mobilefacenet", "faceres"}       # fast mode: facenet, dlib
+    psr = result["lfw"]["summary"]["identity_psr"]
+    assert list(psr) == list(CONDITIONS)
+    for row in psr.values():
+        assert set(row["recognizers"]) == set(names)
+        assert 0 <= row["mean"]["low"] <= row["mean"]["value"] <= row["mean"]["high"] <= 1
+    probes = result["lfw"]["identities"][0]["probes"]
+    assert all(set(p["conditions"][c]["ranks"]) == set(names) for p in probes for c in CONDITIONS)
+    # clean probes are found at top-1 among 60 distractors (all 62 identities: PSR 0.01)
+    assert psr["clean"]["mean"]["value"] <= 0.2
 
 
 def test_records_hold_plain_predictions(result, settings):
@@ -161,6 +176,8 @@ def test_rerun_reuses_every_record(result, settings):
     assert again["cache"]["written"] == 0
     assert again["cache"]["reused"] == faces + 1
     assert again["cache"]["folder"] == result["cache"]["folder"]
+    assert again["cache"]["lfw_folder"] == result["cache"]["lfw_folder"]
+    assert result["cache"]["lfw_folder"] != result["cache"]["folder"]
     assert again["utkface"]["random"]["summary"]["metrics"] == \
         result["utkface"]["random"]["summary"]["metrics"]
 
