@@ -705,8 +705,6 @@ def video(inputs: tuple[Path, ...], mask_files: tuple[Path, ...], references: di
 
 # -- benchmark ---------------------------------------------------------------------------------
 
-_CONDITIONS = ("clean", "noise", "center", "affine", "convex")
-
 
 @main.command()
 @click.option("--robustness", is_flag=True,
@@ -732,9 +730,12 @@ _CONDITIONS = ("clean", "noise", "center", "affine", "convex")
 @click.option("--distractors", type=click.IntRange(min=1),
               help="Only the first N distractor photos (default: all).")
 @click.option("--conditions", metavar="A,B,...",
-              help="Conditions side by side (default: all). Identity: clean, noise (uniform at "
-                   "the same eps), and the OPOM subspaces center, affine, convex. --attributes: "
+              help="Conditions side by side. Identity (default: all but refine): clean, noise "
+                   "(uniform at the same eps), the OPOM subspaces center, affine, convex, and "
+                   "refine (the convex mask refined per probe, --refine-steps). --attributes: "
                    "clean, mask-paper, mask-surgical, mask-cloth, cloak, cloak+mask-STYLE.")
+@click.option("--refine-steps", type=click.IntRange(min=1),
+              help="Per-probe steps of the refine condition (default 10).")
 @click.option("--loo", type=click.Choice(["one", "two", "full"]), default="two",
               show_default=True,
               help="Leave-one-out plan: one fold (2 recognizers tested), two folds (each of the "
@@ -761,7 +762,7 @@ _CONDITIONS = ("clean", "noise", "center", "affine", "convex")
 def benchmark(robustness: bool, eot: bool, attributes: bool, utkface: Path | None,
               faces: int | None, lfw: Path | None,
               limit: int | None, people: tuple[str, ...], distractors: int | None,
-              conditions: str | None,
+              conditions: str | None, refine_steps: int | None,
               loo: str, mode: str, steps: int | None, eps: float | None, seed: int,
               threads: int | None, cache: Path | None, out: Path, markdown: Path | None,
               section: str | None, quiet: bool) -> None:
@@ -816,7 +817,9 @@ def benchmark(robustness: bool, eot: bool, attributes: bool, utkface: Path | Non
             opom = replace(bench.BenchmarkSettings(
                 limit=limit, people=people or None, distractors=distractors, loo=loo,
                 mode=mode, steps=steps, eps=eps, eot=eot or None,
-                seed=seed, progress=not quiet, conditions=_conditions(conditions, _CONDITIONS)),
+                seed=seed, progress=not quiet,
+                refine_steps=refine_steps or bench.DEFAULT_REFINE_STEPS,
+                conditions=_conditions(conditions, bench.CONDITIONS, bench.DEFAULT_CONDITIONS)),
                 **paths)
             if robustness:
                 from evaluation import robustness as bench
