@@ -24,6 +24,7 @@ from cloak.opom import (
     learn_mask,
     protect_photo,
     protected_frames,
+    refine_mask,
     training_face,
 )
 from cloak.steps import (
@@ -235,6 +236,27 @@ def test_same_seed_same_mask(faces, dlib):
     assert a.abs().max() <= EPS
     assert not torch.equal(a, learn_mask(faces, [dlib], OpomConfig(steps=3, seed=8)))
 
+
+
+def test_refine_mask_starts_from_the_mask_and_fits_the_photo(person, faces, dlib):
+    """A refined mask stays within eps, zero steps are refused, and it pushes its own photo's
+    features further from the clean ones than the universal mask does (white-box dlib)."""
+    config = OpomConfig(steps=3, seed=1)
+    universal = learn_mask(faces, [dlib], config)
+    photo, face = person[TRAIN]                       # a photo the mask never saw
+    probe = training_face(photo, face)
+    with pytest.raises(ValueError, match="at least one step"):
+        refine_mask(probe, universal, [dlib], config, 0)
+    with pytest.raises(ValueError, match="within eps"):
+        learn_mask([probe], [dlib], config, start=universal * 2)
+    refined = refine_mask(probe, universal, [dlib], config, 3)
+    assert refined.abs().max() <= EPS and not torch.equal(refined, universal)
+    with torch.no_grad():
+        clean = dlib.embed(probe.clean_frame()[None])
+        cosines = [float(clean @ dlib.embed(protected_frames([probe], d, "photo",
+                                                             config.feather))[0])
+                   for d in (universal, refined)]
+    assert cosines[1] < cosines[0] - 0.05, cosines
 
 
 def test_eot_is_seeded_and_reaches_the_training_path(faces, dlib):
