@@ -562,14 +562,11 @@ class _Refiner:
     mask's surrogates and attribute predictors, its eps, seed and feather, and the optimiser
     settings of the mode it was learned in."""
 
-    def __init__(self, mask: Mask, steps: int, reporter: Reporter) -> None:
-        import attackers
-
+    def __init__(self, mask: Mask, steps: int, load: Callable[[str], Any]) -> None:
         mode = str(mask.settings.get("mode", "balanced"))
         self.config = dataclasses.replace(MODES[mode if mode in MODES else "balanced"].config,
                                           eps=mask.eps, seed=mask.seed, feather=mask.feather)
-        self.mask, self.steps = mask, steps
-        self._load = lambda name: attackers.load(name, progress=reporter.note)
+        self.mask, self.steps, self._load = mask, steps, load
         self._models: tuple[list[Recognizer], list[AttributeSurrogate]] | None = None
 
     def __call__(self, photo: Photo, matrices: torch.Tensor) -> torch.Tensor:
@@ -600,7 +597,8 @@ class _Models:
         self._detector: MTCNN | None = None
         self._recognizer: Recognizer | None = None
 
-    def _load(self, name: str) -> Any:
+    def load(self, name: str) -> Any:
+        """A zoo model, fetched (with notices) if needed."""
         import attackers
 
         return attackers.load(name, progress=self.reporter.note)
@@ -608,13 +606,13 @@ class _Models:
     @property
     def detector(self) -> MTCNN:
         if self._detector is None:
-            self._detector = self._load("mtcnn")
+            self._detector = self.load("mtcnn")
         return self._detector
 
     @property
     def recognizer(self) -> Recognizer:
         if self._recognizer is None:
-            self._recognizer = self._load(CLUSTER_MODEL)
+            self._recognizer = self.load(CLUSTER_MODEL)
         return self._recognizer
 
 
@@ -916,7 +914,8 @@ def protect(inputs: Sequence[str | Path], options: ProtectOptions | None = None,
            "keep_location": options.keep_location, "all_faces": options.all_faces,
            "feather": None if mask is None else mask.feather,
            **({"refine": options.refine} if options.refine else {})}
-    refiner = _Refiner(mask, options.refine, reporter) if mask and options.refine else None
+    refiner = None if mask is None or not options.refine else _Refiner(mask, options.refine,
+                                                                       models.load)
 
     manifest = _Manifest(output, reporter)
     claimed: dict[Path, Path] = {}

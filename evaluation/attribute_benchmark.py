@@ -112,7 +112,7 @@ from evaluation.attribute_metrics import (
     attribute_report,
     parse_utkface_name,
 )
-from evaluation.lfw import central_faces, load_rgb
+from evaluation.lfw import central_faces, identity_folders, load_rgb
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW, DEFAULT_UTKFACE
 from evaluation.physical_masks import STYLES, mask_faces
 from evaluation.protocol import split_photos
@@ -915,10 +915,7 @@ def _run_lfw(settings: AttributeSettings, models: _Models, runs: RecordStore,
     """Records of the LFW identities (from the cache or computed) and the skipped ones."""
     from cloak.opom import training_face
 
-    people_dir = settings.lfw / "identities"
-    if not people_dir.is_dir():
-        raise FileNotFoundError(f"{people_dir}: LFW identities folder not found")
-    people = sorted(p for p in people_dir.iterdir() if p.is_dir())[:settings.lfw_limit]
+    people = identity_folders(settings.lfw)[:settings.lfw_limit]
     config = settings.config()
     folds = {k: f["scored"] for k, f in settings.attribute_folds().items()}
     needed = settings.n_train + settings.n_probe
@@ -981,7 +978,8 @@ def _identity_ranks(made: Sequence[FaceConditions], records: Sequence[dict[str, 
         clean = _embed(model, [item.frames["clean"] for item in made])
         for condition in conditions:
             frames = [item.frames.get(condition) for item in made]
-            ranks = identity_ranks(_embed(model, frames), clean, models.gallery[name]).tolist()
+            queries = clean if condition == "clean" else _embed(model, frames)
+            ranks = identity_ranks(queries, clean, models.gallery[name]).tolist()
             for frame, rank, record in zip(frames, ranks, records, strict=True):
                 if frame is not None and "predictions" in record.get(condition, {}):
                     record[condition].setdefault("ranks", {})[name] = rank

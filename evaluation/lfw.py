@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from cloak.faces import AlignedFace
     from cloak.faces.mtcnn import MTCNN
 
-__all__ = ["LfwPhoto", "central_face_index", "central_faces", "identity_photos", "load_rgb"]
+__all__ = ["LfwPhoto", "central_face_index", "central_faces", "identity_folders", "identity_photos",
+           "load_rgb"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,29 @@ class LfwPhoto:
 
     path: Path
     person: str
+
+
+def identity_folders(root: Path, names: Sequence[str] | None = None) -> list[Path]:
+    """The person folders under ``root/identities``, sorted by name.
+
+    Args:
+        root: the ``lfw`` folder.
+        names: keep only these people (folder names); None = all.
+
+    Raises:
+        FileNotFoundError: ``root/identities`` is missing; ValueError: ``names`` holds a person
+            that has no folder (all such names are listed).
+    """
+    folder = root / "identities"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: LFW identities folder not found")
+    people = sorted(p for p in folder.iterdir() if p.is_dir())
+    if names is None:
+        return people
+    unknown = sorted(set(names) - {p.name for p in people})
+    if unknown:
+        raise ValueError(f"{folder}: no identities named {', '.join(unknown)}")
+    return [p for p in people if p.name in names]
 
 
 def identity_photos(root: Path, per_person: int | None = None,
@@ -40,10 +64,7 @@ def identity_photos(root: Path, per_person: int | None = None,
         per_person: keep at most this many photos per person (first ones by name).
         people: keep at most this many people (first ones by name).
     """
-    folder = root / "identities"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: LFW identities folder not found")
-    persons = sorted(p for p in folder.iterdir() if p.is_dir())[:people]
+    persons = identity_folders(root)[:people]
     photos = []
     for person in persons:
         files = sorted(person.glob("*.jpg"))[:per_person]

@@ -72,7 +72,7 @@ import torch
 from tqdm import tqdm
 
 from attackers import zoo
-from evaluation.lfw import central_faces, load_rgb
+from evaluation.lfw import central_faces, identity_folders, load_rgb
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW
 from evaluation.protocol import bootstrap_interval, identity_ranks, psr, split_photos
 from evaluation.quality import photo_quality
@@ -265,17 +265,10 @@ class BenchmarkSettings:
             FileNotFoundError: an LFW folder is missing or empty; ValueError: ``people`` names
                 an identity that does not exist.
         """
-        people_dir, distractor_dir = self.lfw / "identities", self.lfw / "distractors"
-        for folder in (people_dir, distractor_dir):
-            if not folder.is_dir():
-                raise FileNotFoundError(f"{folder}: LFW folder not found")
-        people = sorted(p for p in people_dir.iterdir() if p.is_dir())
-        if self.people is not None:
-            unknown = sorted(set(self.people) - {p.name for p in people})
-            if unknown:
-                raise ValueError(f"{people_dir}: no identities named {', '.join(unknown)}")
-            people = [p for p in people if p.name in self.people]
-        people = people[:self.limit]
+        distractor_dir = self.lfw / "distractors"
+        if not distractor_dir.is_dir():
+            raise FileNotFoundError(f"{distractor_dir}: LFW folder not found")
+        people = identity_folders(self.lfw, self.people)[:self.limit]
         distractor_files = sorted(distractor_dir.glob("*.jpg"))[:self.distractors]
         if not people or not distractor_files:
             raise FileNotFoundError(f"{self.lfw}: no identities or no distractor photos")

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from evaluation.lfw import central_faces, load_rgb
+from evaluation.lfw import central_faces, identity_folders, load_rgb
 from evaluation.opom_benchmark import (
     BLACK_BOXES,
     FOLD_PLANS,
@@ -243,15 +243,10 @@ class _Person:
 def _people(settings: VideoBenchmarkSettings, detector: MTCNN, sface: Recognizer,
             say: Callable[[str], None]) -> tuple[list[_Person], list[dict[str, str]]]:
     """The identities with 15 usable photos, in order, until enough (or the named ones)."""
-    folder = settings.lfw / "identities"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: LFW identities folder not found")
-    candidates = sorted(p for p in folder.iterdir() if p.is_dir())
-    if settings.names is not None:
-        unknown = sorted(set(settings.names) - {p.name for p in candidates})
-        if unknown:
-            raise ValueError(f"{folder}: no identities named {', '.join(unknown)}")
-        candidates = [folder / n for n in settings.names]
+    candidates = identity_folders(settings.lfw, settings.names)
+    if settings.names is not None:                      # in the order the names were given
+        by_name = {p.name: p for p in candidates}
+        candidates = [by_name[n] for n in settings.names]
     wanted = len(candidates) if settings.names is not None else settings.people // 2 * 2
     chosen, skipped = [], []
     for person_dir in candidates:
@@ -272,7 +267,8 @@ def _people(settings: VideoBenchmarkSettings, detector: MTCNN, sface: Recognizer
         chosen.append(_Person(split.person, split.train, split.probes, refs))
         say(f"{split.person}: 10 training photos, 5 probes")
     if len(chosen) < 2:
-        raise ValueError(f"{folder}: fewer than 2 identities with 15 photos with a face")
+        raise ValueError(f"{settings.lfw / 'identities'}: fewer than 2 identities with 15 "
+                         "photos with a face")
     return chosen[:len(chosen) // 2 * 2], skipped
 
 
