@@ -736,19 +736,23 @@ def video(inputs: tuple[Path, ...], mask_files: tuple[Path, ...], references: di
 @click.option("--distractors", type=click.IntRange(min=1),
               help="Only the first N distractor photos (default: all).")
 @click.option("--conditions", metavar="A,B,...",
-              help="Conditions side by side. Identity (default: all but refine): clean, noise "
-                   "(uniform at the same eps), the OPOM subspaces center, affine, convex, and "
-                   "refine (the convex mask refined per probe, --refine-steps). --attributes: "
-                   "clean, mask-paper, mask-surgical, mask-cloth, cloak, cloak+mask-STYLE.")
+              help="Conditions side by side. Identity (default: clean,noise,convex): clean, "
+                   "noise (uniform at the same eps), the OPOM subspaces center, affine, convex "
+                   "(the mode's mask as cloak protect ships it), refine (the convex mask "
+                   "refined per probe, --refine-steps), and the objective ablations opom (no "
+                   "optional term), opom+linkage, opom+views, opom+linkage+views. "
+                   "--attributes: clean, mask-paper, mask-surgical, mask-cloth, cloak, "
+                   "cloak+mask-STYLE.")
 @click.option("--refine-steps", type=click.IntRange(min=1),
               help="Per-probe steps of the refine condition (default 10).")
 @click.option("--loo", type=click.Choice(["one", "two", "full"]), default="two",
               show_default=True,
               help="Leave-one-out plan: one fold (2 recognizers tested), two folds (each of the "
                    "5 tested once), full (one fold per recognizer, 4 surrogates each).")
-@click.option("--mode", type=click.Choice(["fast", "balanced", "strong"]), default="fast",
-              show_default=True, help="Optimiser preset (its surrogates are replaced by each "
-                                      "fold's).")
+@click.option("--mode", type=click.Choice(["fast", "balanced", "strong"]),
+              help="Optimiser preset (its surrogates are replaced by each fold's). Default: "
+                   "balanced, what cloak protect ships; fast with --robustness and "
+                   "--attributes.")
 @click.option("--steps", type=click.IntRange(min=1), help="Override the mode's steps.")
 @click.option("--eps", type=click.FloatRange(0, 64, min_open=True),
               help="Override eps (pixel levels of 255).")
@@ -769,7 +773,7 @@ def benchmark(robustness: bool, eot: bool, attributes: bool, utkface: Path | Non
               faces: int | None, lfw: Path | None,
               limit: int | None, people: tuple[str, ...], distractors: int | None,
               conditions: str | None, refine_steps: int | None,
-              loo: str, mode: str, steps: int | None, eps: float | None, seed: int,
+              loo: str, mode: str | None, steps: int | None, eps: float | None, seed: int,
               threads: int | None, cache: Path | None, out: Path, markdown: Path | None,
               section: str | None, quiet: bool) -> None:
     """Measure protection on the OPOM protocol (LFW): PSR against black-box recognizers.
@@ -807,6 +811,7 @@ def benchmark(robustness: bool, eot: bool, attributes: bool, utkface: Path | Non
 
     paths = {k: v for k, v in (("lfw", lfw), ("cache_dir", cache), ("utkface", utkface))
              if v is not None}
+    mode = mode or ("fast" if robustness or attributes else "balanced")
     try:
         if attributes:
             from evaluation import attribute_benchmark as bench

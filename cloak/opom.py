@@ -89,9 +89,11 @@ import torch.nn.functional as F
 
 from cloak.faces.align import feather_weight, invert, paste_back, to_frame
 from cloak.faces.frame import FRAME_SIZE
+from cloak.objective import feature_gradient
 from cloak.robust import RandomRealWorld
 from cloak.steps import InputDiversity, Momentum, fim_step, random_start, translation_invariance
-from cloak.subspace import SUBSPACES, Subspace, subspace_distance
+from cloak.views import RandomViews
+from cloak.subspace import SUBSPACES, Subspace
 
 if TYPE_CHECKING:
     from attackers.attributes.base import AttributePredictor
@@ -102,7 +104,10 @@ __all__ = [
     "ATTRIBUTES",
     "DEFAULT_ATTRIBUTE_WEIGHT",
     "DEFAULT_FEATHER",
+    "MIN_VIEWS",
     "MODES",
+    "TERMS",
+    "TERMS_OFF",
     "AttributeSurrogate",
     "Mode",
     "OpomConfig",
@@ -115,6 +120,7 @@ __all__ = [
     "protected_frames",
     "refine_mask",
     "training_face",
+    "with_terms",
 ]
 
 #: How the optimiser sees the mask: through the photo's pixels (as shipped) or in the frame.
@@ -125,6 +131,10 @@ _PASTE_PATHS: tuple[str, ...] = get_args(PastePath)
 #: hair and background that the recognizers' crops barely see. Measured against 8 px on 4 LFW
 #: people: the same PSR, SSIM of the protected region 0.888 vs 0.859.
 DEFAULT_FEATHER = 24.0
+
+#: With ``views``, training photos are repeated until the optimiser sees at least this many
+#: views per step (a one-photo enrolment learns from 4 views of its photo).
+MIN_VIEWS = 4
 
 #: Region pixels per frame pixel above which a training region is downscaled (big faces).
 _MAX_REGION_SCALE = 2.0
@@ -153,6 +163,16 @@ class OpomConfig:
             through a random blur, down-up resize and JPEG (:class:`cloak.robust.RandomRealWorld`,
             each with probability 1/2, JPEG quality 50-95) before the surrogates see it, so the
             mask is learned to survive what sharing does to a photo.
+        linkage: weight of the anti-linkage term (:func:`cloak.objective.linkage_term`, the
+            Gram log-determinant of the protected training features, which pushes the person's
+            protected photos apart from each other), relative to the subspace term; 0 = off.
+        views: learn on a random view of each training photo at every step
+            (:class:`cloak.views.RandomViews`: mirror, alignment jitter, lighting); with fewer
+            than :data:`MIN_VIEWS` photos, each photo is used several times (one-photo
+            enrolment).
+        anchor: weight of the targeted pull towards a stranger's features
+            (:func:`cloak.objective.anchor_term`; :func:`learn_mask` then needs ``anchors``);
+            0 = off.
         seed: seeds the random start and DI; the same seed gives the same mask.
     """
 
@@ -168,6 +188,9 @@ class OpomConfig:
     feather: float = DEFAULT_FEATHER
     balance: bool = True
     eot: bool = False
+    linkage: float = 0.0
+    views: bool = False
+    anchor: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -190,8 +213,42 @@ class OpomConfig:
             problems.append(f"unknown paste path {self.paste!r}; choose one of {_PASTE_PATHS}")
         if self.feather < 0:
             problems.append(f"feather must be >= 0, got {self.feather}")
+        for name in ("linkage", "anchor"):
+            weight = getattr(self, name)
+            if not (weight >= 0 and math.isfinite(weight)):
+                problems.append(f"{name} weight must be >= 0, got {weight}")
         if problems:
             raise ValueError("invalid OPOM settings: " + "; ".join(problems))
+
+
+#: The objective's optional terms (fields of :class:`OpomConfig`) and the value each takes when
+#: it is switched on without a value of its own (:func:`with_terms`).
+TERMS: dict[str, float | bool] = {"linkage": 1.0, "views": True, "anchor": 1.0}
+#: What a term's field holds when the term is off (also what a mask file that predates the term
+#: implies).
+TERMS_OFF: dict[str, float | bool] = {"linkage": 0.0, "views": False, "anchor": 0.0}
+
+
+def with_terms(config: OpomConfig, terms: Iterable[str]) -> OpomConfig:
+    """``config`` with exactly the named optional terms on (an ablation).
+
+    A named term keeps ``config``'s value when it is on there, else takes :data:`TERMS`'s; the
+    other terms are switched off.
+
+    >>> c = with_terms(OpomConfig(linkage=2.0, views=True), ["linkage"])
+    >>> c.linkage, c.views
+    (2.0, False)
+
+    Raises:
+        ValueError: an unknown term (the message lists the valid ones).
+    """
+    chosen = set(terms)
+    unknown = sorted(chosen - set(TERMS))
+    if unknown:
+        raise ValueError(f"unknown objective terms {unknown}; choose from {', '.join(TERMS)}")
+    values = {name: (getattr(config, name) if getattr(config, name) != TERMS_OFF[name]
+                     else TERMS[name]) if name in chosen else TERMS_OFF[name] for name in TERMS}
+    return replace(config, **values)
 
 
 #: Attributes the attribute term can protect, in the order they are recorded.
@@ -465,15 +522,18 @@ def protected_frames(faces: Sequence[TrainingFace], delta: torch.Tensor, paste: 
 
 def _ensemble_gradient(frames: torch.Tensor, surrogates: Sequence[Recognizer],
                        features: Sequence[torch.Tensor], kind: Subspace,
-                       diversity: InputDiversity, balance: bool,
+                       diversity: InputDiversity, config: OpomConfig,
+                       anchors: Sequence[torch.Tensor] | None = None,
                        attribute_surrogates: Sequence[AttributeSurrogate] = (),
                        attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
                        ) -> tuple[torch.Tensor, float]:
     """Gradient of the ensemble objective with respect to the protected frames.
 
     Each member (S recognizers, then A attribute predictors) gets its own DI draw and one
-    batched forward and backward; its gradient is scaled to unit mean absolute value when
-    ``balance``. The members are averaged with weight 1 per recognizer and
+    batched forward and backward; a recognizer's objective is the subspace term plus
+    ``config``'s anti-linkage and anchor terms, combined in feature space
+    (:func:`cloak.objective.feature_gradient`); each member's gradient is scaled to unit mean
+    absolute value when ``config.balance``. The members are averaged with weight 1 per recognizer and
     ``attribute_weight`` per predictor: ``(sum_s g_s + w sum_a g_a) / (S + w A)`` (without
     ``balance``, the gradient of the same weighted mean of the losses).
 
@@ -482,7 +542,8 @@ def _ensemble_gradient(frames: torch.Tensor, surrogates: Sequence[Recognizer],
         surrogates: S white-box recognizers; ``features[s]`` their clean features (n, d_s).
         kind: subspace of the loss.
         diversity: the DI module.
-        balance: balance the members' gradients.
+        config: ``balance``, ``linkage`` and ``anchor`` are read.
+        anchors: per recognizer, the (d_s,) anchor feature (needed when ``config.anchor``).
         attribute_surrogates: A white-box attribute predictors; each one's loss is the mean
             over the photos of :func:`attribute_entropy` on its attributes.
         attribute_weight: w above.
@@ -494,13 +555,17 @@ def _ensemble_gradient(frames: torch.Tensor, surrogates: Sequence[Recognizer],
     inputs = frames.requires_grad_(True)
     total, losses = torch.zeros_like(frames), []
     norm = len(surrogates) + attribute_weight * len(attribute_surrogates)
-    for surrogate, clean_features in zip(surrogates, features, strict=True):
-        loss = subspace_distance(surrogate.embed(diversity(inputs)), clean_features, kind).mean()
-        (grad,) = torch.autograd.grad(loss, inputs)
+    balance = config.balance
+    for s, (surrogate, clean_features) in enumerate(zip(surrogates, features, strict=True)):
+        z = surrogate.embed(diversity(inputs))
+        v, loss = feature_gradient(z, clean_features, kind, linkage=config.linkage,
+                                   anchor=None if anchors is None else anchors[s],
+                                   anchor_weight=config.anchor)
+        (grad,) = torch.autograd.grad(z, inputs, grad_outputs=v)
         if balance:
             grad = grad / grad.abs().mean().clamp_min(1e-12)
         total += grad / norm
-        losses.append(float(loss.detach()))
+        losses.append(loss)
     for member in attribute_surrogates:
         outputs = member.predictor.predict(diversity(inputs))
         (grad,) = torch.autograd.grad(attribute_entropy(outputs, member.attributes).mean(),
@@ -516,7 +581,8 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
                progress: Callable[[int, int, float], None] | None = None,
                attribute_surrogates: Sequence[AttributeSurrogate] = (),
                attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
-               start: torch.Tensor | None = None) -> torch.Tensor:
+               start: torch.Tensor | None = None,
+               anchors: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
     """Learn one person's universal mask (OPOM) from their training faces.
 
     The surrogates (and attribute surrogates) are put in eval mode and their parameters frozen
@@ -539,6 +605,8 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
         start: the mask to start from, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps] (refining
             the person's universal mask for one photo, :func:`refine_mask`); default: a random
             start.
+        anchors: per surrogate, the (d_s,) L2-normalised clean feature of the stranger the
+            anchor term pulls towards (required when ``config.anchor > 0``, else ignored).
 
     Returns:
         the mask, (3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels.
@@ -557,6 +625,8 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
                               or float(start.abs().max()) > config.eps + 1e-4):
         raise ValueError(f"start must be a (3, {FRAME_SIZE}, {FRAME_SIZE}) mask within eps "
                          f"{config.eps}, got {tuple(start.shape)}")
+    if config.anchor > 0 and (anchors is None or len(anchors) != len(surrogates)):
+        raise ValueError("the anchor term needs one anchor feature per surrogate")
     for model in [*surrogates, *(a.predictor for a in attribute_surrogates)]:
         model.eval()
         model.requires_grad_(False)
@@ -569,15 +639,19 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
     momentum = Momentum(config.momentum) if config.momentum > 0 else None
     delta = (random_start((3, FRAME_SIZE, FRAME_SIZE), config.eps, generator) if start is None
              else start.detach().float().clamp(-config.eps, config.eps))
+    views = RandomViews(generator) if config.views else None
+    pool = list(faces) * (math.ceil(MIN_VIEWS / len(faces)) if views is not None else 1)
     for step in range(config.steps):
         delta.requires_grad_(True)
         kind = config.subspace
         if kind == "convex" and step < config.warmup:
             kind = "center"
-        frames = protected_frames(faces, delta, config.paste, config.feather, eot)
+        seen = pool if views is None else [views(f) for f in pool]
+        frames = protected_frames(seen, delta, config.paste, config.feather, eot)
         frame_grad, loss = _ensemble_gradient(frames.detach(), surrogates, features, kind,
-                                              diversity, config.balance, attribute_surrogates,
-                                              attribute_weight)
+                                              diversity, config,
+                                              None if config.anchor == 0 else anchors,
+                                              attribute_surrogates, attribute_weight)
         (grad,) = torch.autograd.grad(frames, delta, grad_outputs=frame_grad)
         grad = translation_invariance(grad, config.ti_kernel)
         if momentum is not None:

@@ -77,6 +77,7 @@ from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW
 from evaluation.protocol import bootstrap_interval, identity_ranks, psr, split_photos
 from evaluation.quality import photo_quality
 from evaluation.report import RecordStore, markdown_table, publish, write_json
+from evaluation.verification import gallery_ranks
 
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
@@ -104,13 +105,20 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-#: Conditions in report order: ``center``, ``affine``, ``convex`` are OPOM subspace models,
-#: ``refine`` the convex mask refined per probe.
-CONDITIONS: tuple[str, ...] = ("clean", "noise", "center", "affine", "convex", "refine")
+#: Objective ablations: the convex mask with the mode's optimiser settings and only the named
+#: optional terms of :data:`cloak.opom.TERMS` on (``opom`` = none: the OPOM objective alone).
+ABLATIONS: dict[str, tuple[str, ...]] = {
+    "opom": (), "opom+linkage": ("linkage",), "opom+views": ("views",),
+    "opom+linkage+views": ("linkage", "views")}
+#: Conditions in report order: ``center``, ``affine``, ``convex`` are OPOM subspace models with
+#: the mode's objective as shipped, ``refine`` the convex mask refined per probe, then the
+#: ablations.
+CONDITIONS: tuple[str, ...] = ("clean", "noise", "center", "affine", "convex", "refine",
+                               *ABLATIONS)
 _SUBSPACES = ("center", "affine", "convex")
-_MASKED = (*_SUBSPACES, "refine")  # conditions whose masks the folds' surrogates learn
-#: What runs when no conditions are named (``refine`` costs a per-probe optimisation).
-DEFAULT_CONDITIONS: tuple[str, ...] = CONDITIONS[:-1]
+_MASKED = (*_SUBSPACES, "refine", *ABLATIONS)  # conditions whose masks the folds learn
+#: What runs when no conditions are named: the shipped mask beside clean and noise.
+DEFAULT_CONDITIONS: tuple[str, ...] = ("clean", "noise", "convex")
 #: Steps of per-probe refinement in the ``refine`` condition.
 DEFAULT_REFINE_STEPS = 10
 #: Recognizers that can be tested: name -> (zoo name, use the zoo's reference runtime).
@@ -195,9 +203,9 @@ class BenchmarkSettings:
         loo: a key of :data:`FOLD_PLANS` (ignored when ``folds`` is given).
         folds: an explicit fold design (checked by :func:`check_folds`).
         mode: a key of :data:`cloak.opom.MODES`: the optimiser's settings (its surrogates are
-            replaced by each fold's).
-        steps, eps, step_size, momentum, diversity, ti_kernel, paste, feather, balance, eot:
-            overrides of the mode's
+            replaced by each fold's); default the one ``cloak protect`` ships.
+        steps, eps, step_size, momentum, diversity, ti_kernel, paste, feather, balance, eot,
+            linkage, views: overrides of the mode's
             :class:`~cloak.opom.OpomConfig` fields (None = the mode's value).
         paste_mode: resampling of the mask into the probe photo (``"bilinear"``/``"nearest"``).
         refine_steps: per-probe steps of the ``refine`` condition (recorded in its entries; a
@@ -217,7 +225,7 @@ class BenchmarkSettings:
     conditions: tuple[str, ...] = DEFAULT_CONDITIONS
     loo: str = "two"
     folds: tuple[Fold, ...] | None = None
-    mode: str = "fast"
+    mode: str = "balanced"
     steps: int | None = None
     eps: float | None = None
     step_size: float | None = None
@@ -228,6 +236,8 @@ class BenchmarkSettings:
     feather: float | None = None
     balance: bool | None = None
     eot: bool | None = None
+    linkage: float | None = None
+    views: bool | None = None
     paste_mode: str = "bilinear"
     refine_steps: int = DEFAULT_REFINE_STEPS
     seed: int = 0
@@ -247,16 +257,23 @@ class BenchmarkSettings:
         check_folds(folds)
         return folds
 
-    def config(self, subspace: str = "center") -> OpomConfig:
-        """The optimiser settings for one subspace model: the mode's, with the overrides."""
-        from cloak.opom import MODES
+    def config(self, condition: str = "center") -> OpomConfig:
+        """The optimiser settings of a masked condition: the mode's, with the overrides.
+
+        ``center``, ``affine``, ``convex`` (and ``refine``'s start) use that subspace and the
+        mode's objective as shipped; an ablation of :data:`ABLATIONS` uses the convex hull
+        with only its terms on (:func:`cloak.opom.with_terms`).
+        """
+        from cloak.opom import MODES, with_terms
 
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of {tuple(MODES)}")
         names = ("steps", "eps", "step_size", "momentum", "diversity", "ti_kernel", "paste",
-                 "feather", "balance", "eot")
+                 "feather", "balance", "eot", "linkage", "views")
         changes = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
-        return replace(MODES[self.mode].config, subspace=subspace, seed=self.seed, **changes)
+        subspace = "convex" if condition in ("refine", *ABLATIONS) else condition
+        config = replace(MODES[self.mode].config, subspace=subspace, seed=self.seed, **changes)
+        return with_terms(config, ABLATIONS[condition]) if condition in ABLATIONS else config
 
     def photo_sets(self) -> tuple[list[Path], list[Path]]:
         """The identity folders (sorted, filtered by ``people`` and ``limit``) and distractors.
@@ -515,36 +532,41 @@ def _run_identity(person: str, probes: Sequence[_Photo], train: Sequence[_Photo]
     faces = [training_face(p.pixels, p.face) for p in train]
     masks: dict[tuple[str, str], tuple[torch.Tensor, float]] = {}
 
-    def mask(subspace: str, fold: Fold) -> tuple[torch.Tensor, float]:
-        """The fold's universal mask of one subspace model and its learning seconds."""
-        if (subspace, fold.name) not in masks:
-            config = settings.config(subspace)
+    def mask(condition: str, fold: Fold) -> tuple[torch.Tensor, float]:
+        """The fold's universal mask of a masked condition and its learning seconds (one mask
+        per distinct optimiser setting: conditions with equal settings share it)."""
+        config = settings.config(condition)
+        key = (repr(config), fold.name)
+        if key not in masks:
             step_bar = None if bar is None else tqdm(
-                total=config.steps, desc=f"{person} {subspace} {fold.name}", unit="step",
+                total=config.steps, desc=f"{person} {condition} {fold.name}", unit="step",
                 leave=False)
             start = time.perf_counter()
             delta = learn_mask(faces, [surrogates[s] for s in fold.surrogates], config,
                                progress=None if step_bar is None else
                                lambda *_, b=step_bar: b.update())
-            masks[subspace, fold.name] = delta, time.perf_counter() - start
+            masks[key] = delta, time.perf_counter() - start
             if step_bar is not None:
                 step_bar.close()
-        return masks[subspace, fold.name]
+        return masks[key]
 
     for condition in conditions:
-        entry: dict[str, Any] = {"ranks": {}, "undetected": {}}
+        entry: dict[str, Any] = {"ranks": {}, "linkage": {}, "undetected": {}}
         if condition == "clean":
             entry["ranks"] = {n: _ranks(clean[n], clean[n], gallery[n]) for n in tested}
+            entry["linkage"] = entry["ranks"]
             record["conditions"][condition] = entry
             continue
+        if condition in _MASKED:
+            entry["config"] = asdict(settings.config(condition))
         if condition == "noise":
             noise = _noise(person, base.eps, settings.seed)
             runs = [(None, tested, [noise] * len(probes), None)]
         elif condition == "refine":
             entry.update(refine_steps=settings.refine_steps, refine_s=[])
-            runs, config = [], settings.config("convex")
+            runs, config = [], settings.config("refine")
             for fold in folds:
-                universal, learn_s = mask("convex", fold)
+                universal, learn_s = mask("refine", fold)
                 refined = []
                 for probe in probes:
                     start = time.perf_counter()
@@ -565,6 +587,8 @@ def _run_identity(person: str, probes: Sequence[_Photo], train: Sequence[_Photo]
                                    recognizers, detector)
             for name in names:
                 entry["ranks"][name] = _ranks(done.queries[name], clean[name], gallery[name])
+                entry["linkage"][name] = gallery_ranks(done.queries[name], done.queries[name],
+                                                       gallery[name]).tolist()
                 entry["undetected"][name] = int(torch.isnan(done.queries[name][:, 0]).sum())
             entry["quality"] += done.quality
             entry["protect_s"] += done.protect_s
@@ -594,11 +618,22 @@ def _record_store(settings: BenchmarkSettings, folds: Sequence[Fold],
                     | {s for f in folds for s in f.surrogates} | {"mtcnn"})
     return RecordStore(settings.cache_dir, {
         "settings": {k: v for k, v in asdict(settings).items() if k not in _STORE_IGNORES},
-        "configs": {s: asdict(settings.config(s)) for s in _SUBSPACES},
         "folds": [asdict(f) for f in folds],
         "distractors": [p.name for p in distractor_files],
         "weights": {m: zoo.weights_digests(m) for m in models},
     })
+
+
+def _current(entry: dict[str, Any] | None, condition: str,
+             settings: BenchmarkSettings) -> bool:
+    """True when a stored condition entry was made with today's settings: it exists, has the
+    protected-vs-protected ranks, and (masked conditions) the same optimiser settings and
+    refinement steps."""
+    if entry is None or "linkage" not in entry:
+        return False
+    if condition in _MASKED and entry.get("config") != asdict(settings.config(condition)):
+        return False
+    return entry.get("refine_steps", settings.refine_steps) == settings.refine_steps
 
 
 def _only(record: dict[str, Any], conditions: Sequence[str]) -> dict[str, Any]:
@@ -613,32 +648,54 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _psr_stats(ranks: dict[str, np.ndarray], settings: BenchmarkSettings
+               ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """PSR@1 and @5 with bootstrap intervals over identities, per recognizer and mean.
+
+    Args:
+        ranks: recognizer -> (I, P) ranks of I identities' P probes.
+        settings: ``n_boot`` and ``seed`` of the bootstrap.
+
+    Returns:
+        (per recognizer ``{"psr@k", "ci@k"}``, the same for the mean over recognizers).
+    """
+    per: dict[str, dict[str, Any]] = {name: {} for name in ranks}
+    mean: dict[str, Any] = {}
+    for k in (1, 5):
+        for name, r in ranks.items():
+            hits = (r >= k).sum(1)
+            per[name][f"psr@{k}"] = psr(r, k)
+            per[name][f"ci@{k}"] = list(bootstrap_interval(
+                hits, np.full(len(hits), r.shape[1]), n_boot=settings.n_boot,
+                seed=settings.seed))
+        hits = np.stack([(r >= k).sum(1) for r in ranks.values()], 1)               # (I, R)
+        trials = np.stack([np.full(len(hits), r.shape[1]) for r in ranks.values()], 1)
+        mean[f"psr@{k}"] = float(np.mean([psr(r, k) for r in ranks.values()]))
+        mean[f"ci@{k}"] = list(bootstrap_interval(hits, trials, n_boot=settings.n_boot,
+                                                  seed=settings.seed))
+    return per, mean
+
+
 def _summarise(records: Sequence[dict[str, Any]], settings: BenchmarkSettings,
                folds: Sequence[Fold]) -> dict[str, Any]:
-    """PSR per recognizer and mean, bootstrap intervals, quality and timings per condition."""
+    """PSR per recognizer and mean with bootstrap intervals, in both directions (protected
+    probe vs clean gallery; vs the person's other protected probes: ``linkage``), quality and
+    timings per condition."""
     tested = [t for fold in folds for t in fold.tested]
     fold_of = {t: fold.name for fold in folds for t in fold.tested}
     summary: dict[str, Any] = {}
     for condition in settings.conditions:
         entries = [r["conditions"][condition] for r in records]
-        ranks = {n: np.array([e["ranks"][n] for e in entries]) for n in tested}   # (I, P)
-        row: dict[str, Any] = {"recognizers": {}, "mean": {}}
-        for k in (1, 5):
+        row: dict[str, Any] = {}
+        for key, into in (("ranks", "recognizers"), ("linkage", "linkage")):
+            ranks = {n: np.array([e[key][n] for e in entries]) for n in tested}       # (I, P)
+            per, mean = _psr_stats(ranks, settings)
             for name in tested:
-                hits = (ranks[name] >= k).sum(1)
-                low, high = bootstrap_interval(hits, np.full(len(hits), ranks[name].shape[1]),
-                                               n_boot=settings.n_boot, seed=settings.seed)
-                rec = row["recognizers"].setdefault(name, {
-                    "fold": fold_of[name] if condition in _MASKED else None,
-                    "undetected": sum(e["undetected"].get(name, 0) for e in entries),
-                    "probes": int(ranks[name].size)})
-                rec[f"psr@{k}"], rec[f"ci@{k}"] = psr(ranks[name], k), [low, high]
-            hits = np.stack([(ranks[n] >= k).sum(1) for n in tested], 1)              # (I, R)
-            trials = np.stack([np.full(len(hits), ranks[n].shape[1]) for n in tested], 1)
-            low, high = bootstrap_interval(hits, trials, n_boot=settings.n_boot,
-                                           seed=settings.seed)
-            row["mean"][f"psr@{k}"] = float(np.mean([psr(ranks[n], k) for n in tested]))
-            row["mean"][f"ci@{k}"] = [low, high]
+                per[name].update(fold=fold_of[name] if condition in _MASKED else None,
+                                 undetected=sum(e["undetected"].get(name, 0) for e in entries),
+                                 probes=int(ranks[name].size))
+            row[into] = per
+            row["mean" if key == "ranks" else "linkage_mean"] = mean
         if condition != "clean":
             quality = [q for e in entries for q in e["quality"]]
             psnrs = [q["psnr"] for q in quality]
@@ -705,9 +762,7 @@ def run_benchmark(settings: BenchmarkSettings,
     for person_dir in bar:
         done = runs.load(person_dir.name)
         missing = [c for c in settings.conditions
-                   if done is None or c not in done["conditions"]
-                   or done["conditions"][c].get("refine_steps", settings.refine_steps)
-                   != settings.refine_steps]
+                   if done is None or not _current(done["conditions"].get(c), c, settings)]
         if done is not None and not missing:
             records.append(_only(done, settings.conditions))
             detect_s.append(done["detect_s_per_photo"])
@@ -774,10 +829,14 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
     fold_of = {t: f["name"] for f in result["folds"] for t in f["tested"]}
     header = ["condition", *[f"{t} ({fold_of[t]})" for t in tested], "mean"]
     tables = []
-    for k in (1, 5):
-        rows = [[c, *[_cell(s["recognizers"][t], k) for t in tested], _cell(s["mean"], k)]
+    for k, per, mean, what in (
+            (1, "recognizers", "mean", "protected probe vs clean gallery"),
+            (1, "linkage", "linkage_mean", "protected probe vs the person's other PROTECTED "
+                                           "probes + distractors (linkage)"),
+            (5, "recognizers", "mean", "protected probe vs clean gallery")):
+        rows = [[c, *[_cell(s[per][t], k) for t in tested], _cell(s[mean], k)]
                 for c, s in summary.items()]
-        tables.append(f"PSR@{k} [95% bootstrap interval over identities]:\n\n"
+        tables.append(f"PSR@{k}, {what} [95% bootstrap interval over identities]:\n\n"
                       + markdown_table(header, rows))
     quality_rows = []
     for c, s in summary.items():
@@ -814,8 +873,11 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
         f"{config['steps']} steps of {config['step_size']:g}, momentum {config['momentum']:g}, "
         f"DI {config['diversity']:g}, TI kernel {config['ti_kernel']}, paste path "
         f"{config['paste']}, feather {config['feather']:g} px, convex warm-up "
-        f"{config['warmup']}, surrogate gradients balanced {config.get('balance', False)}, seed "
-        f"{config['seed']}. Refine: the convex mask plus {settings.get('refine_steps', '-')} "
+        f"{config['warmup']}, surrogate gradients balanced {config.get('balance', False)}, "
+        f"objective terms of the shipped mask (center/affine/convex/refine): anti-linkage "
+        f"weight {config.get('linkage', 0):g}, views {config.get('views', False)}, seed "
+        f"{config['seed']}. Ablations: `opom` = the convex mask with none of the optional "
+        f"terms (the OPOM objective alone), `opom+T` = with term T only. Refine: the convex mask plus {settings.get('refine_steps', '-')} "
         f"steps per probe on that probe alone (a mask per photo). Noise: "
         f"U[-eps, eps] in the canonical frame, pasted the same way. Recognizers: {runtimes}.\n\n"
         f"Leave-one-out folds (dlib-resnet and dlib-native count as one model):\n{folds}\n")
@@ -824,7 +886,7 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
               f"{result['detect_s_per_photo']:.2f} s per photo); {result['torch_threads']} torch "
               f"threads on a shared 2-core CPU.")
     return (f"## OPOM masks against black-box recognizers (LFW)\n\n{intro}\n{tables[0]}\n\n"
-            f"{tables[1]}\n\n{quality}{timing}\n")
+            f"{tables[1]}\n\n{tables[2]}\n\n{quality}{timing}\n")
 
 
 def write_report(result: dict[str, Any], json_path: Path | None, markdown_path: Path | None,

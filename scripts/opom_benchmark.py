@@ -38,12 +38,20 @@ def main() -> None:
     parser.add_argument("--distractors", type=int, default=None,
                         help="first N distractor photos only (default: all)")
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS,
-                        default=list(DEFAULT_CONDITIONS), help="default: all but refine")
+                        default=list(DEFAULT_CONDITIONS),
+                        help="default: clean, noise, convex (the shipped mask)")
     parser.add_argument("--refine-steps", type=int, default=DEFAULT_REFINE_STEPS,
                         help="refine: per-probe steps after the convex mask")
     parser.add_argument("--loo", choices=list(FOLD_PLANS), default="two",
                         help="leave-one-out plan: one (fold A), two (A+B), full (one per model)")
-    parser.add_argument("--mode", choices=list(MODES), default="fast")
+    parser.add_argument("--mode", choices=list(MODES), default="balanced",
+                        help="optimiser preset (default: balanced, what cloak protect ships)")
+    parser.add_argument("--person", action="append", default=None,
+                        help="only this identity (repeat for several)")
+    parser.add_argument("--linkage", type=float, default=None,
+                        help="anti-linkage weight of the shipped mask (mode default)")
+    parser.add_argument("--views", action=argparse.BooleanOptionalAction, default=None,
+                        help="learn on random views of the training photos (mode default)")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--eps", type=float, default=None, help="L-inf budget in pixel levels")
     parser.add_argument("--step-size", type=float, default=None, help="pixel levels per step")
@@ -78,7 +86,8 @@ def main() -> None:
         mode=args.mode, steps=args.steps, eps=args.eps, step_size=args.step_size,
         feather=args.feather, momentum=args.momentum,
         diversity=args.diversity, ti_kernel=args.ti_kernel, paste=args.paste,
-        balance=args.balance, eot=args.eot, paste_mode=args.paste_mode,
+        balance=args.balance, eot=args.eot, linkage=args.linkage, views=args.views,
+        paste_mode=args.paste_mode, people=tuple(args.person) if args.person else None,
         refine_steps=args.refine_steps, seed=args.seed,
         cache_dir=args.cache,
         progress=not args.quiet)
