@@ -108,7 +108,7 @@ MODE_HELP = (
     "(about 90 s). strong: facenet, dlib-resnet, faceres, mobilefacenet, sface; 100 steps (about "
     "6 min). All: eps 8/255, steps of 2/255, convex-hull subspace, momentum, input diversity, "
     "translation invariance, the photo paste path. Times on a 2-core CPU.")
-_LEARN_OPTIONS = ("mode", "eps", "steps", "seed", "surrogates", "protect_attributes")
+_LEARN_OPTIONS = ("mode", "eps", "steps", "seed", "surrogates", "protect_attributes", "terms")
 
 
 def _surrogate_names(_ctx: click.Context, _param: click.Parameter,
@@ -144,6 +144,23 @@ def _attribute_names(_ctx: click.Context, _param: click.Parameter,
         raise click.BadParameter(str(err)) from None
 
 
+def _term_names(_ctx: click.Context, _param: click.Parameter,
+                value: str | None) -> tuple[str, ...] | None:
+    """Parse ``--terms linkage,views`` (or ``none``): optional terms of the objective."""
+    from cloak.opom import TERMS
+
+    if value is None:
+        return None
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if names == ("none",):
+        return ()
+    unknown = [n for n in names if n not in TERMS]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown {unknown}; give 'none' or some of "
+                                 f"{', '.join(TERMS)}")
+    return names
+
+
 def _learn_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options that say how a mask is learned (shared by protect and enroll)."""
     options = [
@@ -165,6 +182,13 @@ def _learn_options(command: Callable[..., Any]) -> Callable[..., Any]:
                           "predictors (age-gender, faceres-attributes, gear) towards "
                           "uninformative outputs, at some cost to identity protection. "
                           "Learning takes about 2.5x as long in fast mode, 1.8x in balanced."),
+        click.option("--terms", callback=_term_names, metavar="A,B|none",
+                     help="Optional terms of the mask's objective besides OPOM's push away "
+                          "from your clean features: linkage (push your protected photos "
+                          "apart from each other, so they do not match one another), views "
+                          "(learn on random mirrored, re-aligned, re-lit views of your photos, "
+                          "so the mask carries to new photos). Default: the mode's; 'none' = "
+                          "OPOM's objective alone (masks of cloak 0.x before these terms)."),
         click.option("--threads", type=click.IntRange(min=1),
                      help="CPU threads for torch (default: torch's choice). On a busy machine "
                           "1 can be several times faster. Masks are reproducible for the same "
@@ -216,7 +240,8 @@ class _CliReporter:
 
 def _learn_settings(mode: str, eps: float | None, steps: int | None, seed: int,
                     surrogates: tuple[str, ...] | None, threads: int | None,
-                    protect_attributes: tuple[str, ...] = ()) -> Any:
+                    protect_attributes: tuple[str, ...] = (),
+                    terms: tuple[str, ...] | None = None) -> Any:
     """The pipeline's LearnSettings; sets torch's thread count when asked."""
     import torch
 
@@ -225,7 +250,7 @@ def _learn_settings(mode: str, eps: float | None, steps: int | None, seed: int,
     if threads is not None:
         torch.set_num_threads(threads)
     return LearnSettings(mode=mode, eps=eps, steps=steps, seed=seed, surrogates=surrogates,
-                         protect_attributes=protect_attributes)
+                         protect_attributes=protect_attributes, terms=terms)
 
 
 def _finish(summary: Any, as_json: bool, quiet: bool, line: str) -> None:
@@ -299,7 +324,7 @@ def _clean_errors() -> Iterator[None]:
 def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, name: str | None,
             mask_file: Path | None, mode: str, eps: float | None, steps: int | None, seed: int,
             surrogates: tuple[str, ...] | None, protect_attributes: tuple[str, ...],
-            threads: int | None, refine: int, all_faces: bool,
+            terms: tuple[str, ...] | None, threads: int | None, refine: int, all_faces: bool,
             jpeg_quality: int, keep_location: bool, force: bool, as_json: bool,
             quiet: bool) -> None:
     """Write protected copies of a person's PHOTOS (files or folders).
@@ -334,7 +359,7 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
             raise click.BadParameter(str(err), param_hint="--mask") from None
     options = ProtectOptions(output=output, name=name, mask=mask, mask_path=mask_file,
                              learn=_learn_settings(mode, eps, steps, seed, surrogates, threads,
-                                                   protect_attributes),
+                                                   protect_attributes, terms),
                              all_faces=all_faces, jpeg_quality=jpeg_quality,
                              keep_location=keep_location, force=force, refine=refine)
     with _clean_errors():
@@ -370,7 +395,8 @@ def enroll(name: str, photos: tuple[Path, ...], from_video: Path | None, track: 
            stride: int, faces_to: Path | None, output: Path | None, mode: str,
            eps: float | None, steps: int | None, seed: int, surrogates: tuple[str, ...] | None,
            threads: int | None, force: bool, as_json: bool, quiet: bool,
-           protect_attributes: tuple[str, ...] = ()) -> None:
+           protect_attributes: tuple[str, ...] = (),
+           terms: tuple[str, ...] | None = None) -> None:
     """Learn NAME's mask from PHOTOS (files or folders) or a video track; write it.
 
     From photos: the person is the one seen in the most photos; up to 10 of their photos are
@@ -398,7 +424,8 @@ def enroll(name: str, photos: tuple[Path, ...], from_video: Path | None, track: 
     if target.exists() and not force and not (from_video is not None and track is None):
         raise click.UsageError(f"{target} exists; use --force to replace it or -o for another "
                                "file")
-    learn = _learn_settings(mode, eps, steps, seed, surrogates, threads, protect_attributes)
+    learn = _learn_settings(mode, eps, steps, seed, surrogates, threads, protect_attributes,
+                            terms)
     if from_video is not None:
         _enroll_from_video(name, from_video, track, stride, faces_to, target, learn, as_json,
                            quiet)

@@ -92,8 +92,8 @@ from cloak.faces.frame import FRAME_SIZE
 from cloak.objective import feature_gradient
 from cloak.robust import RandomRealWorld
 from cloak.steps import InputDiversity, Momentum, fim_step, random_start, translation_invariance
-from cloak.views import RandomViews
 from cloak.subspace import SUBSPACES, Subspace
+from cloak.views import RandomViews
 
 if TYPE_CHECKING:
     from attackers.attributes.base import AttributePredictor
@@ -533,9 +533,9 @@ def _ensemble_gradient(frames: torch.Tensor, surrogates: Sequence[Recognizer],
     batched forward and backward; a recognizer's objective is the subspace term plus
     ``config``'s anti-linkage and anchor terms, combined in feature space
     (:func:`cloak.objective.feature_gradient`); each member's gradient is scaled to unit mean
-    absolute value when ``config.balance``. The members are averaged with weight 1 per recognizer and
-    ``attribute_weight`` per predictor: ``(sum_s g_s + w sum_a g_a) / (S + w A)`` (without
-    ``balance``, the gradient of the same weighted mean of the losses).
+    absolute value when ``config.balance``. The members are averaged with weight 1 per
+    recognizer and ``attribute_weight`` per predictor: ``(sum_s g_s + w sum_a g_a) / (S + w A)``
+    (without ``balance``, the gradient of the same weighted mean of the losses).
 
     Args:
         frames: (N, 3, FRAME_SIZE, FRAME_SIZE) protected frames in [0, 255], detached.
@@ -678,7 +678,8 @@ def refine_mask(face: TrainingFace, universal: torch.Tensor, surrogates: Sequenc
         face: the photo's face (:func:`training_face`).
         universal: the person's mask, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps].
         surrogates, attribute_surrogates, attribute_weight: as for :func:`learn_mask`.
-        config: the optimiser settings (``steps`` is replaced).
+        config: the optimiser settings (``steps`` is replaced; ``views`` is switched off: the
+            mask is fitted to this photo as it is, and anti-linkage needs two photos).
         steps: refinement steps (>= 1).
 
     Returns:
@@ -686,7 +687,7 @@ def refine_mask(face: TrainingFace, universal: torch.Tensor, surrogates: Sequenc
     """
     if steps < 1:
         raise ValueError(f"refinement needs at least one step, got {steps}")
-    return learn_mask([face], surrogates, replace(config, steps=steps),
+    return learn_mask([face], surrogates, replace(config, steps=steps, views=False),
                       attribute_surrogates=attribute_surrogates,
                       attribute_weight=attribute_weight, start=universal)
 

@@ -61,6 +61,7 @@ from cloak.opom import (
     DEFAULT_ATTRIBUTE_WEIGHT,
     DEFAULT_FEATHER,
     MODES,
+    TERMS_OFF,
     AttributeSurrogate,
     OpomConfig,
     TrainingFace,
@@ -69,6 +70,7 @@ from cloak.opom import (
     protect_photo,
     refine_mask,
     training_face,
+    with_terms,
 )
 
 if TYPE_CHECKING:
@@ -231,6 +233,9 @@ class LearnSettings:
             whose predictors the mask also pushes towards uninformative outputs, with the
             mode's attribute predictors (:meth:`attribute_plan`); empty = identity only.
             Normalised to the order of :data:`~cloak.opom.ATTRIBUTES`.
+        terms: the optional objective terms (of :data:`cloak.opom.TERMS`) to use instead of
+            the mode's (:func:`cloak.opom.with_terms`; empty = OPOM's objective alone), or
+            None for the mode's.
 
     Raises:
         ValueError: an unknown attribute.
@@ -242,6 +247,7 @@ class LearnSettings:
     seed: int = 0
     surrogates: tuple[str, ...] | None = None
     protect_attributes: tuple[str, ...] = ()
+    terms: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "protect_attributes", attribute_names(self.protect_attributes))
@@ -272,7 +278,8 @@ class LearnSettings:
         if self.steps is not None:
             changes["steps"] = int(self.steps)
         surrogates = tuple(self.surrogates) if self.surrogates else tuple(preset.surrogates)
-        return dataclasses.replace(preset.config, **changes), surrogates
+        config = dataclasses.replace(preset.config, **changes)
+        return (config if self.terms is None else with_terms(config, self.terms)), surrogates
 
 
 @dataclass(frozen=True)
@@ -542,8 +549,11 @@ def _mask_settings(config: OpomConfig, mode: str,
 
 def _matches(mask: Mask, config: OpomConfig, surrogates: Sequence[str], mode: str,
              attributes: Mapping[str, tuple[str, ...]] | None = None) -> bool:
-    """True when ``mask`` was learned with exactly these settings (so it can be reused)."""
-    settings = {k: v for k, v in mask.settings.items() if k != "training_faces"}
+    """True when ``mask`` was learned with exactly these settings (so it can be reused).
+
+    A mask file from before an optional objective term (:data:`cloak.opom.TERMS`) existed
+    records none of it, which means the term was off."""
+    settings = {**TERMS_OFF, **{k: v for k, v in mask.settings.items() if k != "training_faces"}}
     return (mask.eps == config.eps and mask.seed == config.seed
             and mask.subspace == config.subspace and mask.surrogates == list(surrogates)
             and settings == _mask_settings(config, mode, attributes))

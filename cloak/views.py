@@ -112,8 +112,8 @@ class RandomViews:
         a = math.radians(angle * self.max_angle)
         s = 1.0 + scale * self.max_scale
         c = (FRAME_SIZE - 1) / 2
-        rot = torch.tensor([[s * math.cos(a), -s * math.sin(a)], [s * math.sin(a), s * math.cos(a)]],
-                           dtype=torch.float64)
+        cos, sin = s * math.cos(a), s * math.sin(a)
+        rot = torch.tensor([[cos, -sin], [sin, cos]], dtype=torch.float64)
         centre = torch.tensor([c, c], dtype=torch.float64)
         shift = torch.tensor([sx, sy], dtype=torch.float64) * self.max_shift
         jitter = torch.cat([rot, (centre - rot @ centre + shift)[:, None]], 1)

@@ -119,6 +119,8 @@ _SUBSPACES = ("center", "affine", "convex")
 _MASKED = (*_SUBSPACES, "refine", *ABLATIONS)  # conditions whose masks the folds learn
 #: What runs when no conditions are named: the shipped mask beside clean and noise.
 DEFAULT_CONDITIONS: tuple[str, ...] = ("clean", "noise", "convex")
+#: Photos with a face before the probes (the 10-photo training set of the OPOM protocol).
+TRAIN_POOL = 10
 #: Steps of per-probe refinement in the ``refine`` condition.
 DEFAULT_REFINE_STEPS = 10
 #: Recognizers that can be tested: name -> (zoo name, use the zoo's reference runtime).
@@ -211,7 +213,9 @@ class BenchmarkSettings:
         refine_steps: per-probe steps of the ``refine`` condition (recorded in its entries; a
             stored entry made with other steps is computed again).
         seed: seeds the masks, the noise and the bootstrap.
-        n_train, n_probe: photos per identity that learn the mask / are probes.
+        n_train, n_probe: photos per identity that learn the mask / are probes. The probes
+            follow the first ``max(n_train, TRAIN_POOL)`` photos with a face, so an enrolment
+            from fewer photos (``n_train = 1``) is tested on the same probes as from 10.
         n_boot: bootstrap replicates.
         cache_dir: where distractor landmarks and features are cached.
         batch: images per detector / recognizer call on the distractors.
@@ -600,7 +604,7 @@ def _run_identity(person: str, probes: Sequence[_Photo], train: Sequence[_Photo]
 
 #: Settings that do not change a finished identity's record (see :func:`_record_store`).
 _STORE_IGNORES = ("limit", "people", "progress", "cache_dir", "batch", "n_boot", "folds", "lfw",
-                  "conditions", "refine_steps")
+                  "conditions", "refine_steps", "linkage", "views")
 
 
 def _record_store(settings: BenchmarkSettings, folds: Sequence[Fold],
@@ -609,9 +613,11 @@ def _record_store(settings: BenchmarkSettings, folds: Sequence[Fold],
 
     A record holds file names, ranks, quality figures and timings per condition, never a
     feature; a run that asks for conditions a stored record lacks computes only those and adds
-    them. The store is keyed by everything that changes a condition's result: the settings
-    (except ``limit``, ``people``, ``conditions``, ``progress``, ``cache_dir``, ``batch`` and
-    ``n_boot``, which do not), the optimiser settings of every subspace, the folds, the
+    them. The store is keyed by what changes every condition's result: the settings (except
+    ``limit``, ``people``, ``conditions``, ``progress``, ``cache_dir``, ``batch`` and
+    ``n_boot``, which change none, and ``linkage``, ``views``, ``refine_steps``, which change
+    only masked conditions: each masked entry records its optimiser settings and refinement
+    steps, and :func:`_current` recomputes an entry whose settings differ), the folds, the
     distractor files and the weights of every model involved.
     """
     models = sorted({BLACK_BOXES[t][0] for f in folds for t in f.tested}
@@ -756,7 +762,8 @@ def run_benchmark(settings: BenchmarkSettings,
                                   settings.cache_dir, settings.batch, settings.progress)
 
     records, skipped, detect_s = [], [], []
-    needed = settings.n_train + settings.n_probe
+    pool = max(settings.n_train, TRAIN_POOL)
+    needed = pool + settings.n_probe
     runs = _record_store(settings, folds, distractor_files)
     bar = tqdm(people, desc="identities", unit="person", disable=not settings.progress)
     for person_dir in bar:
@@ -769,13 +776,14 @@ def run_benchmark(settings: BenchmarkSettings,
             continue
         start = time.perf_counter()
         usable, per_photo = _usable_photos(sorted(person_dir.glob("*.jpg")), needed, detector)
-        split = split_photos(person_dir.name, usable, settings.n_train, settings.n_probe)
+        split = split_photos(person_dir.name, usable, pool, settings.n_probe)
         if split is None:
             skipped.append({"person": person_dir.name,
                             "reason": f"{len(usable)} photos with a face, {needed} needed"})
             continue
         detect_s.append(per_photo)
-        record = _run_identity(split.person, split.probes, split.train, settings, folds,
+        record = _run_identity(split.person, split.probes, split.train[:settings.n_train],
+                               settings, folds,
                                recognizers, surrogates, gallery, detector, missing,
                                bar if settings.progress else None)
         record["seconds"] = time.perf_counter() - start
@@ -877,7 +885,8 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
         f"objective terms of the shipped mask (center/affine/convex/refine): anti-linkage "
         f"weight {config.get('linkage', 0):g}, views {config.get('views', False)}, seed "
         f"{config['seed']}. Ablations: `opom` = the convex mask with none of the optional "
-        f"terms (the OPOM objective alone), `opom+T` = with term T only. Refine: the convex mask plus {settings.get('refine_steps', '-')} "
+        f"terms (the OPOM objective alone), `opom+T` = with term T only. Refine: the convex "
+        f"mask plus {settings.get('refine_steps', '-')} "
         f"steps per probe on that probe alone (a mask per photo). Noise: "
         f"U[-eps, eps] in the canonical frame, pasted the same way. Recognizers: {runtimes}.\n\n"
         f"Leave-one-out folds (dlib-resnet and dlib-native count as one model):\n{folds}\n")

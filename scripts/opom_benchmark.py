@@ -48,6 +48,8 @@ def main() -> None:
                         help="optimiser preset (default: balanced, what cloak protect ships)")
     parser.add_argument("--person", action="append", default=None,
                         help="only this identity (repeat for several)")
+    parser.add_argument("--n-train", type=int, default=10,
+                        help="photos per person that learn the mask (1 = one-photo enrolment)")
     parser.add_argument("--linkage", type=float, default=None,
                         help="anti-linkage weight of the shipped mask (mode default)")
     parser.add_argument("--views", action=argparse.BooleanOptionalAction, default=None,
@@ -88,7 +90,7 @@ def main() -> None:
         diversity=args.diversity, ti_kernel=args.ti_kernel, paste=args.paste,
         balance=args.balance, eot=args.eot, linkage=args.linkage, views=args.views,
         paste_mode=args.paste_mode, people=tuple(args.person) if args.person else None,
-        refine_steps=args.refine_steps, seed=args.seed,
+        refine_steps=args.refine_steps, seed=args.seed, n_train=args.n_train,
         cache_dir=args.cache,
         progress=not args.quiet)
     result = run_benchmark(settings, log_line=tqdm.write)

@@ -6,7 +6,11 @@ Two runs of the real command line (fresh processes, models loaded from the cache
    copies: wall seconds of the whole command and the pipeline's own split (mask learning, the
    per-photo work of reading, finding faces, protecting and writing);
 2. ``cloak protect <same photos> --mask <the mask>`` only applies the existing mask: wall
-   seconds and seconds per photo.
+   seconds and seconds per photo;
+
+both as shipped and (``--compare``, the default) with ``--terms none`` (OPOM's objective alone,
+the masks before the anti-linkage and view terms), so the cost of the terms is a same-run
+ratio.
 
 Then PSNR, SSIM and L-inf of every written photo against its original (8-bit pixels as written,
 JPEG quality 95, :mod:`evaluation.quality`). Writes JSON (``--out``) and the ``protect-timing``
@@ -65,6 +69,9 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=10)
     parser.add_argument("--mode", choices=["fast", "balanced", "strong"], default="balanced")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compare", action=argparse.BooleanOptionalAction, default=True,
+                        help="also learn with --terms none (the OPOM objective alone) in the "
+                             "same run and report the learning-time ratio")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" /
                         "protect_timing.json")
     parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "BENCHMARKS.md")
@@ -73,36 +80,53 @@ def main() -> None:
     sources = sorted((args.lfw / "identities" / args.person).glob("*.jpg"))[:args.photos]
     if len(sources) < args.photos:
         raise SystemExit(f"{args.lfw}/identities/{args.person}: fewer than {args.photos} photos")
+    variants = [("none", ["--terms", "none"]), ("shipped", [])] if args.compare else [
+        ("shipped", [])]
+    runs: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="cloak-timing-") as tmp:
         folder = Path(tmp) / args.person
         folder.mkdir()
         for path in sources:
             shutil.copy2(path, folder / path.name)
-        learned, learn_wall = _run([str(folder), "-o", str(Path(tmp) / "learned"),
-                                    "--mode", args.mode], args.threads)
-        mask = learned["mask"]["path"]
-        applied, apply_wall = _run([str(folder), "-o", str(Path(tmp) / "applied"),
-                                    "--mask", mask], args.threads)
-        quality = _quality(learned)
-    per_photo = [f["seconds"] for f in applied["files"]]
+        for label, extra in variants:
+            learned, learn_wall = _run([str(folder), "-o", str(Path(tmp) / f"learned-{label}"),
+                                        "--mode", args.mode, *extra], args.threads)
+            mask = learned["mask"]["path"]
+            applied, apply_wall = _run([str(folder), "-o", str(Path(tmp) / f"applied-{label}"),
+                                        "--mask", mask], args.threads)
+            runs[label] = {
+                "args": extra,
+                "learn_run": {"wall_s": learn_wall, "learn_s": learned["mask"]["learn_seconds"],
+                              "per_photo_s": [f["seconds"] for f in learned["files"]],
+                              "statuses": [f["status"] for f in learned["files"]]},
+                "apply_run": {"wall_s": apply_wall,
+                              "per_photo_s": [f["seconds"] for f in applied["files"]],
+                              "statuses": [f["status"] for f in applied["files"]]},
+                "quality": _quality(learned)}
     result = {
         "command": " ".join(["python scripts/protect_timing.py", *sys.argv[1:]]),
         "person": args.person, "photos": len(sources), "mode": args.mode,
         "threads": args.threads, "cpu": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(), "load_average_before": os.getloadavg()[0],
-        "learn_run": {"wall_s": learn_wall, "learn_s": learned["mask"]["learn_seconds"],
-                      "per_photo_s": [f["seconds"] for f in learned["files"]],
-                      "statuses": [f["status"] for f in learned["files"]]},
-        "apply_run": {"wall_s": apply_wall, "per_photo_s": per_photo,
-                      "statuses": [f["status"] for f in applied["files"]]},
-        "quality": quality,
+        "cpus": os.cpu_count(), "load_average_before": os.getloadavg()[0], "runs": runs,
     }
+    if "none" in runs:
+        result["learn_ratio_shipped_vs_none"] = (runs["shipped"]["learn_run"]["learn_s"]
+                                                 / runs["none"]["learn_run"]["learn_s"])
     write_json(args.out, result)
-    ssim = [q["ssim"] for q in quality]
-    rows = [[args.mode, f"{learn_wall:.1f}", f"{result['learn_run']['learn_s']:.1f}",
-             f"{apply_wall:.1f}", f"{np.mean(per_photo):.3f}", f"{max(per_photo):.3f}",
-             f"{np.mean([q['psnr'] for q in quality]):.1f}", f"{np.mean(ssim):.3f}",
-             f"{min(ssim):.3f}", f"{max(q['linf'] for q in quality):.0f}"]]
+    rows = []
+    for label, run in runs.items():
+        quality, per_photo = run["quality"], run["apply_run"]["per_photo_s"]
+        ssim = [q["ssim"] for q in quality]
+        name = (f"{args.mode}, --terms none (OPOM objective alone)" if label == "none"
+                else f"{args.mode} (as shipped)")
+        rows.append([name, f"{run['learn_run']['wall_s']:.1f}",
+                     f"{run['learn_run']['learn_s']:.1f}", f"{run['apply_run']['wall_s']:.1f}",
+                     f"{np.mean(per_photo):.3f}", f"{max(per_photo):.3f}",
+                     f"{np.mean([q['psnr'] for q in quality]):.1f}", f"{np.mean(ssim):.3f}",
+                     f"{min(ssim):.3f}", f"{max(q['linf'] for q in quality):.0f}"])
+    ratio = ("" if "none" not in runs else
+             f"\n\nLearning time as shipped / OPOM objective alone, same run: "
+             f"{result['learn_ratio_shipped_vs_none']:.2f}x.")
     body = (f"## Time and quality of `cloak protect` ({len(sources)} LFW photos)\n\n"
             f"`{result['command']}`: {len(sources)} photos of {args.person} (250x250 JPEG), "
             f"fresh `cloak protect` processes with {args.threads} torch threads on a "
@@ -113,7 +137,7 @@ def main() -> None:
             "originals.\n\n" + markdown_table(
                 ["mode", "learn run s (wall)", "of which learning s", "apply run s (wall)",
                  "apply s/photo (mean)", "apply s/photo (max)", "PSNR dB", "SSIM (mean)",
-                 "SSIM (min)", "L-inf max"], rows) + "\n")
+                 "SSIM (min)", "L-inf max"], rows) + ratio + "\n")
     write_markdown_section(args.markdown, "protect-timing", body)
     print(body)
 

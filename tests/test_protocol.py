@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import shared_data
 
+from cloak.opom import TERMS
 from evaluation.opom_benchmark import (
     BLACK_BOXES,
     FOLD_PLANS,
@@ -197,6 +198,22 @@ def test_small_real_benchmark(tmp_path, one_torch_thread):
     assert other["identities"][0]["conditions"]["refine"]["refine_steps"] == 3
     assert other["identities"][0]["conditions"]["clean"] == refined["identities"][0][
         "conditions"]["clean"]
+    # protected vs protected (linkage) beside the usual direction; clean links as it matches
+    assert record["conditions"]["clean"]["linkage"] == record["conditions"]["clean"]["ranks"]
+    assert len(record["conditions"]["center"]["linkage"]["dlib-native"]) == 5
+    assert 0.0 <= summary["center"]["linkage_mean"]["psr@1"] <= 1.0
+    assert summary["clean"]["linkage_mean"]["psr@1"] == summary["clean"]["mean"]["psr@1"]
+    # an ablation: the convex mask with only the named term; entries record their settings,
+    # other settings are computed again and the rest is kept
+    ablated = run_benchmark(replace(settings, conditions=("clean", "opom", "opom+linkage")))
+    entries = ablated["identities"][0]["conditions"]
+    assert entries["opom"]["config"]["linkage"] == 0.0
+    assert entries["opom+linkage"]["config"]["linkage"] == TERMS["linkage"] > 0
+    assert entries["opom+linkage"]["config"]["subspace"] == "convex"
+    heavier = run_benchmark(replace(settings, conditions=("clean", "opom+linkage"), linkage=3.0))
+    redone = heavier["identities"][0]["conditions"]
+    assert redone["opom+linkage"]["config"]["linkage"] == 3.0
+    assert redone["clean"] == entries["clean"]
     # the caches exist, match their sidecars, and are reused without detecting again
     sidecars = sorted(p.name for p in tmp_path.glob("*.json"))
     assert [s.split("-distractors-")[0] for s in sidecars] == ["dlib-native", "mtcnn"]
