@@ -107,7 +107,8 @@ MODE_HELP = (
     "(about 15 s for 10 photos). balanced: facenet, dlib-resnet, faceres, mobilefacenet; 40 steps "
     "(about 90 s). strong: facenet, dlib-resnet, faceres, mobilefacenet, sface; 100 steps (about "
     "6 min). All: eps 8/255, steps of 2/255, convex-hull subspace, momentum, input diversity, "
-    "translation invariance, the photo paste path. Times on a 2-core CPU.")
+    "translation invariance, the photo paste path, and the optional terms linkage and views "
+    "(see --terms). Times on a 2-core CPU.")
 _LEARN_OPTIONS = ("mode", "eps", "steps", "seed", "surrogates", "protect_attributes", "terms")
 
 

@@ -45,6 +45,8 @@ FORMAT_VERSION = 1
 _FORMAT = "cloak-mask"
 #: Slack on ``|delta| <= eps`` in pixel levels, for float rounding.
 EPS_TOLERANCE = 1e-4
+#: Largest safetensors header read when identifying a mask file (a mask's is about 1 KB).
+_MAX_HEADER = 1 << 20
 _METADATA_KEYS = ("eps", "subspace", "surrogates", "person", "seed", "frame_size", "frame_scale",
                   "version", "settings", "created")
 
@@ -177,11 +179,31 @@ def save_mask(mask: Mask, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _looks_like_safetensors(head: bytes, size: int, read: Any) -> bool:
+    """True when the file parses as safetensors: a little-endian u64 header length that fits
+    in the file, followed by that many bytes of a JSON object."""
+    if len(head) < 8:
+        return False
+    length = int.from_bytes(head[:8], "little")
+    if not 2 <= length <= min(size - 8, _MAX_HEADER):
+        return False
+    try:
+        return isinstance(json.loads(read(length)), dict)
+    except (UnicodeDecodeError, ValueError):
+        return False
+
+
 def _sniff(path: Path) -> str | None:
-    """A reason to refuse ``path`` from its first bytes, or None if it may be safetensors."""
+    """A reason to refuse ``path``, or None when it parses as a safetensors file.
+
+    The file is first parsed as safetensors (header length bounded by the file size, a JSON
+    header); only a file that is not one is then named by its signature (zip, pickle), so a
+    mask whose header length happens to start with pickle's marker bytes is still a mask."""
     try:
         with path.open("rb") as file:
             head = file.read(8)
+            if _looks_like_safetensors(head, path.stat().st_size, file.read):
+                return None
     except OSError as error:
         return f"cannot read: {error.strerror or error}"
     if head.startswith(b"PK\x03\x04"):
@@ -190,7 +212,7 @@ def _sniff(path: Path) -> str | None:
         return "a pickle file, not a mask file; masks are never unpickled"
     if len(head) < 8:
         return "too short to be a mask file (empty or truncated)"
-    return None
+    return "not a valid safetensors mask file (its header does not parse)"
 
 
 def _decode(metadata: dict[str, str] | None) -> dict[str, Any]:

@@ -405,10 +405,12 @@ _ATTRIBUTE_SURROGATES: dict[str, tuple[str, ...]] = {
 
 #: The presets behind ``--mode``; ``"balanced"`` is the default.
 MODES: dict[str, Mode] = {
-    "fast": Mode(OpomConfig(steps=20), ("facenet", "dlib-resnet"), _ATTRIBUTE_SURROGATES),
-    "balanced": Mode(OpomConfig(steps=40), ("facenet", "dlib-resnet", "faceres", "mobilefacenet"),
+    "fast": Mode(OpomConfig(steps=20, linkage=1.0, views=True), ("facenet", "dlib-resnet"),
+                 _ATTRIBUTE_SURROGATES),
+    "balanced": Mode(OpomConfig(steps=40, linkage=1.0, views=True),
+                     ("facenet", "dlib-resnet", "faceres", "mobilefacenet"),
                      _ATTRIBUTE_SURROGATES),
-    "strong": Mode(OpomConfig(steps=100, eot=True),
+    "strong": Mode(OpomConfig(steps=100, eot=True, linkage=1.0, views=True),
                    ("facenet", "dlib-resnet", "faceres", "mobilefacenet", "sface"),
                    _ATTRIBUTE_SURROGATES),
 }
