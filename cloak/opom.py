@@ -49,7 +49,11 @@ facenet 0.84, plus 0.08 for the photo paste path. So ``fast`` (facenet, dlib-res
 takes about 25 s, ``balanced`` (the default: facenet, dlib-resnet, faceres, mobilefacenet; 40
 steps) about 90 s and ``strong`` (all five; 100 steps; EOT) about 6 min on one thread; two
 idle cores are faster. All use eps 8, steps of 2 levels, the convex hull, the photo paste path,
-MI (mu 1), DI on every image (p 1), TI (7 px kernel) and balanced gradients. ``strong`` also
+MI (mu 1), DI on every image (p 1), TI (7 px kernel), balanced gradients, and the optional
+objective terms anti-linkage (weight 1, :mod:`cloak.objective`) and random views
+(:mod:`cloak.views`): on 8 LFW people in balanced mode they moved mean PSR@1 from 0.41 to 0.47
+and protected-vs-protected PSR@1 from 0.09 to 0.14 (docs/BENCHMARKS.md, "opom-ablation"),
+within the intervals of so few people. ``strong`` also
 learns through random blur, resize and JPEG (``eot``): on 10 LFW people (docs/BENCHMARKS.md,
 "Robustness") EOT kept mean PSR@1 after a 0.25x down-up resize at 0.52 against 0.38 without it,
 for 0.32 against 0.37 on untouched photos (within each other's intervals) and about 1.2x the
