@@ -281,7 +281,9 @@ def _counts(summary: Any) -> str:
 
 @contextmanager
 def _clean_errors() -> Iterator[None]:
-    """Turn the pipeline's usage errors into exit code 2 and its fatal errors into one line."""
+    """Turn the pipeline's usage errors into exit code 2 and its fatal errors (a mask that cannot
+    be saved, a model that cannot be fetched, an output folder in use) into one line, exit 1."""
+    from cloak.fileio import FolderBusy
     from cloak.mask import MaskError
     from cloak.protect import UsageError
 
@@ -289,7 +291,7 @@ def _clean_errors() -> Iterator[None]:
         yield
     except UsageError as err:
         raise click.UsageError(str(err)) from None
-    except (MaskError, zoo.FetchError) as err:
+    except (MaskError, zoo.FetchError, FolderBusy) as err:
         raise click.ClickException(str(err)) from None
 
 
@@ -340,8 +342,10 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
     skips photos already written with it (--force redoes them). Keep the mask file private:
     whoever holds it can try to subtract it from your photos.
 
-    Each photo that fails (unreadable, no face, face too small) is named on one error line and
-    the batch goes on. Exit code: 0 all done, 1 some photos failed, 2 usage error.
+    Each photo that fails (unreadable, no face, face too small, not a regular file, cannot be
+    written) is named on one error line and the batch goes on. A second run on an output folder
+    that a run is writing to is refused. Exit code: 0 all done, 1 some photos failed (or the
+    output folder is in use), 2 usage error.
     """
     from cloak.mask import MaskError, load_mask
     from cloak.protect import ProtectOptions
@@ -552,12 +556,14 @@ def _references(_ctx: click.Context, _param: click.Parameter,
 
 
 def _videos(inputs: tuple[Path, ...]) -> list[tuple[Path, Path]]:
-    """(video, path relative to its input) for files given and video files under folders."""
+    """(video, path relative to its input) for files given and entries with a video suffix under
+    folders (sub-folders aside; a named pipe or other special file is kept, so that opening it
+    refuses it in one line instead of skipping it silently)."""
     found: list[tuple[Path, Path]] = []
     for item in inputs:
         if item.is_dir():
             found += [(p, p.relative_to(item)) for p in sorted(item.rglob("*"))
-                      if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+                      if not p.is_dir() and p.suffix.lower() in VIDEO_SUFFIXES
                       and not any(part.startswith(".") for part in p.relative_to(item).parts)]
         else:
             found.append((item, Path(item.name)))

@@ -48,7 +48,7 @@ import torch
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from cloak.errors import ImageError
-from cloak.fileio import atomic_writer
+from cloak.fileio import atomic_writer, not_regular
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -199,6 +199,9 @@ def read_photo(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     path = Path(path)
     if path.is_dir():
         raise ImageError(path, "is a folder, not a photo")
+    problem = not_regular(path)
+    if problem is not None:
+        raise ImageError(path, problem)
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below, Pillow reads it lazily
     except OSError as err:
@@ -415,8 +418,9 @@ def iter_photo_paths(inputs: Iterable[str | Path]) -> Iterator[FoundFile]:
     recursively in sorted order; hidden files and folders (name starting with ".") are left out
     silently. A file in a folder whose extension is an image format's is returned to be read (so a
     broken ``.jpg`` is reported as an error); a file without such an extension is sniffed: returned
-    to be read when its content is an image, otherwise returned with ``skip_reason``. A file reached
-    twice is returned once.
+    to be read when its content is an image, otherwise returned with ``skip_reason``. An entry that
+    is not a regular file (a named pipe, socket or device) is never opened here: it is returned to
+    be read, and :func:`read_photo` refuses it in one line. A file reached twice is returned once.
 
     Args:
         inputs: files and folders.
@@ -437,8 +441,8 @@ def iter_photo_paths(inputs: Iterable[str | Path]) -> Iterator[FoundFile]:
     for root in inputs:
         if root.is_dir():
             found = [FoundFile(path, path.relative_to(root),
-                               None if path.suffix.lower() in extensions or _sniff_image(path)
-                               else "skipped: not an image")
+                               None if not_regular(path) or path.suffix.lower() in extensions
+                               or _sniff_image(path) else "skipped: not an image")
                      for path in _walk_visible(root)]
         else:
             found = [FoundFile(root, Path(root.name))]

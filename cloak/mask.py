@@ -32,7 +32,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as _safetensors_bytes
 
 from cloak.faces.frame import FRAME_SCALE, FRAME_SIZE
-from cloak.fileio import write_bytes_atomic
+from cloak.fileio import not_regular, write_bytes_atomic
 from cloak.subspace import SUBSPACES
 
 __all__ = ["EPS_TOLERANCE", "FORMAT_VERSION", "MASK_SUFFIX", "Mask", "MaskError", "cloak_version",
@@ -47,6 +47,8 @@ _FORMAT = "cloak-mask"
 EPS_TOLERANCE = 1e-4
 #: Largest safetensors header read when identifying a mask file (a mask's is about 1 KB).
 _MAX_HEADER = 1 << 20
+#: Largest file taken for a mask (a mask is about 0.6 MB): a larger one is refused unread.
+_MAX_FILE = 16 << 20
 _METADATA_KEYS = ("eps", "subspace", "surrogates", "person", "seed", "frame_size", "frame_scale",
                   "version", "settings", "created")
 
@@ -198,11 +200,17 @@ def _sniff(path: Path) -> str | None:
 
     The file is first parsed as safetensors (header length bounded by the file size, a JSON
     header); only a file that is not one is then named by its signature (zip, pickle), so a
-    mask whose header length happens to start with pickle's marker bytes is still a mask."""
+    mask whose header length happens to start with pickle's marker bytes is still a mask. A file
+    over :data:`_MAX_FILE`, or whose header claims more than :data:`_MAX_HEADER`, is refused
+    without reading it."""
     try:
+        size = path.stat().st_size
+        if size > _MAX_FILE:
+            return (f"too large to be a mask file ({size / 1e6:.0f} MB; a mask is about "
+                    "0.6 MB)")
         with path.open("rb") as file:
             head = file.read(8)
-            if _looks_like_safetensors(head, path.stat().st_size, file.read):
+            if _looks_like_safetensors(head, size, file.read):
                 return None
     except OSError as error:
         return f"cannot read: {error.strerror or error}"
@@ -250,11 +258,7 @@ def load_mask(path: str | os.PathLike[str]) -> Mask:
         MaskError: one line, ``"<path>: <reason>"``.
     """
     path = Path(path)
-    if not path.exists():
-        raise MaskError(f"{path}: no such file")
-    if not path.is_file():
-        raise MaskError(f"{path}: not a file")
-    problem = _sniff(path)
+    problem = not_regular(path) or _sniff(path)
     if problem:
         raise MaskError(f"{path}: {problem}")
     try:

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from cloak.errors import CloakError
-from cloak.fileio import write_bytes_atomic
+from cloak.fileio import folder_lock, not_regular, write_bytes_atomic
 from cloak.identity import CLUSTER_MODEL, cluster_faces, main_identity
 from cloak.imageio import FoundFile, Photo, iter_photo_paths, read_photo, write_photo
 from cloak.mask import MASK_SUFFIX, Mask, MaskError, load_mask, save_mask
@@ -81,6 +81,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DETECT_MAX_SIDE",
     "MANIFEST_NAME",
+    "Manifest",
     "MIN_FACE",
     "TRAIN_FACES",
     "FileResult",
@@ -806,19 +807,28 @@ def _prepare(inputs: Sequence[Path], output: Path | None) -> list[tuple[FoundFil
 # -- the manifest ------------------------------------------------------------------------------
 
 
-class _Manifest:
-    """``<output>/.cloak-progress.json``: per output, the source's state, mask digest, options."""
+class Manifest:
+    """``<output>/.cloak-progress.json``: per output, the source's state, mask digest, options.
+
+    Never trusted blindly: a file that is not JSON, not a cloak progress file, or holds entries
+    of the wrong shape is noted and its bad entries are dropped (those outputs are redone); an
+    entry counts only when its output exists, is not older than its source, and the source's
+    size and modification time and the run's key all match.
+    """
 
     def __init__(self, folder: Path, reporter: Reporter) -> None:
         self.path = folder / MANIFEST_NAME
         self.entries: dict[str, dict[str, Any]] = {}
-        if self.path.exists():
+        problem = not_regular(self.path)
+        if problem is not None and problem != "no such file":
+            reporter.note(f"{self.path}: {problem}; finished outputs are redone")
+        elif problem is None:
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
                 if data.get("format") != _MANIFEST_FORMAT or not isinstance(data.get("files"),
                                                                             dict):
                     raise ValueError("not a cloak progress file")
-                self.entries = data["files"]
+                self.entries = {k: v for k, v in data["files"].items() if isinstance(v, dict)}
             except (OSError, ValueError, AttributeError) as err:
                 reporter.note(f"{self.path}: unreadable ({err}); finished outputs are redone")
 
@@ -894,6 +904,7 @@ def protect(inputs: Sequence[str | Path], options: ProtectOptions | None = None,
 
     Raises:
         UsageError: the request is wrong (output would overwrite inputs, ...): nothing was done.
+        FolderBusy: another run holds the output folder's lock: nothing was done.
         ImageError: an input does not exist.
         MaskError: the mask cannot be saved.
         attackers.zoo.FetchError: a model cannot be fetched.
@@ -908,41 +919,42 @@ def protect(inputs: Sequence[str | Path], options: ProtectOptions | None = None,
     _check_output(paths, output)
     name = safe_name(options.name or (options.mask.person if options.mask else "")
                      or default_name(paths))
-    files = _prepare(paths, output)
-    originals = {found.path.resolve() for found, _ in files}
-    summary = Summary(person=name, output=output)
+    with folder_lock(output):  # a second run on the same folder is refused, not interleaved
+        files = _prepare(paths, output)
+        originals = {found.path.resolve() for found, _ in files}
+        summary = Summary(person=name, output=output)
 
-    models = _Models(reporter)
-    scans = _scan(files, models, options.min_face, reporter)
-    person = _identify(scans, reporter)
-    summary.person_photos = sum(person in s.label for s in scans if s.result is None)
-    mask = _obtain_mask(scans, person, options, name, output / f"{name}{MASK_SUFFIX}",
-                        reporter, summary)
-    if mask is not None:
-        summary.mask_sha256 = mask_digest(mask)
-    key = {"mask_sha256": summary.mask_sha256, "jpeg_quality": options.jpeg_quality,
-           "keep_location": options.keep_location, "all_faces": options.all_faces,
-           "feather": None if mask is None else mask.feather,
-           **({"refine": options.refine} if options.refine else {})}
-    refiner = None if mask is None or not options.refine else _Refiner(mask, options.refine,
-                                                                       models.load)
+        models = _Models(reporter)
+        scans = _scan(files, models, options.min_face, reporter)
+        person = _identify(scans, reporter)
+        summary.person_photos = sum(person in s.label for s in scans if s.result is None)
+        mask = _obtain_mask(scans, person, options, name, output / f"{name}{MASK_SUFFIX}",
+                            reporter, summary)
+        if mask is not None:
+            summary.mask_sha256 = mask_digest(mask)
+        key = {"mask_sha256": summary.mask_sha256, "jpeg_quality": options.jpeg_quality,
+               "keep_location": options.keep_location, "all_faces": options.all_faces,
+               "feather": None if mask is None else mask.feather,
+               **({"refine": options.refine} if options.refine else {})}
+        refiner = None if mask is None or not options.refine else _Refiner(mask, options.refine,
+                                                                           models.load)
 
-    manifest = _Manifest(output, reporter)
-    claimed: dict[Path, Path] = {}
-    pending = [s for s in scans if s.result is None]
-    reporter.progress("writing", 0, len(pending))
-    for done, scan in enumerate(pending, 1):
-        scan.result = _write_one(scan, person, mask, options, output, key, manifest, claimed,
-                                 originals, refiner)
-        scan.result.notes = scan.notes
-        reporter.file_done(scan.result)
-        reporter.progress("writing", done, len(pending))
-    summary.files = [s.result for s in scans if s.result is not None]
+        manifest = Manifest(output, reporter)
+        claimed: dict[Path, Path] = {}
+        pending = [s for s in scans if s.result is None]
+        reporter.progress("writing", 0, len(pending))
+        for done, scan in enumerate(pending, 1):
+            scan.result = _write_one(scan, person, mask, options, output, key, manifest, claimed,
+                                     originals, refiner)
+            scan.result.notes = scan.notes
+            reporter.file_done(scan.result)
+            reporter.progress("writing", done, len(pending))
+        summary.files = [s.result for s in scans if s.result is not None]
     return summary
 
 
 def _write_one(scan: _Scan, person: int | None, mask: Mask | None, options: ProtectOptions,
-               output: Path, key: dict[str, Any], manifest: _Manifest, claimed: dict[Path, Path],
+               output: Path, key: dict[str, Any], manifest: Manifest, claimed: dict[Path, Path],
                originals: set[Path], refiner: _Refiner | None = None) -> FileResult:
     """Protect and write one scanned photo (or decide it needs no writing)."""
     path = scan.found.path
@@ -981,8 +993,8 @@ def _write_one(scan: _Scan, person: int | None, mask: Mask | None, options: Prot
         del photo, pixels
         manifest.record(scan.relative, path, key)
         result.status, result.output = "protected", dest
-    except CloakError as err:
-        result.reason = err.reason
+    except CloakError as err:  # the output's own error (cannot write) names the output
+        result.reason = err.reason if err.path == path else f"{err.path}: {err.reason}"
     except OSError as err:
         result.reason = f"cannot write the output ({err.strerror or err})"
     finally:

@@ -1,8 +1,9 @@
 """The protect / enroll pipeline on real photos and real models.
 
-- the whole ``bad_inputs`` folder through the real command (a subprocess, so its peak memory is
-  measured): protectable files written faithfully, one error line per bad file, exit code 1, a
-  rerun skips what is done, originals untouched;
+- the whole ``bad_inputs`` folder, plus a named pipe, a socket and a folder named like photos,
+  through the real command (a subprocess, so its peak memory is measured): protectable files
+  written faithfully, one error line per refused entry, exit code 1, a rerun skips what is done,
+  originals untouched;
 - a folder of 6 LFW photos of one person and 2 of another: the person is found, the other's
   photos are not written, outputs differ from the inputs only inside the face's frame and by at
   most eps before encoding (JPEG's extra deviation is measured), an existing mask protects new
@@ -16,8 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
+import socket
+import stat
 import statistics
 import subprocess
 import sys
@@ -32,7 +36,7 @@ from PIL import Image
 
 from cloak.faces import align_faces
 from cloak.identity import cluster_faces, main_identity
-from cloak.imageio import read_photo, write_photo
+from cloak.imageio import DEFAULT_MAX_PIXELS, read_photo, write_photo
 from cloak.mask import load_mask
 from cloak.protect import (
     MANIFEST_NAME,
@@ -119,8 +123,23 @@ def decoded(path: Path) -> np.ndarray:
 # -- the bad_inputs folder through the real command ------------------------------------------
 
 
+def add_special_entries(folder: Path) -> dict[str, str]:
+    """A named pipe, a socket and an empty folder, each named like a photo, in ``folder``.
+
+    Returns the error reason expected for each refused entry (the folder is walked, not refused).
+    """
+    os.mkfifo(folder / "pipe.jpg")  # opening it for reading would block forever (issue 12)
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(folder / "socket.png"))
+    (folder / "dir.jpg").mkdir()
+    return {"pipe.jpg": "not a regular file (a named pipe)",
+            "socket.png": "not a regular file (a socket)"}
+
+
+@pytest.mark.timeout(900)  # a named pipe that were opened would block the command forever
 def test_bad_inputs_folder(tmp_path: Path) -> None:
-    """The whole folder: protect what can be, one error line per bad file, exit 1, rerun skips."""
+    """The whole folder plus a named pipe, a socket and a folder named like photos: protect what
+    can be, one error line per refused entry, exit 1, nothing modified, a rerun skips."""
     source = shared_data("bad_inputs")
     before = tree_hashes(source)
     folder = tmp_path / "bad_inputs"
@@ -128,6 +147,7 @@ def test_bad_inputs_folder(tmp_path: Path) -> None:
     for path in folder.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
     copies = tree_hashes(folder)
+    refused = {**BAD, **add_special_entries(folder)}
     out = tmp_path / "bad_inputs_cloaked"
 
     args = ("protect", str(folder), "--steps", "1", "--surrogates", "dlib-resnet", "--json")
@@ -136,13 +156,14 @@ def test_bad_inputs_folder(tmp_path: Path) -> None:
     report = json.loads(first.stdout)
     status = {Path(f["input"]).relative_to(folder).as_posix(): f for f in report["files"]}
     errors = [line for line in first.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == len(BAD), errors
-    for name, reason in BAD.items():
+    assert len(errors) == len(refused), errors
+    for name, reason in refused.items():
         assert status[name]["status"] == "failed"
         assert reason in status[name]["reason"]
         assert any(line.startswith(f"error: {folder / name}: ") and reason in line
                    for line in errors), name
-    assert report["totals"]["failed"] == len(BAD)
+    assert report["totals"]["failed"] == len(refused)
+    assert not any("dir.jpg" in name for name in status), "a folder was taken for a photo"
     assert report["totals"]["protected"] == len(GOOD)
     assert report["mask"]["source"] == "learned" and (out / "bad_inputs.cloak").is_file()
     print(f"\npeak RSS of `cloak protect bad_inputs` (48 MP photo included): {peak_mb:.0f} MB")
@@ -183,14 +204,36 @@ def test_bad_inputs_folder(tmp_path: Path) -> None:
     second, _ = run_cli(*args)
     assert second.returncode == 1
     assert len([line for line in second.stderr.splitlines() if line.startswith("error: ")]) \
-        == len(BAD)
+        == len(refused)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == written, \
         "a finished output was rewritten"
     report = json.loads(second.stdout)
     assert report["mask"]["source"] == "reused"
-    assert report["totals"]["up-to-date"] == len(GOOD) and report["totals"]["failed"] == len(BAD)
+    assert report["totals"]["up-to-date"] == len(GOOD) \
+        and report["totals"]["failed"] == len(refused)
     assert tree_hashes(source) == before, "shared data was modified"
     assert tree_hashes(folder) == copies, "an input was modified"
+    assert stat.S_ISFIFO((folder / "pipe.jpg").lstat().st_mode)
+    assert stat.S_ISSOCK((folder / "socket.png").lstat().st_mode)
+    assert not any((out / name).exists() for name in ("pipe.jpg", "socket.png", "dir.jpg"))
+
+
+def test_largest_accepted_photo_stays_under_2_5_gb(tmp_path: Path) -> None:
+    """The 48 MP photo enlarged to just under DEFAULT_MAX_PIXELS (the largest photo read_photo
+    accepts), protected by the real command: its peak memory stays under 2.5 GB."""
+    side = math.isqrt(DEFAULT_MAX_PIXELS * 3 // 4)  # 4:3, as the 48 MP photo
+    size = (side * 4 // 3, side)
+    assert 0.99 * DEFAULT_MAX_PIXELS < size[0] * size[1] <= DEFAULT_MAX_PIXELS
+    folder = tmp_path / "big"
+    folder.mkdir()
+    with Image.open(shared_data("bad_inputs", "large_48mp.jpg")) as image:
+        image.resize(size, Image.Resampling.BILINEAR).save(folder / "largest.jpg", quality=90)
+    done, peak_mb = run_cli("protect", str(folder), "--steps", "1", "--surrogates",
+                            "dlib-resnet", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["totals"]["protected"] == 1
+    print(f"\npeak RSS of `cloak protect` on a {size[0]}x{size[1]} photo: {peak_mb:.0f} MB")
+    assert peak_mb < 2500
 
 
 # -- one person's folder with another person mixed in ----------------------------------------

@@ -243,6 +243,19 @@ def test_exception(tmp_path):
             assert isinstance(caught.value, CloakError) and "\n" not in str(caught.value)
 
 
+def test_metadata_that_is_not_utf8(tmp_path):
+    """A container tag that is not UTF-8 (here the major brand, as byte damage or an old camera
+    leaves it) is read with replacement characters, not a traceback (found by hypothesis)."""
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, audio=None)
+    data = bytearray(clip.read_bytes())
+    assert data[8:12] == b"isom"
+    data[8] ^= 0x80
+    clip.write_bytes(bytes(data))
+    assert probe(clip).frame_count == FRAMES
+    assert sum(len(batch.frames) for batch in read_frames(clip)) == FRAMES
+
+
 def test_truncated_after_index(tmp_path):
     src, fast = tmp_path / "clip.mp4", tmp_path / "fast.mp4"
     make_clip(src, audio=None)

@@ -8,7 +8,10 @@ the real models (MTCNN, sface) from other photos of the same people.
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -34,19 +37,55 @@ def setup(mtcnn, tmp_path_factory) -> dict:
                         mtcnn, size=(320, 240), frames=FRAMES, seed=1)
     (root / "in").mkdir()
     write_clip(scene, root / "in" / "crossing.mp4")
-    (root / "in" / "broken.mp4").write_bytes(b"not a video at all")
+    add_bad_videos(root / "in", (root / "in" / "crossing.mp4").read_bytes())
     args = ["video", str(root / "in"), "-o", str(root / "out"), "--json", "-q"]
     args += video_people_args(root, PEOPLE)
     result = CliRunner().invoke(main, args)
     return {"root": root, "scene": scene, "result": result, "args": args}
 
 
-def test_video_is_written_and_the_broken_one_reported(setup: dict) -> None:
+#: Videos that cannot be read, each with the reason its one error line gives.
+BAD_VIDEOS = {
+    "broken.mp4": "not a video or corrupt",
+    "truncated.mp4": "not a video or corrupt",
+    "corrupted.mp4": "corrupt video data",
+    "audio_only.mp4": "no video stream",
+    "pipe.mp4": "not a regular file (a named pipe)",
+}
+
+
+def add_bad_videos(folder: Path, clip: bytes) -> None:
+    """The :data:`BAD_VIDEOS` in ``folder``, made from the bytes of a good ``clip``."""
+    (folder / "broken.mp4").write_bytes(b"not a video at all")
+    (folder / "truncated.mp4").write_bytes(clip[:len(clip) // 2])
+    damaged = bytearray(clip)
+    for at in range(len(clip) // 3, len(clip) * 2 // 3, 997):  # every 997th byte of the middle
+        damaged[at] ^= 0xFF
+    (folder / "corrupted.mp4").write_bytes(bytes(damaged))
+    with av.open(str(folder / "audio_only.mp4"), "w") as out:
+        sound = out.add_stream("aac", rate=48000, layout="mono")
+        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt",
+                                           layout="mono")
+        chunk.sample_rate = 48000
+        out.mux(sound.encode(chunk))
+        out.mux(sound.encode(None))
+    os.mkfifo(folder / "pipe.mp4")  # was skipped without a word before issue 12
+
+
+@pytest.mark.timeout(900)  # a named pipe that were opened would block forever
+def test_video_is_written_and_the_broken_ones_reported(setup: dict) -> None:
+    """Each unreadable video (not a video, truncated, corrupted, no video stream, a named pipe)
+    gets one error line with its reason, and the batch goes on to write the good one."""
     result = setup["result"]
-    assert result.exit_code == 1, result.output           # broken.mp4 failed, the batch went on
-    assert "broken.mp4" in result.stderr and "error:" in result.stderr
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == len(BAD_VIDEOS), "\n".join(errors)
+    for name, reason in BAD_VIDEOS.items():
+        assert any(line.startswith(f"error: {setup['root'] / 'in' / name}: {reason}")
+                   for line in errors), (name, errors)
     summary = json.loads(result.stdout)
-    assert summary["failed"] == 1
+    assert summary["failed"] == len(BAD_VIDEOS)
+    assert [Path(v["output"]).name for v in summary["videos"]] == ["crossing.mp4"]
     out = setup["root"] / "out" / "crossing.mp4"
     source, written = probe(setup["root"] / "in" / "crossing.mp4"), probe(out)
     assert written.frame_count == source.frame_count == FRAMES

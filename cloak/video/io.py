@@ -55,6 +55,7 @@ import torch
 from av.sidedata.sidedata import Type as SideDataType
 
 from cloak.errors import CloakError
+from cloak.fileio import not_regular
 
 __all__ = [
     "DEFAULT_CRF",
@@ -291,8 +292,9 @@ def iter_frames(path: str | Path, *, select: Callable[[int], bool] | None = None
         :class:`DecodedFrame`, images (H, W, 3) uint8 RGB.
 
     Raises:
-        VideoError: the file cannot be opened or decoded, a frame has no timestamp, the frame
-            size changes mid-stream, or the file ends before the frames its header announces.
+        VideoError: the file cannot be opened or decoded, a frame is damaged (the decoder had
+            to conceal errors), has no timestamp or changes size mid-stream, or the file ends
+            before the frames its header announces.
     """
     path = Path(path)
 
@@ -315,6 +317,8 @@ def iter_frames(path: str | Path, *, select: Callable[[int], bool] | None = None
                 for frame in stream.decode(packet):
                     if frame.pts is None:
                         raise VideoError(path, f"frame {count} has no timestamp")
+                    if frame.is_corrupt:  # the decoder concealed damage: faces may be missed
+                        raise VideoError(path, f"corrupt video data (frame {count} is damaged)")
                     if size is None:
                         size = (frame.width, frame.height)
                     elif size != (frame.width, frame.height):
@@ -636,12 +640,13 @@ class VideoWriter:
 
 def _open_input(path: Path) -> av.container.InputContainer:
     """Open ``path`` for demuxing or raise a :class:`VideoError` naming it."""
-    if not path.is_file():
-        raise VideoError(path, "no such file")
+    problem = not_regular(path)
+    if problem is not None:
+        raise VideoError(path, problem)
     if path.stat().st_size == 0:
         raise VideoError(path, "empty file")
-    try:
-        container = av.open(str(path), "r")
+    try:  # metadata that is not UTF-8 (older cameras, damage) is read with replacements
+        container = av.open(str(path), "r", metadata_errors="replace")
     except av.FFmpegError as err:
         raise VideoError(path, f"not a video or corrupt ({_reason(err)})") from None
     name = container.format.name
