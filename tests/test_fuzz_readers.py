@@ -4,7 +4,7 @@ file (manifest), videos.
 Each property draws damaged or arbitrary inputs (hypothesis) and asserts the reader's contract:
 the documented one-line error (MaskError, ImageError, VideoError) or a valid result, never
 another exception and never a hang (pytest-timeout stops a hang). Example counts are fixed
-(:data:`EXAMPLES`, derandomized) so the module runs in bounded time (about 15 s on one core);
+(:data:`EXAMPLES`, derandomized) so the module runs in bounded time (15 to 25 s on one core);
 the README's "Reliability" section quotes them.
 """
 
@@ -31,7 +31,7 @@ from cloak.video.io import VideoError, read_frames
 pytestmark = pytest.mark.timeout(300)
 
 SHAPE = (3, FRAME_SIZE, FRAME_SIZE)
-#: Examples per property (the module: about 30 s on one core of a busy 2-core machine).
+#: Examples per property (the module: 15 to 25 s on one core of a busy 2-core machine).
 EXAMPLES = {"mask_round_trip": 200, "mask_damage": 500, "photo_damage": 500, "manifest": 300,
             "video_damage": 100}
 
