@@ -15,6 +15,7 @@ surrogate); the optimiser has its own tests.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -37,7 +38,8 @@ from PIL import Image
 from cloak.faces import align_faces
 from cloak.identity import cluster_faces, main_identity
 from cloak.imageio import DEFAULT_MAX_PIXELS, read_photo, write_photo
-from cloak.mask import load_mask
+from cloak.mask import load_mask, save_mask
+from cloak.opom import TERMS
 from cloak.protect import (
     MANIFEST_NAME,
     LearnSettings,
@@ -46,6 +48,7 @@ from cloak.protect import (
     default_output,
     enroll,
     frames_footprint,
+    mask_digest,
     protect,
     protected_pixels,
     safe_name,
@@ -373,6 +376,32 @@ def test_rerun_reuses_mask_and_skips(mixed: dict) -> None:
     assert forced.mask_source == "learned"
     assert forced.mask_sha256 == mixed["summary"].mask_sha256, "same seed, different mask"
     assert sorted(r.status for r in forced.files) == ["not-person"] * 2 + ["protected"] * 6
+
+
+def test_mask_from_before_the_objective_terms(mixed: dict, tmp_path: Path) -> None:
+    """A mask file written before the optional objective terms existed (its settings name none
+    of linkage, views, anchor) loads, counts as learned with the terms off (reused by a run
+    that asks for OPOM alone, relearned by one that asks for today's default) and protects."""
+    learned = load_mask(mixed["summary"].output / "Colin.cloak")
+    assert set(TERMS) <= set(learned.settings), "today's masks record every term"
+    out = tmp_path / "Colin_cloaked"
+    out.mkdir()
+    old = dataclasses.replace(learned, settings={k: v for k, v in learned.settings.items()
+                                                 if k not in TERMS})
+    save_mask(old, out / "Colin.cloak")
+    loaded = load_mask(out / "Colin.cloak")
+    assert not set(TERMS) & set(loaded.settings)
+    opom_only = dataclasses.replace(FAST, terms=())
+    summary = protect([mixed["folder"]], ProtectOptions(learn=opom_only, output=out))
+    assert summary.mask_source == "reused", "an old mask was not taken as 'terms off'"
+    assert summary.mask_sha256 == mask_digest(loaded)
+    assert sorted(r.status for r in summary.files) == ["not-person"] * 2 + ["protected"] * 6
+    for result in summary.files:
+        if result.status == "protected":
+            change = read_photo(result.output).pixels - read_photo(result.path).pixels
+            assert change.abs().mean() > 0.3
+    relearned = protect([mixed["folder"]], ProtectOptions(learn=FAST, output=out))
+    assert relearned.mask_source == "learned", "an old mask was taken for today's default"
 
 
 def test_refine_pushes_each_face_further(mixed: dict, tmp_path: Path, mtcnn) -> None:
