@@ -180,7 +180,7 @@ def test_benchmark_command(tmp_path: Path) -> None:
 def test_benchmark_attributes(tmp_path: Path) -> None:
     """`cloak benchmark --attributes` measures attribute leakage (here clean vs a paper mask)."""
     out = tmp_path / "a.json"
-    args = ["benchmark", "--attributes", "--faces", "4", "--limit", "1",
+    args = ["benchmark", "--attributes", "--faces", "4", "--limit", "1", "--distractors", "40",
             "--conditions", "clean,mask-paper", "--cache", str(tmp_path / "cache"),
             "--out", str(out), "-q"]
     result = CliRunner().invoke(main, args)
@@ -188,6 +188,7 @@ def test_benchmark_attributes(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["command"].startswith("cloak benchmark --attributes")
     assert "mask-paper" in result.output
+    assert data["settings"]["lfw_distractors"] == 40, "--distractors reaches the LFW gallery"
 
 
 def test_protect_attributes_recorded_and_reused(photos: Path, tmp_path: Path) -> None:
