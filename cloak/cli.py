@@ -852,8 +852,8 @@ def benchmark(robustness: bool, eot: bool, attributes: bool, utkface: Path | Non
 
             settings = bench.AttributeSettings(
                 limit=faces, lfw_limit=limit, lfw_distractors=distractors, mode=mode,
-                steps=steps, seed=seed, progress=not quiet, conditions=_conditions(conditions, bench.ALL_CONDITIONS,
-                                                           bench.CONDITIONS))
+                steps=steps, seed=seed, progress=not quiet,
+                conditions=_conditions(conditions, bench.ALL_CONDITIONS, bench.CONDITIONS))
             result = bench.run_attribute_benchmark(replace(settings, **paths), log_line=say)
         else:
             from evaluation import opom_benchmark as bench
