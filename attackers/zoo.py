@@ -258,7 +258,7 @@ _register(ModelSpec(
          ("pnet", "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", 28_570),
          ("rnet", "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86", 403_147),
          ("onet", "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d", 1_559_269)]},
-    "cloak.faces.mtcnn:load",
+    "attackers.detectors.mtcnn:load",
     "MTCNN face detector (facenet-pytorch weights, torch): boxes, scores, 5 landmarks"))
 _register(ModelSpec(
     "shape68", "landmarks", "black-box",

@@ -31,7 +31,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as _safetensors_bytes
 
-from cloak.faces.frame import FRAME_SCALE, FRAME_SIZE
+from attackers.frame import FRAME_SCALE, FRAME_SIZE
 from cloak.fileio import not_regular, write_bytes_atomic
 from cloak.subspace import SUBSPACES
 
@@ -81,8 +81,8 @@ class Mask:
         surrogates: zoo names of the recognizers it was optimised on.
         person: a label for the person (chosen by the user).
         seed: random seed of the optimisation.
-        frame_size: side of the canonical frame in pixels (:data:`cloak.faces.frame.FRAME_SIZE`).
-        frame_scale: template scale of the frame (:data:`cloak.faces.frame.FRAME_SCALE`).
+        frame_size: side of the canonical frame in pixels (:data:`attackers.frame.FRAME_SIZE`).
+        frame_scale: template scale of the frame (:data:`attackers.frame.FRAME_SCALE`).
         version: cloak version that made it.
         settings: other optimiser settings (steps, mode, ...), scalar values only.
         created: ISO 8601 UTC time of creation.

@@ -3,7 +3,7 @@
 OPOM (Zhong & Deng, "OPOM: Customized Invisible Cloak towards Face Privacy Protection", TPAMI
 2022) learns one perturbation ``delta`` from a handful of a person's photos that pushes every
 protected feature away from the person's feature subspace (:mod:`cloak.subspace`). Here the mask
-lives in the canonical frame (:mod:`cloak.faces.frame`), 3 x 224 x 224 in pixel levels, and the
+lives in the canonical frame (:mod:`attackers.frame`), 3 x 224 x 224 in pixel levels, and the
 ensemble shares it: each surrogate sees the protected frame through its own differentiable crop.
 
 Each step (:func:`learn_mask`):
@@ -91,8 +91,8 @@ from typing import TYPE_CHECKING, Literal, get_args
 import torch
 import torch.nn.functional as F
 
+from attackers.frame import FRAME_SIZE
 from cloak.faces.align import feather_weight, invert, paste_back, to_frame
-from cloak.faces.frame import FRAME_SIZE
 from cloak.objective import feature_gradient
 from cloak.robust import RandomRealWorld
 from cloak.steps import InputDiversity, Momentum, fim_step, random_start, translation_invariance

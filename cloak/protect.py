@@ -74,9 +74,9 @@ from cloak.opom import (
 )
 
 if TYPE_CHECKING:
+    from attackers.detectors.mtcnn import MTCNN
     from attackers.recognizers.base import Recognizer
     from cloak.faces import AlignedFace
-    from cloak.faces.mtcnn import MTCNN
 
 __all__ = [
     "DETECT_MAX_SIDE",
@@ -440,8 +440,8 @@ def frames_footprint(matrices: torch.Tensor, height: int,
         ``(x0, y0, x1, y1)``: the bounding box of the frames' corners in photo pixels, plus 2
         pixels, clipped to the photo (x1, y1 exclusive).
     """
+    from attackers.frame import FRAME_SIZE
     from cloak.faces.align import invert
-    from cloak.faces.frame import FRAME_SIZE
 
     last = FRAME_SIZE - 1.0
     corners = torch.tensor([[0.0, 0.0, 1.0], [last, 0.0, 1.0], [0.0, last, 1.0],
@@ -464,8 +464,8 @@ def _shifted(matrices: torch.Tensor, x0: int, y0: int) -> torch.Tensor:
 
 def _aligned(matrices: torch.Tensor) -> list[AlignedFace]:
     """AlignedFace records carrying only the matrices (all that pasting and cropping read)."""
+    from attackers.detectors.mtcnn import Detection
     from cloak.faces import AlignedFace
-    from cloak.faces.mtcnn import Detection
 
     empty = torch.zeros(0)
     return [AlignedFace(frame=empty, matrix=m, detection=Detection(empty, 0.0, empty))

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from cloak.faces.frame import FRAME_SIZE
+from attackers.frame import FRAME_SIZE
 
 if TYPE_CHECKING:
     from cloak.opom import TrainingFace

@@ -120,10 +120,10 @@ from evaluation.report import RecordStore, markdown_table, write_json, write_mar
 
 if TYPE_CHECKING:
     from attackers.attributes.base import AttributePredictor
+    from attackers.detectors.mtcnn import MTCNN
     from attackers.landmarks import Landmarker
     from attackers.recognizers.base import Recognizer
     from cloak.faces import AlignedFace
-    from cloak.faces.mtcnn import MTCNN
     from cloak.opom import AttributeSurrogate, OpomConfig
 
 __all__ = [
@@ -377,8 +377,8 @@ def _crop(image: torch.Tensor, pad: int) -> torch.Tensor:
 
 def _unpadded(face: AlignedFace, pad: int) -> AlignedFace:
     """A face found on a padded photo, in the coordinates of the photo without the border."""
+    from attackers.detectors.mtcnn import Detection
     from cloak.faces import AlignedFace
-    from cloak.faces.mtcnn import Detection
 
     if pad == 0:
         return face

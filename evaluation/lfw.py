@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 if TYPE_CHECKING:
+    from attackers.detectors.mtcnn import MTCNN
     from cloak.faces import AlignedFace
-    from cloak.faces.mtcnn import MTCNN
 
 __all__ = ["LfwPhoto", "central_face_index", "central_faces", "identity_folders", "identity_photos",
            "load_rgb"]

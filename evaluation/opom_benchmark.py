@@ -80,9 +80,9 @@ from evaluation.report import RecordStore, markdown_table, publish, write_json
 from evaluation.verification import gallery_ranks
 
 if TYPE_CHECKING:
+    from attackers.detectors.mtcnn import MTCNN
     from attackers.recognizers.base import Recognizer
     from cloak.faces import AlignedFace
-    from cloak.faces.mtcnn import MTCNN
     from cloak.opom import OpomConfig
 
 __all__ = [
@@ -465,7 +465,7 @@ def _person_generator(person: str, seed: int) -> torch.Generator:
 
 def _noise(person: str, eps: float, seed: int) -> torch.Tensor:
     """Uniform noise U[-eps, eps] in the canonical frame, seeded by ``seed`` and the person."""
-    from cloak.faces.frame import FRAME_SIZE
+    from attackers.frame import FRAME_SIZE
     from cloak.steps import random_start
 
     return random_start((3, FRAME_SIZE, FRAME_SIZE), eps, _person_generator(person, seed))

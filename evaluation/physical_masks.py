@@ -43,8 +43,8 @@ from PIL import Image, ImageDraw
 from attackers.landmarks import FaceLandmarks, Landmarker
 
 if TYPE_CHECKING:
+    from attackers.detectors.mtcnn import Detection
     from cloak.faces import AlignedFace
-    from cloak.faces.mtcnn import Detection
 
 __all__ = ["STYLES", "SUPERSAMPLE", "MaskedFace", "draw_mask", "mask_faces", "mask_outline"]
 
@@ -255,7 +255,8 @@ def mask_faces(images: Sequence[torch.Tensor],
     Args:
         images: each (3, H, W) float RGB in [0, 255].
         faces: per photo, its faces (:class:`~cloak.faces.AlignedFace` from
-            :func:`~cloak.faces.align_faces`, or MTCNN :class:`~cloak.faces.mtcnn.Detection`).
+            :func:`~cloak.faces.align_faces`, or MTCNN
+            :class:`~attackers.detectors.mtcnn.Detection`).
         style: one of :data:`STYLES`.
         seed: face ``j`` of photo ``i`` draws from ``numpy.random.default_rng([seed, i, j])``.
         landmarker: a :class:`~attackers.landmarks.Landmarker` (built once if None).

@@ -94,8 +94,8 @@ from evaluation.verification import (
 )
 
 if TYPE_CHECKING:
+    from attackers.detectors.mtcnn import MTCNN
     from attackers.recognizers.base import Recognizer
-    from cloak.faces.mtcnn import MTCNN
 
 __all__ = [
     "DIRECTIONS",
@@ -201,7 +201,7 @@ class MaskStore:
         Returns:
             ((3, 224, 224) float32 mask in pixel levels, seconds it took to learn) or None.
         """
-        from cloak.faces.frame import FRAME_SIZE
+        from attackers.frame import FRAME_SIZE
 
         array_path, meta_path = self.folder / f"{name}.npy", self.folder / f"{name}.json"
         if not (array_path.exists() and meta_path.exists()):

@@ -68,8 +68,8 @@ from evaluation.protocol import identity_ranks, psr, split_photos
 from evaluation.report import key_digest, markdown_table, publish
 
 if TYPE_CHECKING:
+    from attackers.detectors.mtcnn import MTCNN
     from attackers.recognizers.base import Recognizer
-    from cloak.faces.mtcnn import MTCNN
     from cloak.mask import Mask
     from cloak.video.tracks import FaceInFrame
     from evaluation.video_clips import SyntheticClip

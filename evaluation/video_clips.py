@@ -27,7 +27,7 @@ import kornia.geometry.transform as KT
 import torch
 import torch.nn.functional as F
 
-from cloak.faces.mtcnn import MTCNN
+from attackers.detectors.mtcnn import MTCNN
 from evaluation.lfw import central_face_index, load_rgb
 
 __all__ = ["Actor", "SyntheticClip", "crossing_scene", "landmark_error", "landmark_jitter",

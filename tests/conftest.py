@@ -13,8 +13,55 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+#: Fixtures that read real data or load real models: a test using one is marked ``data``.
+DATA_FIXTURES = frozenset({"mtcnn", "lfw_frames", "lfw_faces"})
+
+#: True while a test without the ``data`` marker runs (set before its fixtures).
+_unit_only = False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a :data:`DATA_FIXTURES` fixture as ``data``."""
+    for item in items:
+        if DATA_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.data)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Record whether the test about to run is a unit test (no ``data`` marker)."""
+    global _unit_only
+    _unit_only = item.get_closest_marker("data") is None
+
+
+def _require_data_marker(what: str) -> None:
+    """Fail a unit test that reaches real data or models, so ``-m "not data"`` stays honest."""
+    if _unit_only:
+        pytest.fail(f"this test {what}: mark it @pytest.mark.data", pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _models_need_data_marker():
+    """Route every zoo fetch through :func:`_require_data_marker` for the whole session."""
+    from attackers import zoo
+
+    original = zoo.fetch
+
+    def guarded(name: str, *args, **kwargs):
+        _require_data_marker(f"loads the real model {name!r}")
+        return original(name, *args, **kwargs)
+
+    zoo.fetch = guarded
+    yield
+    zoo.fetch = original
+
+
 def shared_data(*parts: str) -> Path:
-    """Path inside ../shared/data; skips the calling test when it is missing."""
+    """Path inside ../shared/data; skips the calling test when it is missing.
+
+    A test that calls it must carry the ``data`` marker (a unit test fails here).
+    """
+    _require_data_marker(f"reads ../shared/data/{'/'.join(parts)}")
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"real test data not found at {path} (expected ../shared/data beside the repo)")
@@ -28,7 +75,7 @@ def video_people_args(root: Path, people: tuple[str, str]) -> list[str]:
 
     import torch
 
-    from cloak.faces.frame import FRAME_SIZE
+    from attackers.frame import FRAME_SIZE
     from cloak.mask import Mask, save_mask
 
     args = []

@@ -54,6 +54,7 @@ def result(settings, one_torch_thread) -> dict:
     return run_attribute_benchmark(settings)
 
 
+@pytest.mark.data
 def test_malformed_names_are_set_aside():
     """The one UTKFace name with gender 3 is skipped with its reason; the others parse."""
     labelled, malformed = utkface_faces(shared_data("utkface", "random"))
@@ -64,6 +65,7 @@ def test_malformed_names_are_set_aside():
     assert len({(labels.male, labels.race) for _, labels in first}) >= 4   # a mixed sample
 
 
+@pytest.mark.data
 def test_every_condition_has_finite_metrics(result, settings):
     for dataset in settings.datasets:
         run = result["utkface"][dataset]
@@ -93,6 +95,7 @@ def test_every_condition_has_finite_metrics(result, settings):
             assert 0 <= flips["sex"]["value"] <= 1 and flips["age_shift_years"]["value"] >= 0
 
 
+@pytest.mark.data
 def test_lfw_identity_psr_beside_the_flips(result, settings):
     """Every LFW condition is also searched by the black-box recognizers (none a surrogate)."""
     names = settings.lfw_recognizers()
@@ -108,6 +111,7 @@ def test_lfw_identity_psr_beside_the_flips(result, settings):
     assert psr["clean"]["mean"]["value"] <= 0.2
 
 
+@pytest.mark.data
 def test_records_hold_plain_predictions(result, settings):
     """Records carry floats per predictor output, nothing image-like, and survive JSON."""
     face = next(f for f in result["utkface"]["balanced"]["faces"] if f["detected"])
@@ -126,6 +130,7 @@ def test_records_hold_plain_predictions(result, settings):
         assert shift > 1.0, name
 
 
+@pytest.mark.data
 def test_masks_and_cloaks_change_only_their_pixels(one_torch_thread):
     """Physical masks change pixels only inside their coverage; cloaks at most eps per pixel."""
     detector = attackers.load("mtcnn")
@@ -170,6 +175,7 @@ def test_masks_and_cloaks_change_only_their_pixels(one_torch_thread):
             assert condition in item.found
 
 
+@pytest.mark.data
 def test_rerun_reuses_every_record(result, settings):
     again = run_attribute_benchmark(settings)
     faces = sum(len(r["faces"]) for r in result["utkface"].values())
@@ -182,6 +188,7 @@ def test_rerun_reuses_every_record(result, settings):
         result["utkface"]["random"]["summary"]["metrics"]
 
 
+@pytest.mark.data
 def test_report_renders(result, tmp_path):
     markdown = tmp_path / "BENCHMARKS.md"
     body = write_report(result, tmp_path / "out.json", markdown, command="pytest")
@@ -214,6 +221,7 @@ def test_settings_are_checked():
             AttributeSettings(**bad).check()
 
 
+@pytest.mark.data
 def test_attribute_folds_and_store_key(tmp_path):
     """Each fold scores the predictors the other fold pushes; a predictor gets only the asked
     attributes it outputs; the attribute settings key the record store only with cloak-attr."""
@@ -253,6 +261,7 @@ def attribute_result(tmp_path_factory, one_torch_thread) -> dict:
     return run_attribute_benchmark(settings)
 
 
+@pytest.mark.data
 def test_attribute_cloak_is_scored_leave_one_out(attribute_result):
     run = attribute_result["utkface"]["balanced"]
     assert run["summary"]["scored"] >= 2

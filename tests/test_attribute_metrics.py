@@ -275,6 +275,7 @@ def test_parse_names_without_race():
     assert labels.race.tolist() == [-1, 4] and labels.male.tolist() == [False, True]
 
 
+@pytest.mark.data
 def test_parse_real_utkface_names():
     balanced = shared_data("utkface", "balanced")
     for sex_folder, male in (("males", True), ("females", False)):

@@ -16,8 +16,8 @@ import attackers
 from attackers import zoo
 from attackers.attributes import AGE_BINS, RACES, AttributePredictor, age_gender
 from attackers.attributes.base import bin_ages, expected_age
+from attackers.frame import crop_matrix, warp_to_crop
 from attackers.recognizers.dlib_resnet import DLIB_CROP
-from cloak.faces.frame import crop_matrix, warp_to_crop
 
 GEAR_REFERENCE = json.loads((Path(__file__).parent / "data" / "gear_reference.json").read_text())
 NAMES = ("age-gender", "gear", "faceres-attributes")
@@ -121,6 +121,7 @@ def test_age_gender_matches_onnxruntime(models, utkface_faces):
     assert errors["age_years"] < 1e-3, errors
 
 
+@pytest.mark.data
 def test_gear_matches_tfjs(models):
     """gear's three heads match TensorFlow.js' run of the same files (tests/data JSON)."""
     spec = zoo.get_spec("gear")
@@ -232,6 +233,7 @@ def test_gradients_reach_frames(models, utkface_faces):
             assert torch.isfinite(grad).all() and grad.abs().sum() > 0, (name, key)
 
 
+@pytest.mark.data
 def test_exception(models, tmp_path):
     with pytest.raises(ValueError, match=r"gear: expects canonical frames \(N, 3, 224, 224\)"):
         models["gear"].predict(torch.zeros(1, 3, 198, 198))

@@ -85,6 +85,7 @@ def photos(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("args, message", [
     (["protect"], "Missing argument"),
     (["protect", "no/such/folder"], "does not exist"),
@@ -121,6 +122,7 @@ def test_usage_errors_exit_2(args: list[str], message: str, photos: Path,
     assert not (tmp_path / "Colin_cloaked").exists()
 
 
+@pytest.mark.data
 def test_enroll_then_protect_json_and_exit_codes(photos: Path, tmp_path: Path) -> None:
     """enroll -> mask file; protect --mask -> exit 0 and a JSON summary without face data;
     a broken photo added -> one error line, exit 1, the finished photos are skipped."""
@@ -155,6 +157,7 @@ def test_enroll_then_protect_json_and_exit_codes(photos: Path, tmp_path: Path) -
     assert statuses == ["failed", "up-to-date", "up-to-date", "up-to-date"]
 
 
+@pytest.mark.data
 def test_benchmark_command(tmp_path: Path) -> None:
     """`cloak benchmark` runs the LFW protocol (here clean and noise only) and writes its report."""
     lfw = shared_data("lfw")
@@ -177,6 +180,7 @@ def test_benchmark_command(tmp_path: Path) -> None:
     assert both.exit_code == 2 and "choose one of --robustness and --attributes" in both.output
 
 
+@pytest.mark.data
 def test_benchmark_attributes(tmp_path: Path) -> None:
     """`cloak benchmark --attributes` measures attribute leakage (here clean vs a paper mask)."""
     out = tmp_path / "a.json"
@@ -191,6 +195,7 @@ def test_benchmark_attributes(tmp_path: Path) -> None:
     assert data["settings"]["lfw_distractors"] == 40, "--distractors reaches the LFW gallery"
 
 
+@pytest.mark.data
 def test_protect_attributes_recorded_and_reused(photos: Path, tmp_path: Path) -> None:
     """--protect-attributes learns with the mode's attribute predictors and records them in the
     mask file; a rerun with the same option reuses the mask, one without it learns anew."""

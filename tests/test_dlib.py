@@ -9,9 +9,9 @@ import torch.nn.functional as F
 import attackers
 from attackers import zoo
 from attackers.convert.dlib_dat import DlibFormatError, LayerSpec, Reader, read_stack
+from attackers.frame import warp_to_crop
 from attackers.recognizers.dlib_native import to_uint8_chips
 from attackers.recognizers.dlib_resnet import DLIB_CROP, add_padded, anet_stack, convert
-from cloak.faces.frame import warp_to_crop
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,7 @@ def dat_path():
     return zoo.fetch("dlib-resnet")["weights"]
 
 
+@pytest.mark.data
 def test_smoke(port, native):
     assert (port.name, port.dim, port.crop, port.differentiable) == (
         "dlib-resnet", 128, DLIB_CROP, True)
@@ -38,6 +39,7 @@ def test_smoke(port, native):
     assert len(anet_stack()) == 132
 
 
+@pytest.mark.data
 def test_reader_primitives(dat_path):
     # The file opens with add_loss_layer's version, loss_metric_'s version string, its margin
     # (0.04) and distance threshold (0.6), then add_layer version 2 of fc_no_bias.
@@ -51,6 +53,7 @@ def test_reader_primitives(dat_path):
     assert Reader(b"\x02\x80\x12", "x").read_int() == 0x1280
 
 
+@pytest.mark.data
 def test_exception(dat_path, native, tmp_path):
     stack = anet_stack()
     wrong_width = [LayerSpec("con", 64, 7, 2) if s == LayerSpec("con", 32, 7, 2) else s
@@ -71,6 +74,7 @@ def test_exception(dat_path, native, tmp_path):
         native.forward_crop(torch.zeros(1, 3, 112, 112))
 
 
+@pytest.mark.data
 def test_converted_cache(dat_path, port):
     cached = zoo.converted_path("dlib-resnet", "v1")
     assert cached.is_file()

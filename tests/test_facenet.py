@@ -37,6 +37,7 @@ def reference_features(model) -> torch.Tensor:
         return model.forward_crop(recorded_crops(REFERENCE["items"], 45, 160))
 
 
+@pytest.mark.data
 def test_smoke(model):
     assert isinstance(model, Recognizer) and not model.training
     assert (model.name, model.crop, model.dim) == ("facenet", facenet.CropSpec(160, 0.8), 128)
@@ -45,6 +46,7 @@ def test_smoke(model):
     assert n_params == 22_779_312
 
 
+@pytest.mark.data
 def test_reference_agreement(reference_features):
     """Raw bottleneck features match TensorFlow's run of the same h5 (tests/data JSON)."""
     want = torch.tensor([item["embedding"] for item in REFERENCE["items"]])
@@ -55,6 +57,7 @@ def test_reference_agreement(reference_features):
     assert cosine.min() > 1 - 1e-6
 
 
+@pytest.mark.data
 def test_same_person_closer_than_different(reference_features):
     """Reference crops: 3 photos of Ariel Sharon, 3 of Colin Powell."""
     emb = torch.nn.functional.normalize(reference_features, dim=1)
@@ -77,6 +80,7 @@ def test_standardize():
     assert torch.equal(flat, torch.zeros_like(flat))
 
 
+@pytest.mark.data
 def test_conversion_matches_architecture(h5_path):
     state = facenet.convert_keras_h5(h5_path)
     expected = facenet.InceptionResnetV1().state_dict()
@@ -93,6 +97,7 @@ def _edited_copy(h5_path: Path, tmp_path: Path, edit) -> Path:
     return path
 
 
+@pytest.mark.data
 def test_exception(h5_path, tmp_path):
     """Wrong files, graph settings or spare weights give a KerasWeightsError naming the cause."""
     not_h5 = tmp_path / "not.h5"
@@ -119,6 +124,7 @@ def test_exception(h5_path, tmp_path):
         facenet.convert_keras_h5(_edited_copy(h5_path, tmp_path, spare_weight))
 
 
+@pytest.mark.data
 def test_converted_cache(h5_path, tmp_path, monkeypatch):
     """The safetensors cache is written once, reused, and replaced when stale."""
     cached = tmp_path / "facenet-v1.safetensors"

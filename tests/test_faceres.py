@@ -41,6 +41,7 @@ def reference_heads(model, reference_crops) -> faceres.FaceResOutput:
         return model.heads_crop(reference_crops)
 
 
+@pytest.mark.data
 def test_smoke(model):
     assert isinstance(model, Recognizer) and not model.training
     assert (model.name, model.crop, model.dim) == ("faceres", faceres.CropSpec(224, 0.8), 1024)
@@ -48,6 +49,7 @@ def test_smoke(model):
     assert not any(b.requires_grad for b in model.buffers())
 
 
+@pytest.mark.data
 def test_reference_agreement(reference_heads):
     """All three heads match TensorFlow.js' run of the same files (tests/data JSON)."""
     items = REFERENCE["items"]
@@ -69,6 +71,7 @@ def test_reference_agreement(reference_heads):
     assert out.age_probs.argmax(dim=1).tolist() == [it["age_argmax"] for it in items]
 
 
+@pytest.mark.data
 def test_fold_matches_unfolded(files, model, reference_crops):
     """Folding batch norms and relu6 into the convolutions changes rounding only."""
     plain = tfjs_torch.load_graph_model(files["graph"], [files["weights"]], fold=False)
@@ -84,6 +87,7 @@ def test_fold_matches_unfolded(files, model, reference_crops):
                      ["conv1_relu/Relu"])[0].shape == (1, 112, 112, 32)
 
 
+@pytest.mark.data
 def test_same_person_closer_than_different(reference_heads):
     """Reference crops (not aligned): 3 photos of Ariel Sharon, 3 of Colin Powell."""
     emb = torch.nn.functional.normalize(reference_heads.embedding, dim=1)
@@ -110,6 +114,7 @@ def test_heads_lfw_frames(model, lfw_frames):
     assert out["Ariel_Sharon"].age.mean() - out["Serena_Williams"].age.mean() > 15
 
 
+@pytest.mark.data
 def test_channels_last_input_agrees(model, reference_crops):
     """NHWC feeds and NCHW feeds (``channels_first``) give the same outputs."""
     with torch.no_grad():
@@ -160,6 +165,7 @@ def _edited_graph(files: dict[str, Path], tmp_path: Path, edit) -> Path:
     return path
 
 
+@pytest.mark.data
 def test_exception(files, model, tmp_path):
     """Unsupported ops, bad files and bad inputs fail with errors naming the cause."""
     def unknown_op(meta):

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from conftest import LFW_FRAME_PEOPLE, lfw_photos, shared_data
 
+from attackers.detectors.mtcnn import MTCNN, _Crops, _nms_sequential, load, nms
+from attackers.frame import FRAME_SIZE, frame_template
 from cloak.faces import AlignedFace, align_faces
 from cloak.faces.align import feather_weight, invert, paste_back, similarity_to_frame, to_frame
-from cloak.faces.frame import FRAME_SIZE, frame_template
-from cloak.faces.mtcnn import MTCNN, _Crops, _nms_sequential, load, nms
 from evaluation.lfw import load_rgb
 
 
@@ -102,6 +102,7 @@ def test_zoo_loader(mtcnn):
     assert (mtcnn.factor, mtcnn.min_face_size) == (0.709, 20.0)
 
 
+@pytest.mark.data
 def test_crops_equal_area_interpolation(lfw_images, group_photo):
     """The summed-area crops are F.interpolate(mode="area") of each box, as facenet-pytorch."""
     images = [lfw_images[0], group_photo]

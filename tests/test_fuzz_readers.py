@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_video_io import FRAMES, make_clip
 
+from attackers.frame import FRAME_SIZE
 from cloak.errors import ImageError
-from cloak.faces.frame import FRAME_SIZE
 from cloak.imageio import read_photo, write_photo
 from cloak.mask import Mask, MaskError, load_mask, save_mask
 from cloak.protect import MANIFEST_NAME, Manifest, Reporter
@@ -143,6 +143,7 @@ def photo_blobs() -> list[tuple[str, bytes]]:
     return [(p.suffix, p.read_bytes()) for p in _photo_sources()]
 
 
+@pytest.mark.data
 @fuzz("photo_damage")
 @given(data=st.data())
 def test_damaged_photo_gives_image_error_or_a_photo(tmp_path: Path, photo_blobs: list,

@@ -70,6 +70,7 @@ def hwc(photo: Photo) -> np.ndarray:
     return photo.pixels.permute(1, 2, 0).double().numpy()
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("name", FILES)
 def test_bad_input(name: str, tmp_path: Path) -> None:
     """Each file loads with the right format/mode/size and round-trips, or fails with its reason."""
@@ -118,6 +119,7 @@ def check_round_trip(photo: Photo, tmp_path: Path) -> None:
         assert torch.equal(back.samples, photo.samples)  # lossless: bit-exact, 16-bit included
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("name", ["exif_rotated.jpg", "cmyk.jpg", "face.webp", "with_gps.jpg"])
 def test_display_colours_and_orientation(name: str) -> None:
     """Upright, right-coloured pixels: each file matches the PNG it was generated from."""
@@ -127,6 +129,7 @@ def test_display_colours_and_orientation(name: str) -> None:
     assert error < 2.0, f"{name}: mean abs difference {error:.2f} from face.png"
 
 
+@pytest.mark.data
 def test_exif_rotation_is_applied(tmp_path: Path) -> None:
     """Stored turned (orientation 6): read, it is upright; written, it stays so."""
     path = shared_data("bad_inputs", "exif_rotated.jpg")
@@ -142,6 +145,7 @@ def test_exif_rotation_is_applied(tmp_path: Path) -> None:
         assert np.abs(np.asarray(image, dtype=np.float64) - reference).mean() < 2
 
 
+@pytest.mark.data
 def test_greyscale_stays_grey(tmp_path: Path) -> None:
     """A colour perturbation on a greyscale photo is written as its luma, in mode L."""
     photo = read_photo(shared_data("bad_inputs", "grayscale.jpg"))
@@ -157,6 +161,7 @@ def test_greyscale_stays_grey(tmp_path: Path) -> None:
     assert np.abs(written - expected).mean() < 1.0
 
 
+@pytest.mark.data
 def test_sixteen_bit_kept(tmp_path: Path) -> None:
     """16-bit greyscale stays 16-bit: pixels come back bit-exact, a +1 change as +257."""
     path = shared_data("bad_inputs", "gray16.png")
@@ -170,6 +175,7 @@ def test_sixteen_bit_kept(tmp_path: Path) -> None:
     assert back.mode == "I;16" and np.array_equal(back.samples.numpy(), expected)
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
 def test_gps_removed_by_default(fmt: str, tmp_path: Path) -> None:
     """GPS is dropped from the output unless asked; the rest of the EXIF stays."""
@@ -191,6 +197,7 @@ def test_gps_removed_by_default(fmt: str, tmp_path: Path) -> None:
             assert exif[0x0112] == 1
 
 
+@pytest.mark.data
 def test_exif_thumbnail_dropped(tmp_path: Path) -> None:
     """The EXIF thumbnail (an unprotected copy of the face) is never written."""
     face = shared_data("bad_inputs", "face.png")
@@ -211,6 +218,7 @@ def test_exif_thumbnail_dropped(tmp_path: Path) -> None:
         assert image.getexif()[0x0112] == 1
 
 
+@pytest.mark.data
 def test_phone_mpo_and_still_gif(tmp_path: Path) -> None:
     """A multi-picture JPEG gives its primary picture as JPEG; a still GIF is written as PNG."""
     with Image.open(shared_data("bad_inputs", "face.png")) as image:
@@ -227,6 +235,7 @@ def test_phone_mpo_and_still_gif(tmp_path: Path) -> None:
         assert (image.format, image.mode) == ("PNG", "RGB")
 
 
+@pytest.mark.data
 def test_refuses_to_overwrite_input(tmp_path: Path) -> None:
     """The source file, by any spelling or hard link, is never written to."""
     source = tmp_path / "photo.jpg"
@@ -241,6 +250,7 @@ def test_refuses_to_overwrite_input(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["link.png", "photo.jpg"]
 
 
+@pytest.mark.data
 def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     """A write that fails (destination is a folder) raises ImageError and leaves no temp file."""
     photo = read_photo(shared_data("bad_inputs", "face.png"))
@@ -250,6 +260,7 @@ def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["taken"] and os.listdir(tmp_path / "taken") == []
 
 
+@pytest.mark.data
 def test_too_large_and_bombs(tmp_path: Path) -> None:
     """Size limits are checked from the header, before decoding."""
     large = shared_data("bad_inputs", "large_48mp.jpg")
@@ -266,6 +277,7 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
+@pytest.mark.data
 def test_downscaled_working_copy() -> None:
     """The 48 MP photo is held as uint8 (144 MB) and gives a small float copy for detection."""
     photo = read_photo(shared_data("bad_inputs", "large_48mp.jpg"))
@@ -280,6 +292,7 @@ def test_downscaled_working_copy() -> None:
     assert one == 1.0 and torch.equal(same, tiny.pixels)
 
 
+@pytest.mark.data
 def test_iter_photo_paths_over_bad_inputs() -> None:
     folder = shared_data("bad_inputs")
     found = list(iter_photo_paths([folder]))
@@ -287,6 +300,7 @@ def test_iter_photo_paths_over_bad_inputs() -> None:
     assert all(f.skip_reason is None for f in found)  # no_extension is sniffed as a JPEG
 
 
+@pytest.mark.data
 def test_iter_photo_paths_skips(tmp_path: Path) -> None:
     face = shared_data("bad_inputs", "face.png").read_bytes()
     (tmp_path / "b").mkdir()
@@ -314,6 +328,7 @@ def test_unsupported_pixel_format(tmp_path: Path) -> None:
         read_photo(tmp_path / "float.tif")
 
 
+@pytest.mark.data
 @pytest.mark.parametrize(("fmt", "mode", "out_mode"), [
     ("TIFF", "CMYK", "RGB"), ("TIFF", "RGBA", "RGBA"), ("TIFF", "L", "L"), ("BMP", "P", "RGB"),
     ("PNG", "LA", "LA"), ("PNG", "1", "L"), ("WEBP", "RGBA", "RGBA")])

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from cloak.faces.frame import FRAME_SCALE, FRAME_SIZE
+from attackers.frame import FRAME_SCALE, FRAME_SIZE
 from cloak.mask import FORMAT_VERSION, MASK_SUFFIX, Mask, MaskError, load_mask, save_mask
 
 SHAPE = (3, FRAME_SIZE, FRAME_SIZE)

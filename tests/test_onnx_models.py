@@ -13,9 +13,9 @@ from conftest import pair_similarities
 
 import attackers
 from attackers.convert.onnx_torch import OnnxConversionError, OnnxGraph, UnsupportedOnnxOpError
+from attackers.frame import FRAME_SIZE, CropSpec, warp_to_crop
 from attackers.recognizers.base import BlackBoxRecognizer
 from attackers.recognizers.onnx_models import OnnxRecognizer
-from cloak.faces.frame import FRAME_SIZE, CropSpec, warp_to_crop
 
 MODELS = {"sface": 128, "mobilefacenet": 512}
 
@@ -26,6 +26,7 @@ def pair(request) -> tuple[OnnxRecognizer, BlackBoxRecognizer]:
     return attackers.load(request.param), attackers.load(request.param, reference=True)
 
 
+@pytest.mark.data
 def test_smoke(pair):
     model, reference = pair
     assert model.crop == CropSpec(112, 1.0) and model.dim == MODELS[model.name]
@@ -92,6 +93,7 @@ def test_reference_has_no_gradient(pair, lfw_faces):
     assert not reference.embed(frames).requires_grad
 
 
+@pytest.mark.data
 def test_exception(tmp_path):
     """Unsupported ops and batch-mixing reshapes are refused, naming op and model."""
     path = attackers.zoo.fetch("mobilefacenet")["weights"]

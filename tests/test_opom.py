@@ -385,6 +385,7 @@ def age_gender():
     return attackers.load("age-gender")
 
 
+@pytest.mark.data
 def test_attribute_surrogate_exception(age_gender):
     import attackers
 

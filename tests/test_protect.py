@@ -139,6 +139,7 @@ def add_special_entries(folder: Path) -> dict[str, str]:
             "socket.png": "not a regular file (a socket)"}
 
 
+@pytest.mark.data
 @pytest.mark.timeout(900)  # a named pipe that were opened would block the command forever
 def test_bad_inputs_folder(tmp_path: Path) -> None:
     """The whole folder plus a named pipe, a socket and a folder named like photos: protect what
@@ -221,6 +222,7 @@ def test_bad_inputs_folder(tmp_path: Path) -> None:
     assert not any((out / name).exists() for name in ("pipe.jpg", "socket.png", "dir.jpg"))
 
 
+@pytest.mark.data
 def test_largest_accepted_photo_stays_under_2_5_gb(tmp_path: Path) -> None:
     """The 48 MP photo enlarged to just under DEFAULT_MAX_PIXELS (the largest photo read_photo
     accepts), protected by the real command: its peak memory stays under 2.5 GB."""
@@ -256,6 +258,7 @@ def mixed(tmp_path_factory) -> dict:
             "mine": [p.name for p in mine], "theirs": [p.name for p in theirs]}
 
 
+@pytest.mark.data
 def test_person_found_others_untouched(mixed: dict) -> None:
     """The person (6 photos) is found; the other person's photos are reported and not written."""
     summary, folder = mixed["summary"], mixed["folder"]
@@ -312,6 +315,7 @@ def test_changes_only_in_the_face_and_within_eps(mixed: dict, mtcnn) -> None:
     assert max(spill) == 0, "JPEG output changed blocks away from the face"
 
 
+@pytest.mark.data
 def test_mask_protects_new_photos(mixed: dict, tmp_path: Path) -> None:
     """An existing mask applied to new photos of the person; seconds per photo measured."""
     mask_file = mixed["summary"].output / "Colin.cloak"
@@ -333,6 +337,7 @@ def test_mask_protects_new_photos(mixed: dict, tmp_path: Path) -> None:
     assert statistics.median(seconds) < 1.5
 
 
+@pytest.mark.data
 def test_all_faces(mixed: dict, tmp_path: Path) -> None:
     """--all-faces: every face is protected, the other person's photos included."""
     mask = load_mask(mixed["summary"].output / "Colin.cloak")
@@ -346,6 +351,7 @@ def test_all_faces(mixed: dict, tmp_path: Path) -> None:
         assert change.abs().mean() > 0.3
 
 
+@pytest.mark.data
 def test_enroll_same_seed_same_mask(mixed: dict, tmp_path: Path) -> None:
     """enroll writes a loadable mask, equal to protect's on the same photos and seed."""
     target = tmp_path / "colin.cloak"
@@ -358,6 +364,7 @@ def test_enroll_same_seed_same_mask(mixed: dict, tmp_path: Path) -> None:
     assert mask.delta.abs().max() <= EPS and mask.delta.abs().mean() > 1.0
 
 
+@pytest.mark.data
 def test_rerun_reuses_mask_and_skips(mixed: dict) -> None:
     """A rerun after an interruption: the saved mask is reused, only missing outputs are made."""
     folder, out = mixed["folder"], mixed["summary"].output
@@ -378,6 +385,7 @@ def test_rerun_reuses_mask_and_skips(mixed: dict) -> None:
     assert sorted(r.status for r in forced.files) == ["not-person"] * 2 + ["protected"] * 6
 
 
+@pytest.mark.data
 def test_mask_from_before_the_objective_terms(mixed: dict, tmp_path: Path) -> None:
     """A mask file written before the optional objective terms existed (its settings name none
     of linkage, views, anchor) loads, counts as learned with the terms off (reused by a run
@@ -465,6 +473,7 @@ def test_cluster_and_main_identity(lfw_faces) -> None:
     assert main_identity([], []) == (None, False)
 
 
+@pytest.mark.data
 def test_default_output_and_refusals(tmp_path: Path) -> None:
     """Output folder defaults; an output that is the input folder is refused before any work."""
     photos = tmp_path / "photos"

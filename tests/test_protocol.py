@@ -132,6 +132,7 @@ def test_fold_plans_are_leave_one_out():
         BenchmarkSettings(conditions=("clean", "blur")).check()
 
 
+@pytest.mark.data
 def test_unknown_person_is_named():
     lfw = shared_data("lfw")
     with pytest.raises(ValueError, match="no identities named Nobody_Here"):
@@ -141,6 +142,7 @@ def test_unknown_person_is_named():
 # ------------------------------------------------------------------------------- a real run
 
 
+@pytest.mark.data
 def test_small_real_benchmark(tmp_path, one_torch_thread):
     lfw = shared_data("lfw")
     fold = Fold("T", ("mobilefacenet",), ("dlib-native",))

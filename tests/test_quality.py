@@ -36,6 +36,7 @@ def numpy_ssim(a: np.ndarray, b: np.ndarray, max_val: float = 255.0) -> float:
     return float(np.mean(maps))
 
 
+@pytest.mark.data
 def test_psnr_of_known_noise(photo):
     gen = torch.Generator().manual_seed(0)
     inner = photo.clamp(10, 245)
@@ -48,6 +49,7 @@ def test_psnr_of_known_noise(photo):
     assert psnr(photo, photo) == math.inf
 
 
+@pytest.mark.data
 def test_ssim_against_numpy(photo):
     assert ssim(photo, photo) == pytest.approx(1.0, abs=1e-9)
     gen = torch.Generator().manual_seed(1)
@@ -64,6 +66,7 @@ def test_ssim_against_numpy(photo):
     assert ssim(batch, batch.flip(0)) == pytest.approx(1.0)
 
 
+@pytest.mark.data
 def test_linf_and_photo_quality(photo):
     changed = photo.clone()
     changed[1, 100, 120] = 255 - changed[1, 100, 120]
@@ -73,6 +76,7 @@ def test_linf_and_photo_quality(photo):
     assert (q.linf, q.ssim < 1.0, q.psnr > 50) == (expected, True, True)
 
 
+@pytest.mark.data
 def test_exception(photo):
     with pytest.raises(ValueError, match="differ in shape"):
         psnr(photo, photo[:, :10])

@@ -25,8 +25,8 @@ from click.testing import CliRunner
 from conftest import lfw_photos
 
 import cloak.imageio
+from attackers.frame import FRAME_SIZE
 from cloak.cli import main
-from cloak.faces.frame import FRAME_SIZE
 from cloak.fileio import LOCK_NAME, FolderBusy, folder_lock
 from cloak.imageio import read_photo
 from cloak.mask import Mask, save_mask
@@ -102,6 +102,7 @@ def read_only(seen: list[list[str]]) -> Callable[[Path], Any]:
     return writer
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("failure, reason", [(full_disk, "No space left on device"),
                                              (read_only, "Read-only file system")])
 def test_failed_writes_leave_nothing_and_a_rerun_finishes(setup: dict, tmp_path: Path,
@@ -131,6 +132,7 @@ def test_failed_writes_leave_nothing_and_a_rerun_finishes(setup: dict, tmp_path:
     assert {p.name: p.read_bytes() for p in photos.iterdir()} == before, "an input was modified"
 
 
+@pytest.mark.data
 def test_read_only_output_folder(setup: dict, tmp_path: Path) -> None:
     """A real read-only output folder: one error per photo, nothing written; then writable, the
     rerun finishes."""
@@ -150,6 +152,7 @@ def test_read_only_output_folder(setup: dict, tmp_path: Path) -> None:
     assert [r.status for r in rerun.files] == ["protected"] * COUNT
 
 
+@pytest.mark.data
 def test_second_run_on_the_same_output_is_refused(setup: dict, tmp_path: Path) -> None:
     """A run paused after its first output: a second run (the real command) on the same folder
     is refused with one clear line and writes nothing; the first then finishes every photo."""

@@ -43,6 +43,7 @@ def mad(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().mean())
 
 
+@pytest.mark.data
 @pytest.mark.parametrize(("quality", "margin"), [(95, 0.9), (75, 1.3), (50, 1.6)])
 def test_jpeg_matches_pillow(frames, quality, margin):
     pillow = exact(frames, transforms.jpeg, quality)
@@ -59,6 +60,7 @@ def test_jpeg_matches_pillow(frames, quality, margin):
     assert float(F.cosine_similarity(kept_ours, kept_pillow).min()) > 0.8
 
 
+@pytest.mark.data
 def test_resize_matches_pillow(frames):
     """Bicubic with antialias is Pillow's BICUBIC; bilinear is a smoother filter."""
     for scale in (0.5, 0.25):
@@ -67,6 +69,7 @@ def test_resize_matches_pillow(frames):
         assert mad(resize_down_up(frames, scale), pillow) > 1.0               # measured 2.0, 3.2
 
 
+@pytest.mark.data
 def test_blur_matches_scipy(frames):
     ours = gaussian_blur(frames, 1.0)
     scipy = exact(frames, transforms.blur, 1.0)
@@ -85,6 +88,7 @@ def test_gradcheck():
         assert gradcheck(function, (x,), eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=True)
 
 
+@pytest.mark.data
 def test_gradients_flow(frames):
     x = frames.clone().requires_grad_()
     eot = RandomRealWorld(1.0, 1.0, 1.0, torch.Generator().manual_seed(0))
@@ -93,6 +97,7 @@ def test_gradients_flow(frames):
     assert float((grad != 0).float().mean()) > 0.9
 
 
+@pytest.mark.data
 def test_same_seed_same_output(frames):
     def run(seed: int) -> list[torch.Tensor]:
         eot = RandomRealWorld(generator=torch.Generator().manual_seed(seed))
@@ -104,6 +109,7 @@ def test_same_seed_same_output(frames):
     assert not torch.equal(first[0], first[1])                  # each call draws anew
 
 
+@pytest.mark.data
 def test_module(frames):
     """Each random module equals its function with the parameters its generator draws."""
     for module, function in ((RandomJPEG, jpeg_differentiable), (RandomResize, resize_down_up),
@@ -115,6 +121,7 @@ def test_module(frames):
     assert set(qualities.tolist()) == {30.0, 31.0}
 
 
+@pytest.mark.data
 def test_probabilities(frames):
     untouched = RandomRealWorld(0.0, 0.0, 0.0, torch.Generator().manual_seed(0))
     assert torch.equal(untouched(frames), frames)
@@ -127,6 +134,7 @@ def test_probabilities(frames):
     assert torch.equal(a.get_state(), b.get_state())
 
 
+@pytest.mark.data
 def test_exception(frames):
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
         jpeg_differentiable(frames[0], 75)

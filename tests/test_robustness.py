@@ -243,6 +243,7 @@ def test_mask_store_round_trip(tmp_path):
     assert store.load("x__A", meta) is None                                 # wrong shape
 
 
+@pytest.mark.data
 def test_stores_keys_and_record_resume(tmp_path):
     lfw = shared_data("lfw")
     files = sorted((lfw / "distractors").glob("*.jpg"))[:3]

@@ -51,6 +51,7 @@ def test_exception_unknown_name():
         parse_transform("jpeg96")
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("name", NAMES)
 def test_cardinality(photo, name):
     odd = photo[:, 20:121, 30:107]                                      # (3, 101, 77)
@@ -64,6 +65,7 @@ def test_cardinality(photo, name):
     assert torch.equal(TRANSFORMS[name](photo + 0.3), TRANSFORMS[name](photo))
 
 
+@pytest.mark.data
 def test_jpeg_quality_order(photo):
     moved = [mad(jpeg(photo, q), photo) for q in (95, 85, 75, 50, 30)]
     assert moved == sorted(moved)                                       # measured 0.29 ... 2.86
@@ -71,6 +73,7 @@ def test_jpeg_quality_order(photo):
     assert float((jpeg(photo, 95) - photo).abs().max()) <= 14
 
 
+@pytest.mark.data
 def test_jpeg_subsamples_chroma(photo):
     """A pixel checkerboard along red - blue: its luma survives JPEG 95, its chroma (4:2:0) not."""
     inner = photo.clamp(16, 239)
@@ -83,6 +86,7 @@ def test_jpeg_subsamples_chroma(photo):
     assert abs(float((chroma_red * board).mean())) < 0.2                # measured 0.001
 
 
+@pytest.mark.data
 def test_resize_removes_high_frequencies(photo):
     inner = photo.clamp(8, 247)
     board = 8 * checkerboard(*photo.shape[1:])
@@ -101,6 +105,7 @@ def test_blur_of_an_impulse():
     assert torch.equal(out, out.transpose(1, 2)) and torch.equal(out[0], out[2])
 
 
+@pytest.mark.data
 def test_median_removes_impulse_noise(photo):
     gen = torch.Generator().manual_seed(0)
     salted = photo.clone()
@@ -122,6 +127,7 @@ def test_bilateral_keeps_edges_and_smooths_flat_regions():
     assert float((blurred[:, :, 20] - blurred[:, :, 19]).mean()) < 100  # where a blur spreads it
 
 
+@pytest.mark.data
 def test_exception(photo):
     with pytest.raises(ValueError, match=r"shape \(3, H, W\)"):
         jpeg(photo[None], 75)

@@ -37,6 +37,7 @@ def result(tmp_path_factory) -> dict:
     return run_video_benchmark(settings)
 
 
+@pytest.mark.data
 def test_smoke(result: dict, tmp_path) -> None:
     assert result["frames_per_clip"] == 40 and len(result["clips"]) == 1
     clip = result["clips"][0]
@@ -51,6 +52,7 @@ def test_smoke(result: dict, tmp_path) -> None:
     assert json.loads((tmp_path / "v.json").read_text())["command"] == "cmd"
 
 
+@pytest.mark.data
 def test_measures_add_up(result: dict) -> None:
     summary = result["summary"]
     assert summary["right_mask_share"] == 1.0 and summary["wrong_mask_frames"] == 0

@@ -32,6 +32,7 @@ def test_cache_dir_env_override(temp_cache):
     assert zoo.cache_dir() == temp_cache
 
 
+@pytest.mark.data
 def test_fetch_verify_reuse_and_corruption(temp_cache):
     """mtcnn (the smallest package) fetched with pip, reused, re-fetched when corrupted."""
     files = zoo.fetch("mtcnn")
@@ -91,6 +92,7 @@ def test_cli_fetch_unknown_is_usage_error():
     assert "unknown model 'nope'" in result.output
 
 
+@pytest.mark.data
 def test_cli_fetch_into_cache(temp_cache):
     result = CliRunner().invoke(main, ["models", "fetch", "--quiet", "mtcnn"],
                                 env={"CLOAK_CACHE": os.environ["CLOAK_CACHE"]})

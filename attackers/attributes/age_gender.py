@@ -8,7 +8,7 @@ a ``manifest.json`` that fixes their contract, which :func:`read_manifest` check
 - age: softmax over 81 classes standing for 0.25, 1, 2, ..., 80 years;
 - gender: softmax over ``[female, male]``.
 
-The chips are :class:`~cloak.faces.frame.CropSpec` s derived from dlib's own 150 px chip at
+The chips are :class:`~attackers.frame.CropSpec` s derived from dlib's own 150 px chip at
 padding 0.25 (:data:`attackers.recognizers.dlib_resnet.DLIB_CROP`) the way dlib builds chips:
 ``get_face_chip_details`` places its mean face shape at ``(padding + p) / (1 + 2 padding)`` of
 the chip, so the face scales by ``1 / (1 + 2 padding)`` about the chip centre and the centre
@@ -38,8 +38,8 @@ from torch import nn
 
 from attackers.attributes.base import AttributePredictor, bin_ages, expected_age
 from attackers.convert.onnx_torch import OnnxGraph
+from attackers.frame import CropSpec, warp_to_crop
 from attackers.recognizers.dlib_resnet import DLIB_CROP
-from cloak.faces.frame import CropSpec, warp_to_crop
 
 __all__ = [
     "AGE_CROP",

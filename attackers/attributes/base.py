@@ -1,6 +1,6 @@
 """The attribute-predictor interface: sex, age and race of faces in the canonical frame.
 
-Every predictor takes canonical frames (see :mod:`cloak.faces.frame`), cuts its own crop with a
+Every predictor takes canonical frames (see :mod:`attackers.frame`), cuts its own crop with a
 fixed similarity transform, and returns a dict of tensors, one row per face. The keys are shared
 so that predictors can be compared; each predictor lists the ones it fills in ``outputs``:
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cloak.faces.frame import FRAME_SIZE, CropSpec
+from attackers.frame import FRAME_SIZE, CropSpec
 
 __all__ = ["AGE_BINS", "RACES", "AttributePredictor", "bin_ages", "check_frames", "expected_age"]
 

@@ -33,7 +33,7 @@ import torch
 
 from attackers.attributes.base import AttributePredictor, expected_age
 from attackers.convert.tfjs_torch import GraphModel, load_graph_model
-from cloak.faces.frame import CropSpec, warp_to_crop
+from attackers.frame import CropSpec, warp_to_crop
 
 __all__ = ["GEAR_AGE_GROUPS", "GEAR_CROP", "Gear", "load"]
 

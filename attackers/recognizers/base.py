@@ -1,6 +1,6 @@
 """The recognizer interface shared by white-box torch ports and black-box runtimes.
 
-Every recognizer takes faces in the canonical frame (see :mod:`cloak.faces.frame`), cuts its own
+Every recognizer takes faces in the canonical frame (see :mod:`attackers.frame`), cuts its own
 crop with a fixed similarity transform, normalises inside, and returns L2-normalised features.
 
 >>> # rec = attackers.load("sface"); rec.embed(frames)  # frames: (N, 3, 224, 224) in [0, 255]
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cloak.faces.frame import CropSpec, warp_to_crop
+from attackers.frame import CropSpec, warp_to_crop
 
 __all__ = ["Recognizer", "BlackBoxRecognizer"]
 

@@ -16,9 +16,9 @@ import dlib
 import numpy as np
 import torch
 
+from attackers.frame import CropSpec
 from attackers.recognizers.base import BlackBoxRecognizer
 from attackers.recognizers.dlib_resnet import DLIB_CROP
-from cloak.faces.frame import CropSpec
 
 __all__ = ["DlibNative", "load", "to_uint8_chips"]
 

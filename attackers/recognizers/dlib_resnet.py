@@ -38,8 +38,8 @@ from torch import nn
 
 from attackers import zoo
 from attackers.convert.dlib_dat import LayerSpec, read_stack
+from attackers.frame import CropSpec
 from attackers.recognizers.base import Recognizer
-from cloak.faces.frame import CropSpec
 
 __all__ = ["DLIB_CROP", "DlibResNet", "anet_stack", "convert", "load"]
 

@@ -35,8 +35,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from attackers import zoo
+from attackers.frame import CropSpec
 from attackers.recognizers.base import Recognizer
-from cloak.faces.frame import CropSpec
 
 __all__ = [
     "FaceNet",

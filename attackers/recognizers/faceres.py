@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from attackers.convert.tfjs_torch import GraphModel, load_graph_model
+from attackers.frame import CropSpec, warp_to_crop
 from attackers.recognizers.base import Recognizer
-from cloak.faces.frame import CropSpec, warp_to_crop
 
 __all__ = ["FaceRes", "FaceResOutput", "load"]
 

@@ -1,6 +1,6 @@
 """The zoo's ONNX face recognizers: SFace and MobileFaceNet, in torch and in onnxruntime.
 
-Both take ArcFace-112 crops (:class:`~cloak.faces.frame.CropSpec` ``(112, 1.0)``), NCHW, and
+Both take ArcFace-112 crops (:class:`~attackers.frame.CropSpec` ``(112, 1.0)``), NCHW, and
 normalise inside; the channel order each expects was checked on 62 LFW people x 8 photos
 (same-minus-different mean cosine per person, and d' of the pair similarities):
 
@@ -33,8 +33,8 @@ import onnx
 import torch
 
 from attackers.convert.onnx_torch import OnnxGraph
+from attackers.frame import CropSpec
 from attackers.recognizers.base import BlackBoxRecognizer, Recognizer
-from cloak.faces.frame import CropSpec
 
 __all__ = [
     "MOBILEFACENET",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-    from cloak.faces.mtcnn import MTCNN, Detection
+    from attackers.detectors.mtcnn import MTCNN, Detection
 
 __all__ = ["AlignedFace", "align_faces"]
 

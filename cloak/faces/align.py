@@ -1,7 +1,7 @@
 """Alignment between photos and the canonical face frame, and pasting frame deltas back.
 
 A face's *matrix* is the (2, 3) similarity transform taking photo pixels to canonical-frame
-pixels (pixel-index coordinates, see :mod:`cloak.faces.frame`), fitted to its 5 landmarks.
+pixels (pixel-index coordinates, see :mod:`attackers.frame`), fitted to its 5 landmarks.
 :func:`to_frame` resamples photos into frames with it; :func:`paste_back` carries a frame-space
 delta (a mask) back into the photo with its inverse.
 
@@ -17,7 +17,7 @@ import math
 import kornia.geometry.transform as KT
 import torch
 
-from cloak.faces.frame import FRAME_SIZE, frame_template
+from attackers.frame import FRAME_SIZE, frame_template
 
 __all__ = ["feather_weight", "invert", "paste_back", "similarity_to_frame", "to_frame"]
 
@@ -29,7 +29,8 @@ def similarity_to_frame(landmarks: torch.Tensor) -> torch.Tensor:
     ``sum_k |s R p_k + t - q_k|^2`` over the 5 landmarks ``p_k`` and the frame template ``q_k``.
 
     Args:
-        landmarks: (N, 5, 2) photo pixels (x, y), order as in :class:`~cloak.faces.mtcnn.Detection`.
+        landmarks: (N, 5, 2) photo pixels (x, y), order as in
+            :class:`~attackers.detectors.mtcnn.Detection`.
 
     Returns:
         (N, 2, 3) matrices, dtype of ``landmarks``, taking photo pixels to frame pixels.

@@ -35,8 +35,8 @@ from cloak.errors import CloakError
 from cloak.video.protect import EnrolledPerson, VideoOptions, VideoResult, protect_video
 
 if TYPE_CHECKING:
+    from attackers.detectors.mtcnn import MTCNN
     from attackers.recognizers.base import Recognizer
-    from cloak.faces.mtcnn import MTCNN
 
 __all__ = ["ENGINES", "EngineError", "JobOutcome", "VideoJob", "process_video", "run_dask",
            "run_local"]

@@ -35,7 +35,7 @@ from cloak.video.overlap import prefetch
 from cloak.video.protect import VideoAnalysis, VideoOptions, _upright, analyse_video
 
 if TYPE_CHECKING:
-    from cloak.faces.mtcnn import MTCNN, Detection
+    from attackers.detectors.mtcnn import MTCNN, Detection
     from cloak.mask import Mask
     from cloak.opom import TrainingFace
     from cloak.protect import LearnSettings
@@ -160,7 +160,7 @@ def pick_track_faces(analysis: VideoAnalysis, track_id: int, count: int = 10,
 
 def _detection(observation: Observation) -> Detection:
     """The detector record of an observation (box, score, landmarks)."""
-    from cloak.faces.mtcnn import Detection
+    from attackers.detectors.mtcnn import Detection
 
     return Detection(observation.box, observation.score, observation.landmarks)
 

@@ -72,8 +72,8 @@ from cloak.video.tracks import (
 )
 
 if TYPE_CHECKING:
+    from attackers.detectors.mtcnn import MTCNN
     from attackers.recognizers.base import Recognizer
-    from cloak.faces.mtcnn import MTCNN
     from cloak.mask import Mask
 
 __all__ = [
@@ -315,8 +315,8 @@ def _add_warped(window: torch.Tensor, pair: torch.Tensor, matrix: torch.Tensor) 
 
     import torch.nn.functional as F
 
+    from attackers.frame import FRAME_SIZE
     from cloak.faces.align import invert
-    from cloak.faces.frame import FRAME_SIZE
 
     h, w = window.shape[-2:]
     last = FRAME_SIZE - 1.0

@@ -68,8 +68,8 @@ import torch
 from cloak.identity import CLUSTER_THRESHOLD
 
 if TYPE_CHECKING:
+    from attackers.detectors.mtcnn import MTCNN, Detection
     from attackers.recognizers.base import Recognizer
-    from cloak.faces.mtcnn import MTCNN, Detection
 
 __all__ = [
     "DEFAULT_EMBED_EVERY",

@@ -15,7 +15,7 @@ boxes and landmarks equal within 3e-4 pixels.
 Box coordinates follow facenet-pytorch (the original MATLAB code's 1-based convention, so a
 box's ``x1, y1`` sit about one pixel right/below the face's first pixel). Landmarks are in
 pixel-index coordinates (the centre of pixel ``i`` is at ``i``), the convention of
-:mod:`cloak.faces.frame`.
+:mod:`attackers.frame`.
 
 >>> # det = attackers.load("mtcnn"); det.detect([image])[0][0].landmarks.shape == (5, 2)
 """
@@ -42,7 +42,7 @@ class Detection:
         score: ONet face probability in [0, 1].
         landmarks: (5, 2) float32 ``(x, y)`` photo pixels: left eye, right eye, nose, left mouth
             corner, right mouth corner ("left" = image-left, as in
-            :data:`cloak.faces.frame.ARCFACE_112`).
+            :data:`attackers.frame.ARCFACE_112`).
     """
 
     box: torch.Tensor

@@ -1,0 +1,1 @@
+"""Face detectors of the zoo (today MTCNN), loaded through :func:`attackers.load`."""
