@@ -14,7 +14,7 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
 #: Fixtures that read real data or load real models: a test using one is marked ``data``.
-DATA_FIXTURES = frozenset({"mtcnn", "lfw_frames", "lfw_faces"})
+DATA_FIXTURES = frozenset({"mtcnn", "lfw_frames", "lfw_faces", "lfw_images", "group_photo"})
 
 #: True while a test without the ``data`` marker runs (set before its fixtures).
 _unit_only = False
@@ -152,6 +152,22 @@ def mtcnn():
     import attackers
 
     return attackers.load("mtcnn")
+
+
+@pytest.fixture(scope="session")
+def lfw_images() -> list:
+    """Two LFW photos of each of :data:`LFW_FRAME_PEOPLE` (6 photos, (3, 250, 250) float32)."""
+    from evaluation.lfw import load_rgb
+
+    return [load_rgb(p) for person in LFW_FRAME_PEOPLE for p in lfw_photos(person, 2)]
+
+
+@pytest.fixture(scope="session")
+def group_photo():
+    """bbt4.jpg: (3, 473, 710) float32 RGB in [0, 255], six people facing the camera."""
+    from evaluation.lfw import load_rgb
+
+    return load_rgb(shared_data("bbt", "bbt4.jpg"))
 
 
 @pytest.fixture(scope="session")

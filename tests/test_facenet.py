@@ -14,8 +14,11 @@ from conftest import recorded_crops
 
 import attackers
 from attackers import zoo
+from attackers.convert.keras_h5 import KerasWeightsError
+from attackers.frame import CropSpec
 from attackers.recognizers import facenet
 from attackers.recognizers.base import Recognizer
+from attackers.recognizers.inception_resnet_v1 import InceptionResnetV1
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "facenet_reference.json").read_text())
 
@@ -40,7 +43,7 @@ def reference_features(model) -> torch.Tensor:
 @pytest.mark.data
 def test_smoke(model):
     assert isinstance(model, Recognizer) and not model.training
-    assert (model.name, model.crop, model.dim) == ("facenet", facenet.CropSpec(160, 0.8), 128)
+    assert (model.name, model.crop, model.dim) == ("facenet", CropSpec(160, 0.8), 128)
     n_params = sum(p.numel() for p in model.parameters())
     # the h5's 22,808,144 weights minus its 28,832 batch-norm moving means and variances (folded)
     assert n_params == 22_779_312
@@ -83,7 +86,7 @@ def test_standardize():
 @pytest.mark.data
 def test_conversion_matches_architecture(h5_path):
     state = facenet.convert_keras_h5(h5_path)
-    expected = facenet.InceptionResnetV1().state_dict()
+    expected = InceptionResnetV1().state_dict()
     assert set(state) == set(expected)
     assert all(state[k].shape == expected[k].shape for k in state)
     assert all(torch.isfinite(v).all() for v in state.values())
@@ -102,7 +105,7 @@ def test_exception(h5_path, tmp_path):
     """Wrong files, graph settings or spare weights give a KerasWeightsError naming the cause."""
     not_h5 = tmp_path / "not.h5"
     not_h5.write_bytes(b"not an h5 file")
-    with pytest.raises(facenet.KerasWeightsError, match="not a readable Keras h5"):
+    with pytest.raises(KerasWeightsError, match="not a readable Keras h5"):
         facenet.convert_keras_h5(not_h5)
 
     def wrong_scale(fh):
@@ -112,7 +115,7 @@ def test_exception(h5_path, tmp_path):
                 layer["config"]["arguments"]["scale"] = 0.5
         fh.attrs["model_config"] = json.dumps(config)
 
-    with pytest.raises(facenet.KerasWeightsError, match="'lambda_7': scale 0.5"):
+    with pytest.raises(KerasWeightsError, match="'lambda_7': scale 0.5"):
         facenet.convert_keras_h5(_edited_copy(h5_path, tmp_path, wrong_scale))
 
     def spare_weight(fh):
@@ -120,7 +123,7 @@ def test_exception(h5_path, tmp_path):
         group.create_dataset("Dropout/extra:0", data=np.zeros(3, np.float32))
         group.attrs["weight_names"] = np.array([b"Dropout/extra:0"])
 
-    with pytest.raises(facenet.KerasWeightsError, match=r"1 weights not used: \['Dropout/extra'\]"):
+    with pytest.raises(KerasWeightsError, match=r"1 weights not used: \['Dropout/extra'\]"):
         facenet.convert_keras_h5(_edited_copy(h5_path, tmp_path, spare_weight))
 
 

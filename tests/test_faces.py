@@ -1,29 +1,15 @@
-"""The face pipeline on real photos: MTCNN detection, alignment into the frame, pasting back."""
+"""Faces on real photos (cloak.faces): alignment into the frame and pasting back."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
-from conftest import LFW_FRAME_PEOPLE, lfw_photos, shared_data
+from conftest import shared_data
 
-from attackers.detectors.mtcnn import MTCNN, _Crops, _nms_sequential, load, nms
 from attackers.frame import FRAME_SIZE, frame_template
 from cloak.faces import AlignedFace, align_faces
 from cloak.faces.align import feather_weight, invert, paste_back, similarity_to_frame, to_frame
 from evaluation.lfw import load_rgb
-
-
-@pytest.fixture(scope="module")
-def lfw_images() -> list[torch.Tensor]:
-    """Two photos of each fixture person (6 photos, 250x250)."""
-    return [load_rgb(p) for person in LFW_FRAME_PEOPLE for p in lfw_photos(person, 2)]
-
-
-@pytest.fixture(scope="module")
-def group_photo() -> torch.Tensor:
-    """bbt4.jpg: 710x473, six people facing the camera."""
-    return load_rgb(shared_data("bbt", "bbt4.jpg"))
 
 
 def _apply(matrices: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
@@ -31,107 +17,17 @@ def _apply(matrices: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     return points @ matrices[:, :, :2].transpose(1, 2) + matrices[:, None, :, 2]
 
 
-# --- detection -----------------------------------------------------------------------------
+# --- alignment -------------------------------------------------------------------------------
 
-def test_smoke_lfw(mtcnn, lfw_images):
-    for found in mtcnn.detect(lfw_images):
-        assert found, "no face on an LFW photo"
-        assert [d.score for d in found] == sorted((d.score for d in found), reverse=True)
-        face = min(found, key=lambda d: ((d.box[:2] + d.box[2:]) / 2 - 124.5).norm())
-        assert face.score > 0.99
-        centre = (face.box[:2] + face.box[2:]) / 2
-        assert (centre - 124.5).abs().max() < 30     # LFW centres the face
-        assert 60 < face.box[2] - face.box[0] < 200
-        (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = face.landmarks.tolist()
-        assert lx < nx < rx and mlx < mrx             # image-left first
-        assert max(ly, ry) < ny < min(mly, mry)       # eyes above nose above mouth
-        assert (face.landmarks >= face.box[:2] - 2).all()
-        assert (face.landmarks <= face.box[2:] + 2).all()
-
-
-def test_group_photo(mtcnn, group_photo):
-    found = mtcnn.detect([group_photo])[0]
-    sure = [d for d in found if d.score > 0.9]
-    assert len(sure) == 6
-    boxes = torch.stack([d.box for d in sure])
-    assert (boxes[:, 2:] - boxes[:, :2]).min() > 60
-    # six distinct faces: no two boxes overlap
-    x1 = torch.maximum(boxes[:, None, 0], boxes[None, :, 0])
-    x2 = torch.minimum(boxes[:, None, 2], boxes[None, :, 2])
-    y1 = torch.maximum(boxes[:, None, 1], boxes[None, :, 1])
-    y2 = torch.minimum(boxes[:, None, 3], boxes[None, :, 3])
-    overlap = ((x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)).fill_diagonal_(0)
-    assert overlap.max() == 0
-
-
-def test_batched_equals_single(mtcnn, lfw_images, group_photo):
-    images = [lfw_images[0], group_photo[:, 50:350, 100:600], lfw_images[3]]
-    batched = mtcnn.detect(images)
-    for image, together in zip(images, batched, strict=True):
-        alone = mtcnn.detect([image])[0]
-        assert len(alone) == len(together) > 0
-        for a, b in zip(alone, together, strict=True):
-            assert torch.allclose(a.box, b.box, atol=1e-3)
-            assert torch.allclose(a.landmarks, b.landmarks, atol=1e-3)
-            assert a.score == pytest.approx(b.score, abs=1e-5)
-
-
-def test_no_face(mtcnn):
-    plain = load_rgb(shared_data("bad_inputs", "no_face.jpg"))
-    grey = torch.full((3, 300, 200), 128.0)
-    tiny = torch.full((3, 10, 10), 128.0)              # smaller than one 12px window
-    assert mtcnn.detect([plain, grey, tiny]) == [[], [], []]
-    assert mtcnn.detect([]) == []
-    assert align_faces([plain], mtcnn) == [[]]
-
-
-def test_exception(mtcnn):
-    with pytest.raises(ValueError, match="image 0"):
-        mtcnn.detect([torch.zeros(1, 50, 50)])
-    with pytest.raises(ValueError, match="onet"):
-        load({"pnet": "unused", "rnet": "unused"})
-    with pytest.raises(ValueError, match="mode"):
-        nms(torch.zeros(1, 4), torch.zeros(1), torch.zeros(1, dtype=torch.long), 0.5, "max")
+def test_exception():
     with pytest.raises(ValueError, match=r"\(N, 5, 2\)"):
         similarity_to_frame(torch.zeros(5, 2))
 
 
-def test_zoo_loader(mtcnn):
-    assert isinstance(mtcnn, MTCNN) and not mtcnn.training
-    assert mtcnn.thresholds == (0.6, 0.7, 0.7)
-    assert (mtcnn.factor, mtcnn.min_face_size) == (0.709, 20.0)
+def test_align_faces_no_face(mtcnn):
+    plain = load_rgb(shared_data("bad_inputs", "no_face.jpg"))
+    assert align_faces([plain], mtcnn) == [[]]
 
-
-@pytest.mark.data
-def test_crops_equal_area_interpolation(lfw_images, group_photo):
-    """The summed-area crops are F.interpolate(mode="area") of each box, as facenet-pytorch."""
-    images = [lfw_images[0], group_photo]
-    crops = _Crops(images)
-    boxes = [(0, 40, 180, 60, 200), (0, 0, 7, 3, 9), (1, 100, 397, 500, 617), (1, 400, 473, 0, 35)]
-    idx, y0, y1, x0, x1 = (torch.tensor(c) for c in zip(*boxes, strict=True))
-    for size in (24, 48):
-        got = crops(idx, y0, y1, x0, x1, size)
-        for k, (i, a, b, c, d) in enumerate(boxes):
-            want = F.interpolate(images[i][None, :, a:b, c:d], (size, size), mode="area")[0]
-            assert torch.allclose(got[k], want, atol=1e-3)
-
-
-@pytest.mark.parametrize("mode", ["union", "min"])
-def test_nms_dense_equals_sequential(mode):
-    gen = torch.Generator().manual_seed(0)
-    xy = torch.rand(600, 2, generator=gen) * 200
-    boxes = torch.cat([xy, xy + 10 + torch.rand(600, 2, generator=gen) * 40], 1)
-    scores = torch.rand(600, generator=gen)
-    groups = torch.randint(0, 3, (600,), generator=gen)
-    keep = nms(boxes, scores, groups, 0.5, mode)
-    assert 0 < len(keep) < 600
-    assert (scores[keep].diff() <= 0).all()
-    shift = boxes + groups[:, None] * 1000.0
-    order = scores.argsort(descending=True)                 # no ties among random scores
-    assert torch.equal(keep, order[_nms_sequential(shift[order], 0.5, mode)])
-
-
-# --- alignment -------------------------------------------------------------------------------
 
 def test_similarity_recovers_a_known_transform():
     angle = torch.tensor(0.3, dtype=torch.float64)

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from attackers.attributes.base import AttributePredictor, expected_age
-from attackers.convert.tfjs_torch import GraphModel, load_graph_model
+from attackers.convert.tfjs_graph import GraphModel, load_graph_model
 from attackers.frame import CropSpec, warp_to_crop
 
 __all__ = ["GEAR_AGE_GROUPS", "GEAR_CROP", "Gear", "load"]
@@ -58,7 +58,7 @@ class Gear(AttributePredictor):
     :data:`GEAR_AGE_GROUPS`) and ``"race"``.
 
     Args:
-        graph: the gear TF.js graph (:func:`attackers.convert.tfjs_torch.load_graph_model`).
+        graph: the gear TF.js graph (:func:`attackers.convert.tfjs_graph.load_graph_model`).
     """
 
     name = "gear"
@@ -93,7 +93,7 @@ def load(files: Mapping[str, Path]) -> Gear:
     """Zoo loader: build :class:`Gear` from ``{"graph": gear.json, "weights": gear.bin}``.
 
     Raises:
-        attackers.convert.tfjs_torch.TFJSFormatError: the files are not the expected graph model.
-        attackers.convert.tfjs_torch.UnsupportedOpError: the graph uses an op we do not run.
+        attackers.convert.tfjs_format.TFJSFormatError: the files are not the expected graph model.
+        attackers.convert.tfjs_format.UnsupportedOpError: the graph uses an op we do not run.
     """
     return Gear(load_graph_model(files["graph"], [files["weights"]])).eval()

@@ -3,14 +3,12 @@
 Three cascaded networks: :class:`PNet` scans an image pyramid for candidate windows,
 :class:`RNet` rejects most of them on 24x24 crops, :class:`ONet` scores 48x48 crops and places
 5 landmarks. The pipeline follows facenet-pytorch's ``detect_face`` step by step (same
-thresholds, pyramid, box conventions, area resampling and non-maximum suppression), with two
-differences that do not change results on ordinary photos: images of different sizes go in one
-call (the pyramid runs per image size; stages 2 and 3 run once on all candidates of all images),
-and crops are resampled from summed-area tables instead of one ``interpolate`` call per box.
-
-Speed (CPU): RNet and ONet run on channels-last crops and PNet's first pooling skips the index
-bookkeeping of ``max_pool2d``; at 720p a frame takes about 17% less time than a plain port, with
-boxes and landmarks equal within 3e-4 pixels.
+thresholds, pyramid, box conventions, area resampling and non-maximum suppression
+(:mod:`attackers.detectors.nms`)), with two differences that do not change results on ordinary
+photos: images of different sizes go in one call (the pyramid runs per image size; stages 2 and
+3 run once on all candidates of all images), and crops are resampled from summed-area tables
+(:class:`AreaCrops`) instead of one ``interpolate`` call per box. RNet and ONet run on
+channels-last crops, and PNet's first pooling skips the index bookkeeping of ``max_pool2d``.
 
 Box coordinates follow facenet-pytorch (the original MATLAB code's 1-based convention, so a
 box's ``x1, y1`` sit about one pixel right/below the face's first pixel). Landmarks are in
@@ -30,7 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DENSE_NMS_MAX", "MTCNN", "Detection", "ONet", "PNet", "RNet", "load", "nms"]
+from attackers.detectors.nms import nms
+
+__all__ = ["MTCNN", "AreaCrops", "Detection", "ONet", "PNet", "RNet", "load"]
 
 
 @dataclass
@@ -54,8 +54,7 @@ def _max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
     """``F.max_pool2d(x, 2, 2, ceil_mode=True)``, exactly, without its index bookkeeping.
 
     An odd last row or column is padded with -inf (it then forms a window with itself, as with
-    ``ceil_mode``), then the maximum of the four strided quarters is taken: about 1.5x faster
-    on channels-last PNet maps.
+    ``ceil_mode``), then the maximum of the four strided quarters is taken.
     """
     if x.shape[-2] % 2 or x.shape[-1] % 2:
         x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), value=float("-inf"))
@@ -155,90 +154,6 @@ class ONet(nn.Module):
         return self.dense6_2(x), self.dense6_3(x), self.dense6_1(x).softmax(dim=1)[:, 1]
 
 
-def nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, threshold: float,
-        mode: str = "union") -> torch.Tensor:
-    """Greedy non-maximum suppression, independently per group (e.g. per image).
-
-    A box is dropped when its overlap with a higher-scoring kept box of the same group exceeds
-    ``threshold``. ``"union"``: intersection over union with areas ``(x2 - x1) * (y2 - y1)``
-    (torchvision's ``nms``); ``"min"``: intersection over the smaller area with ``+1`` pixel
-    areas (the original MTCNN's "Min" variant). Among equal scores (ONet saturates), "union"
-    ranks the lower index first and "min" the higher, as facenet-pytorch does.
-
-    Up to :data:`DENSE_NMS_MAX` boxes, the greedy result is found as the fixed point of
-    ``keep[j] = not any(keep[i] and overlap[i, j] > threshold for higher-scoring i)``, iterated
-    on the whole overlap matrix (Cluster-NMS, Zheng et al. 2021: same result, few iterations);
-    beyond that, one box at a time, so memory stays linear.
-
-    Args:
-        boxes: (K, 4) ``x1, y1, x2, y2``.
-        scores: (K,).
-        groups: (K,) integer group of each box; boxes of different groups never suppress
-            each other.
-        threshold: overlap above which a box is suppressed.
-        mode: ``"union"`` or ``"min"``.
-
-    Returns:
-        (M,) int64 indices of the kept boxes, by decreasing score.
-    """
-    if mode not in ("union", "min"):
-        raise ValueError(f"nms mode must be 'union' or 'min', got {mode!r}")
-    if boxes.numel() == 0:
-        return torch.zeros(0, dtype=torch.long, device=boxes.device)
-    # shift each group far from the others so that one pass handles all groups
-    span = (boxes.max() - boxes.min()).item() + 2.0
-    shifted = boxes + (groups.to(boxes.dtype) * span)[:, None]
-    if mode == "min":  # the original reads an ascending sort from the end: later index first
-        order = scores.argsort(stable=True).flip(0)
-    else:
-        order = scores.argsort(descending=True, stable=True)
-    sorted_boxes = shifted[order]
-    if order.numel() <= DENSE_NMS_MAX:
-        keep = _nms_dense(sorted_boxes, threshold, mode)
-    else:
-        keep = _nms_sequential(sorted_boxes, threshold, mode)
-    return order[keep]
-
-
-#: Largest box count that :func:`nms` handles with a dense (K, K) overlap matrix.
-DENSE_NMS_MAX = 4096
-
-
-def _overlap(a: torch.Tensor, b: torch.Tensor, mode: str) -> torch.Tensor:
-    """Overlap of boxes (..., 4) with boxes (..., 4), broadcast, as :func:`nms` defines it."""
-    plus = 1.0 if mode == "min" else 0.0
-    w = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0]) + plus)
-    h = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1]) + plus)
-    inter = w.clamp(min=0) * h.clamp(min=0)
-    area_a = (a[..., 2] - a[..., 0] + plus) * (a[..., 3] - a[..., 1] + plus)
-    area_b = (b[..., 2] - b[..., 0] + plus) * (b[..., 3] - b[..., 1] + plus)
-    if mode == "min":
-        return inter / torch.minimum(area_a, area_b)
-    return inter / (area_a + area_b - inter)
-
-
-def _nms_dense(boxes: torch.Tensor, threshold: float, mode: str) -> torch.Tensor:
-    """Greedy NMS of boxes sorted by decreasing score, by fixed-point iteration."""
-    hits = (_overlap(boxes[:, None], boxes[None], mode) > threshold).triu_(1)
-    keep = torch.ones(boxes.shape[0], dtype=torch.bool, device=boxes.device)
-    while True:
-        new = ~(hits & keep[:, None]).any(0)
-        if torch.equal(new, keep):
-            return keep.nonzero()[:, 0]
-        keep = new
-
-
-def _nms_sequential(boxes: torch.Tensor, threshold: float, mode: str) -> torch.Tensor:
-    """Greedy NMS of boxes sorted by decreasing score, one kept box at a time."""
-    keep = []
-    rest = torch.arange(boxes.shape[0], device=boxes.device)
-    while rest.numel() > 0:
-        keep.append(rest[0])
-        rest = rest[1:]
-        rest = rest[_overlap(boxes[keep[-1]], boxes[rest], mode) <= threshold]
-    return torch.stack(keep)
-
-
 def _square(boxes: torch.Tensor) -> torch.Tensor:
     """Grow (K, 4) boxes to squares about their centres (side = the longer side)."""
     w = boxes[:, 2] - boxes[:, 0]
@@ -256,12 +171,21 @@ def _regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     return boxes + offsets * torch.stack([w, h, w, h], dim=1)
 
 
-class _Crops:
+class AreaCrops:
     """Area-resampled square crops of many boxes of many images, all at once.
 
     Each image gets a float64 summed-area table; a crop of size ``s`` averages, for output pixel
     ``i``, input rows ``floor(i * h / s)`` to ``ceil((i + 1) * h / s) - 1`` (and likewise
     columns), which is exactly what ``F.interpolate(crop, (s, s), mode="area")`` computes.
+
+    Args:
+        images: each (3, H, W) float RGB, all on one device; sizes may differ.
+
+    Example:
+        >>> crops = AreaCrops([torch.rand(3, 50, 40) * 255])
+        >>> one = torch.tensor([0])
+        >>> crops(one, one * 5, one + 29, one * 2, one + 31, 24).shape
+        torch.Size([1, 3, 24, 24])
     """
 
     _CHUNK = 1 << 21  # gathered values per chunk, to bound memory
@@ -286,6 +210,11 @@ class _Crops:
     def __call__(self, image_index: torch.Tensor, y0: torch.Tensor, y1: torch.Tensor,
                  x0: torch.Tensor, x1: torch.Tensor, size: int) -> torch.Tensor:
         """Crops rows ``y0:y1``, columns ``x0:x1`` (0-based, end exclusive) of each image.
+
+        Args:
+            image_index: (K,) int64 index of each crop's image.
+            y0, y1, x0, x1: (K,) int64 bounds of each crop, inside its image, non-empty.
+            size: side of the square output crops.
 
         Returns:
             (K, 3, size, size) float32.
@@ -378,7 +307,7 @@ class MTCNN(nn.Module):
             return batch.new_zeros(0, 9), torch.zeros(0, dtype=torch.long, device=batch.device)
         return torch.cat(boxes), torch.cat(owners)
 
-    def _crop(self, crops: _Crops, boxes: torch.Tensor, owners: torch.Tensor,
+    def _crop(self, crops: AreaCrops, boxes: torch.Tensor, owners: torch.Tensor,
               shapes: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised crops of boxes clipped to their images, and the mask of non-empty ones."""
         b = boxes[:, :4].trunc().long()
@@ -388,7 +317,7 @@ class MTCNN(nn.Module):
         y1 = torch.minimum(b[:, 3], shapes[owners, 0])
         ok = (x1 > x0) & (y1 > y0)
         data = crops(owners[ok], y0[ok], y1[ok], x0[ok], x1[ok], size)
-        # channels-last: RNet and ONet run 3-4x faster on CPU (same results within 2e-6)
+        # channels-last memory: the faster layout for RNet's and ONet's convolutions on CPU
         return self._normalise(data).contiguous(memory_format=torch.channels_last), ok
 
     @torch.no_grad()
@@ -435,7 +364,7 @@ class MTCNN(nn.Module):
         boxes = _square(boxes[:, :4] + boxes[:, 5:9] * side)
 
         # stage 2: RNet on all candidates of all images
-        crops = _Crops(images) if len(boxes) else None
+        crops = AreaCrops(images) if len(boxes) else None
         if crops is not None:
             data, ok = self._crop(crops, boxes, owners, shapes, 24)
             boxes, owners = boxes[ok], owners[ok]

