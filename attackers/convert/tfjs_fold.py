@@ -1,4 +1,4 @@
-"""Folding conv chains of a TF.js graph into fused convolutions, for speed.
+"""Folding the conv chains of a TF.js graph into fused convolutions.
 
 :func:`fold_conv_chains` merges what follows a convolution (per-channel ``Mul`` and ``Add`` of
 frozen batch norms, ``Relu``, and Keras' ``relu6`` clipping) into one fused conv, the kind of

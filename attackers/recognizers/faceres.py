@@ -114,7 +114,7 @@ class FaceRes(Recognizer):
 def load(files: Mapping[str, Path]) -> FaceRes:
     """Zoo loader: build :class:`FaceRes` from ``{"graph": faceres.json, "weights": faceres.bin}``.
 
-    Parsing the 7 MB float16 shard takes well under a second, so no converted cache is kept.
+    The graph is parsed from the files at each load (no converted cache).
 
     Raises:
         attackers.convert.tfjs_format.TFJSFormatError: the files are not the expected graph model.

@@ -15,7 +15,7 @@ normalise inside; the channel order each expects was checked on 62 LFW people x 
   of 62 LFW people (d' 6.73 vs 6.13), so we use the stronger order (the stronger adversary).
 
 The torch modules (:func:`load_sface`, :func:`load_mobilefacenet`) run the graphs through
-:class:`~attackers.convert.onnx_torch.OnnxGraph` (building takes about 0.1 s, so no converted
+:class:`~attackers.convert.onnx_torch.OnnxGraph`, built from the file at each load (no converted
 cache); the int8 weights are dequantised once to float32. The references
 (:func:`load_sface_reference`, :func:`load_mobilefacenet_reference`) run the same files in
 onnxruntime on the CPU, on the same preprocessed crops.
@@ -28,10 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import onnx
 import torch
 
+from attackers.convert.onnx_runtime import OnnxRuntimeNet
 from attackers.convert.onnx_torch import OnnxGraph
 from attackers.frame import CropSpec
 from attackers.recognizers.base import BlackBoxRecognizer, Recognizer
@@ -132,10 +131,6 @@ class OnnxRecognizer(Recognizer):
 class OnnxRuntimeRecognizer(BlackBoxRecognizer):
     """A black-box recognizer: the same ONNX file run by onnxruntime on the CPU.
 
-    Graph inputs that are initializers or that no node uses (SFace lists its stale float
-    weights as graph inputs) are dropped in memory, so the only input left is the image.
-    A graph with a fixed batch of 1 is run one crop at a time.
-
     Args:
         spec: name, crop, feature size and normalisation.
         path: the ONNX file.
@@ -147,27 +142,8 @@ class OnnxRuntimeRecognizer(BlackBoxRecognizer):
 
     def __init__(self, spec: OnnxModelSpec, path: str | Path, threads: int = 0) -> None:
         super().__init__()
-        import onnxruntime as ort
-
         _adopt(self, spec)
-        proto = onnx.load(str(path))
-        graph = proto.graph
-        used = {i for n in graph.node for i in n.input}
-        weights = {t.name for t in graph.initializer}
-        inputs = [v for v in graph.input if v.name in used and v.name not in weights]
-        del graph.input[:]
-        graph.input.extend(inputs)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(proto.SerializeToString(), options,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise RuntimeError(f"{path}: onnxruntime cannot load it ({exc})") from None
-        (info,) = self.session.get_inputs()
-        self.input_name = info.name
-        self.batch_one = info.shape[0] == 1
+        self.net = OnnxRuntimeNet(path, threads)
 
     def forward_crop(self, crops: torch.Tensor) -> torch.Tensor:
         """Raw features of crops, computed by onnxruntime.
@@ -178,13 +154,7 @@ class OnnxRuntimeRecognizer(BlackBoxRecognizer):
         Returns:
             (N, dim) float32 unnormalised features (no gradient).
         """
-        x = self.preprocess(crops.detach()).to(torch.float32).contiguous().numpy()
-        if self.batch_one:
-            out = np.concatenate(
-                [self.session.run(None, {self.input_name: x[i:i + 1]})[0] for i in range(len(x))])
-        else:
-            out = self.session.run(None, {self.input_name: x})[0]
-        return torch.from_numpy(out.reshape(len(x), self.dim))
+        return self.net(self.preprocess(crops.detach())).reshape(len(crops), self.dim)
 
 
 def _graph(spec: OnnxModelSpec, files: dict[str, Path]) -> OnnxRecognizer:
