@@ -60,7 +60,6 @@ class Node:
     attrs: dict[str, Any]
 
 
-
 def consumers(nodes: Sequence[Node]) -> dict[str, list[Node]]:
     """Node name -> the nodes that read it, for every node of ``nodes``."""
     out: dict[str, list[Node]] = {n.name: [] for n in nodes}

@@ -29,7 +29,12 @@ _NCHW = (0, 3, 1, 2)
 
 @dataclass
 class Value:
-    """A tensor flowing through the graph; 4-D NHWC values may be stored as NCHW."""
+    """A tensor flowing through the graph; 4-D NHWC values may be stored as NCHW.
+
+    Attributes:
+        tensor: the data, in TF's logical layout unless ``nchw``.
+        nchw: ``tensor`` is a 4-D NHWC value stored as NCHW (channels-last memory).
+    """
 
     tensor: torch.Tensor
     nchw: bool = False
@@ -43,7 +48,6 @@ class Value:
         if self.tensor.dim() != 4:
             raise TFJSFormatError(f"expected a 4-D image, got shape {tuple(self.tensor.shape)}")
         return self.tensor if self.nchw else self.tensor.permute(0, 3, 1, 2)
-
 
 
 def _hw_pair(node: Node, key: str) -> tuple[int, int]:
