@@ -51,8 +51,8 @@ races and ages. A file whose name does not parse (one in ``random``) is skipped 
 face MTCNN does not find on the clean chip is counted (``not_detected``); a face whose physical
 mask fails (landmarks) is counted per style (``mask_failed``). Metrics are computed on the faces
 that have every condition (``scored``), so all conditions compare the same faces:
-:func:`evaluation.attribute_metrics.attribute_report` gives sex accuracy, race accuracy (gear),
-age MAE, 7-bin age accuracy, each with its baseline (majority share; MAE of the median age),
+:func:`evaluation.attribute_metrics.report.attribute_report` gives sex accuracy, race accuracy
+(gear), age MAE, 7-bin age accuracy, each with its baseline (majority share; MAE of the median age),
 95% percentile-bootstrap intervals over faces (the same draws for every condition), the privacy
 vulnerability index (PVI) and its relative reduction against ``clean``.
 

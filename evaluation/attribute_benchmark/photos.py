@@ -87,6 +87,7 @@ class FaceConditions:
 
 
 def _to_8bit(image: torch.Tensor) -> torch.Tensor:
+    """Whole pixel levels in [0, 255], as a written 8-bit file holds."""
     return image.round().clamp(0, 255)
 
 

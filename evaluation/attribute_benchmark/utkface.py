@@ -34,7 +34,7 @@ def utkface_faces(folder: Path, limit: int | None = None
     The order is the SHA-256 of each photo's path relative to ``folder`` (pseudo-random but
     fixed, so a limited run is a sample mixing sexes, races and ages, and a longer run extends
     it). The first ``limit`` files are taken; those whose name does not parse
-    (:func:`~evaluation.attribute_metrics.parse_utkface_name`) are set aside with the reason.
+    (:func:`~evaluation.attribute_metrics.labels.parse_utkface_name`) are set aside with the reason.
 
     Args:
         folder: e.g. ``utkface/balanced``.
