@@ -1,8 +1,8 @@
 """Attribute benchmark: does a cloak hide sex, age and race better than a physical face mask?
 
-Thin entry point over :func:`evaluation.attribute_benchmark.run_attribute_benchmark` (read its
-docstring for the protocol). Writes JSON (``--out``), the per-face records beside it
-(``<out stem>.records.jsonl``) and the ``attributes`` section of ``docs/BENCHMARKS.md``.
+Thin entry point over :func:`evaluation.attribute_benchmark.run_attribute_benchmark` (the
+package's docstring describes the protocol). Writes JSON (``--out``), the per-face records
+beside it (``<out stem>.records.jsonl``) and the ``attributes`` section of ``docs/BENCHMARKS.md``.
 
     python scripts/attribute_benchmark.py                          # everything (hours)
     python scripts/attribute_benchmark.py --limit 20 --lfw-limit 2 --steps 5   # quick look
@@ -24,12 +24,11 @@ from cloak.opom import ATTRIBUTES, MODES
 from evaluation.attribute_benchmark import (
     ALL_CONDITIONS,
     CONDITIONS,
-    PREDICTORS,
-    UTK_DATASETS,
     AttributeSettings,
     run_attribute_benchmark,
     write_report,
 )
+from evaluation.attribute_benchmark.settings import PREDICTORS, UTK_DATASETS
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW, DEFAULT_UTKFACE, REPO
 
 

@@ -223,3 +223,27 @@ def pair_similarities(emb, labels) -> tuple:
     same = labels[:, None] == labels[None]
     upper = sim.new_ones(sim.shape, dtype=bool).triu(1)
     return sim[same & upper], sim[~same & upper]
+
+
+# --- six faces of the attribute metrics' hand computations (tests/test_attribute_metrics_*.py)
+
+import numpy as np  # noqa: E402 (only these constants need numpy)
+
+# Six faces. Sex: predicted male [1, 0, 1, 0, 1, 0] (>= 0.5), labels male [T, F, F, F, T, F]:
+# 5 of 6 right; chance = female share 4/6; predictability (5/6 - 4/6) / (1 - 4/6) = 0.5.
+MALE_PROB = np.array([0.9, 0.2, 0.6, 0.4, 0.5, 0.1])
+MALE = np.array([True, False, False, False, True, False])
+# Race: argmax [0, 1, 2, 2, 3, 4]; labels [0, 1, 1, ?, 3, 2]: 3 of the 5 known right;
+# chance = 2/5 (race 1); predictability (0.6 - 0.4) / 0.6 = 1/3.
+RACE_PROBS = np.eye(5)[[0, 1, 2, 2, 3, 4]] * 0.6 + 0.08
+RACE = np.array([0, 1, 1, -1, 3, 2])
+# Age: errors [2, 0, 5, 5, 10, 10] -> MAE 32/6; median label 27.5, deviations
+# [25.5, 19.5, 2.5, 2.5, 22.5, 42.5] -> baseline 115/6; predictability 1 - 32/115.
+AGE_PRED = np.array([4.0, 8.0, 20.0, 35.0, 40.0, 60.0])
+AGE = np.array([2, 8, 25, 30, 50, 70])
+# Age bins: labels [0, 1, 3, 3, 5, 6], predicted from AGE_PRED [1, 1, 3, 4, 4, 5]: 2 of 6 right;
+# chance 2/6 (bin 3); predictability 0.
+SEX_P, RACE_P, AGE_P = 0.5, 1 / 3, 1 - 32 / 115
+
+#: Bootstrap settings of the hand computations.
+FAST = {"n_boot": 500, "seed": 0}

@@ -7,33 +7,21 @@ small run (3 faces) checks the attribute-aware cloak's leave-one-out folds.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 
 import numpy as np
 import pytest
-import torch
 from conftest import shared_data
 
-import attackers
-from attackers.landmarks import Landmarker
-from cloak.faces import align_faces
-from cloak.opom import MODES, learn_mask, training_face
 from evaluation.attribute_benchmark import (
-    ATTRIBUTE_FOLDS,
     CONDITIONS,
-    PREDICTED,
-    PREDICTORS,
     AttributeSettings,
-    _record_store,
-    condition_photos,
-    report_markdown,
     run_attribute_benchmark,
-    utkface_faces,
     write_report,
 )
-from evaluation.lfw import load_rgb
+from evaluation.attribute_benchmark.report import report_markdown
+from evaluation.attribute_benchmark.settings import PREDICTORS
 from evaluation.physical_masks import STYLES
 
 _STEPS = 2
@@ -52,17 +40,6 @@ def settings(tmp_path_factory) -> AttributeSettings:
 @pytest.fixture(scope="module")
 def result(settings, one_torch_thread) -> dict:
     return run_attribute_benchmark(settings)
-
-
-@pytest.mark.data
-def test_malformed_names_are_set_aside():
-    """The one UTKFace name with gender 3 is skipped with its reason; the others parse."""
-    labelled, malformed = utkface_faces(shared_data("utkface", "random"))
-    assert len(labelled) == 1999
-    assert [m["file"] for m in malformed] == ["61_3_20170109150557335.jpg.chip.jpg"]
-    assert "gender field '3'" in malformed[0]["reason"]
-    first, _ = utkface_faces(shared_data("utkface", "balanced"), limit=6)
-    assert len({(labels.male, labels.race) for _, labels in first}) >= 4   # a mixed sample
 
 
 @pytest.mark.data
@@ -131,51 +108,6 @@ def test_records_hold_plain_predictions(result, settings):
 
 
 @pytest.mark.data
-def test_masks_and_cloaks_change_only_their_pixels(one_torch_thread):
-    """Physical masks change pixels only inside their coverage; cloaks at most eps per pixel."""
-    detector = attackers.load("mtcnn")
-    labelled, _ = utkface_faces(shared_data("utkface", "balanced"), limit=2)
-    photos = [load_rgb(p) for p, _ in labelled]
-    pad = 50
-    faces = []
-    for photo in photos:
-        found = align_faces([torch.nn.functional.pad(photo, (pad,) * 4)], detector)[0]
-        assert found, "MTCNN found no face on the padded chip"
-        faces.append(found[0])
-    config = dataclasses.replace(MODES["fast"].config, steps=_STEPS)
-    surrogates = [attackers.load(n) for n in MODES["fast"].surrogates]
-
-    calls = []
-
-    def cloak(i, pixels, face, key):
-        calls.append((i, key))
-        assert torch.equal(pixels, photos[i])
-        return learn_mask([training_face(pixels, face)], surrogates, config)
-
-    conditions = ("clean", *(f"mask-{s}" for s in STYLES), "cloak", "cloak+mask-paper")
-    made = condition_photos(photos, faces, conditions, detector=detector,
-                            landmarker=Landmarker(), cloak=cloak, seeds=[1, 2],
-                            feather=config.feather, pad=pad)
-    assert calls == [(0, "cloak"), (1, "cloak")]  # one clean cloak per photo serves both
-    for photo, item in zip(photos, made, strict=True):
-        assert not item.failed
-        for style in STYLES:
-            masked, covered = item.pixels[f"mask-{style}"], item.coverage[style]
-            assert covered.shape == photo.shape[1:]
-            assert 0.05 < covered.float().mean() < 0.6
-            assert torch.equal(masked[:, ~covered], photo[:, ~covered])
-            assert (masked[:, covered] != photo[:, covered]).any()
-        for condition, source in (("cloak", "clean"), ("cloak+mask-paper", "mask-paper")):
-            change = (item.pixels[condition] - item.pixels[source]).abs()
-            assert 0 < change.max() <= config.eps
-        for condition in conditions:
-            pixels = item.pixels[condition]
-            assert torch.equal(pixels, pixels.round()) and 0 <= pixels.min() <= pixels.max() <= 255
-            assert item.frames[condition].shape == (3, 224, 224)
-            assert condition in item.found
-
-
-@pytest.mark.data
 def test_rerun_reuses_every_record(result, settings):
     again = run_attribute_benchmark(settings)
     faces = sum(len(r["faces"]) for r in result["utkface"].values())
@@ -205,50 +137,6 @@ def test_report_renders(result, tmp_path):
     lines = (tmp_path / "out.records.jsonl").read_text(encoding="utf-8").splitlines()
     parts = [json.loads(line)["part"] for line in lines]
     assert parts == ["utkface-balanced"] * 4 + ["utkface-random"] * 4 + ["lfw"]
-
-
-def test_settings_are_checked():
-    for bad in ({"conditions": ("cloak",)}, {"datasets": ("all",)}, {"limit": 0},
-                {"predictors": ()}, {"pad_mode": "reflect"}, {"mode": "turbo"},
-                {"datasets": (), "lfw_limit": 0},
-                {"conditions": ("clean", "cloak-attr"), "protect_attributes": ()},
-                {"conditions": ("clean", "cloak-attr"), "protect_attributes": ("hair",)},
-                {"conditions": ("clean", "cloak-attr"), "attribute_weight": 0.0},
-                {"conditions": ("clean", "cloak-attr"), "identity_recognizers": ("faceres",)},
-                {"conditions": ("clean", "cloak-attr"),
-                 "identity_recognizers": ("dlib-native",)}):
-        with pytest.raises(ValueError):
-            AttributeSettings(**bad).check()
-
-
-@pytest.mark.data
-def test_attribute_folds_and_store_key(tmp_path):
-    """Each fold scores the predictors the other fold pushes; a predictor gets only the asked
-    attributes it outputs; the attribute settings key the record store only with cloak-attr."""
-    for name, attributes in PREDICTED.items():
-        assert set(attackers.load(name).outputs) >= {
-            {"sex": "sex_male_prob", "age": "age_years", "race": "race"}[a] for a in attributes}
-    for surrogates, scored in ATTRIBUTE_FOLDS:
-        assert not set(surrogates) & set(scored)
-    assert set(PREDICTORS) == {p for _, scored in ATTRIBUTE_FOLDS for p in scored}
-    base = AttributeSettings(cache_dir=tmp_path, conditions=("clean", "cloak", "cloak-attr"))
-    folds = dataclasses.replace(base, protect_attributes=("race",)).attribute_folds()
-    assert folds == {"cloak-attr/gear": {"surrogates": {}, "scored": ["gear"]},
-                     "cloak-attr/age-gender+faceres-attributes": {
-                         "surrogates": {"gear": ("race",)},
-                         "scored": ["age-gender", "faceres-attributes"]}}
-    only = dataclasses.replace(base, predictors=("gear",)).attribute_folds()
-    assert list(only) == ["cloak-attr/gear"]
-    assert only["cloak-attr/gear"]["surrogates"] == {
-        "age-gender": ("sex", "age"), "faceres-attributes": ("sex", "age")}
-    plain = dataclasses.replace(base, conditions=("clean", "cloak"))
-    assert plain.attribute_folds() == {}
-    folder = _record_store(plain).folder
-    for change in ({"protect_attributes": ("sex",)}, {"attribute_weight": 3.0},
-                   {"identity_recognizers": ("sface",)}):
-        assert _record_store(dataclasses.replace(plain, **change)).folder == folder
-        assert (_record_store(dataclasses.replace(base, **change)).folder
-                != _record_store(base).folder)
 
 
 @pytest.fixture(scope="module")
