@@ -97,6 +97,43 @@ def lfw_photos(person: str, count: int) -> list[Path]:
     return sorted(folder.glob("*.jpg"))[:count]
 
 
+@pytest.fixture
+def colin_photos(tmp_path: Path) -> Path:
+    """A folder ``<tmp_path>/Colin`` with 3 LFW photos of Colin Powell."""
+    import shutil
+
+    folder = tmp_path / "Colin"
+    folder.mkdir()
+    for path in lfw_photos("Colin_Powell", 3):
+        shutil.copy2(path, folder / path.name)
+    return folder
+
+
+def zero_mask_file(path: Path, person: str) -> Path:
+    """Save an all-zero mask of ``person`` (eps 8, surrogate dlib-resnet) at ``path``."""
+    import torch
+
+    from cloak.mask import Mask, save_mask
+
+    return save_mask(Mask(torch.zeros(3, 224, 224), eps=8.0, subspace="center",
+                          surrogates=["dlib-resnet"], person=person, seed=0), path)
+
+
+def check_usage_error(args: list[str], message: str, photos: Path, tmp_path: Path) -> None:
+    """``cloak ARGS`` ({photos} and {mask} filled in: ``photos``, and an all-zero mask of "Ada"
+    under ``tmp_path``) stops before any work with exit code 2 and ``message``."""
+    from click.testing import CliRunner
+
+    from cloak.cli import main
+
+    mask = zero_mask_file(tmp_path / "ada.cloak", "Ada")
+    argv = [a.format(photos=photos, mask=mask) for a in args]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "Colin_cloaked").exists()
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a module's heavy tests, restored afterwards.
