@@ -16,7 +16,8 @@ import torch
 from conftest import lfw_photos, shared_data
 
 from cloak.faces.align import similarity_to_frame
-from cloak.video.io import probe, read_frames
+from cloak.video.container import probe
+from cloak.video.reading import read_frames
 from cloak.video.tracks import (
     DEFAULT_SIGMA,
     DEFAULT_STRIDE,

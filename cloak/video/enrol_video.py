@@ -45,7 +45,7 @@ def find_track_faces(video: Path, detector: MTCNN, stride: int, track: int | Non
         (:func:`cloak.video.enrol.pick_track_faces`), or None without ``track``.
 
     Raises:
-        cloak.video.io.VideoError: the video cannot be decoded.
+        cloak.video.container.VideoError: the video cannot be decoded.
         ValueError: no such track.
     """
     learn_threads = torch.get_num_threads()

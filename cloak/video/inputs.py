@@ -15,7 +15,7 @@ import torch
 from cloak.errors import ImageError
 from cloak.imageio import iter_photo_paths, read_photo
 from cloak.video.engine import VideoJob
-from cloak.video.io import OUTPUT_FORMATS
+from cloak.video.writing import OUTPUT_FORMATS
 
 __all__ = ["VIDEO_SUFFIXES", "default_output", "find_videos", "output_path", "plan_jobs",
            "reference_photos"]
@@ -59,7 +59,7 @@ def default_output(inputs: Sequence[Path]) -> Path:
 def output_path(output: Path, relative: Path) -> Path:
     """Where the protected copy of the video at ``relative`` goes under the folder ``output``:
     the same relative path, with its suffix kept when it names an output container
-    (:data:`cloak.video.io.OUTPUT_FORMATS`) and ``.mp4`` otherwise."""
+    (:data:`cloak.video.writing.OUTPUT_FORMATS`) and ``.mp4`` otherwise."""
     suffix = relative.suffix.lower() if relative.suffix.lower() in OUTPUT_FORMATS else ".mp4"
     return output / relative.with_suffix(suffix)
 

@@ -418,7 +418,7 @@ def detect_faces(batches: Iterable[torch.Tensor], detector: MTCNN, *,
 
     Args:
         batches: consecutive frames from the first, each batch (N, 3, H, W) float32 RGB in
-            [0, 255], upright (:func:`cloak.video.io.to_display`).
+            [0, 255], upright (:func:`cloak.video.reading.to_display`).
         detector: MTCNN (``attackers.load("mtcnn")``).
         stride: frames between detections, at least 1.
         recognizer: embeds each face for :func:`identify_tracks` (``attackers.load("sface")``),
