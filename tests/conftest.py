@@ -251,6 +251,63 @@ def round_trip(src: Path, dest: Path, **kwargs) -> VideoInfo:
     return info
 
 
+# -- face tracks on a crossing clip (cloak.video.detection, cloak.video.tracks) -----------------
+
+#: The two people of :func:`crossing_clip` (photo 0 each) and its stranger (an LFW distractor).
+CROSSING_PEOPLE = ("Colin_Powell", "Serena_Williams")
+CROSSING_STRANGER = "AJ_Cook_0001.jpg"
+CROSSING_FRAMES = 40
+
+
+@pytest.fixture(scope="session")
+def sface():
+    """The real SFace recognizer."""
+    import attackers
+
+    return attackers.load("sface")
+
+
+@pytest.fixture(scope="session")
+def crossing_clip(mtcnn, tmp_path_factory):
+    """A synthetic clip of real LFW faces (:mod:`evaluation.video_clips`) and the path of its
+    H.264 encoding: 320x240, 40 frames, Colin Powell and Serena Williams swapping sides (passing
+    within a face height of each other, their cut-outs overlapping) and a stranger, with an AAC
+    tone. Ground truth is each photo's own detection carried through the known motion."""
+    from evaluation.video_clips import crossing_scene, render_clip, write_clip
+
+    people = [lfw_photos(p, 1)[0] for p in CROSSING_PEOPLE]
+    stranger = shared_data("lfw", "distractors", CROSSING_STRANGER)
+    scene = render_clip(crossing_scene(people, stranger), mtcnn, size=(320, 240),
+                        frames=CROSSING_FRAMES, seed=0)
+    path = tmp_path_factory.mktemp("clip") / "crossing.mp4"
+    write_clip(scene, path)
+    return scene, path
+
+
+def crossing_batches(path: Path):
+    """Decoded frames of ``path`` in batches of 6 (not a multiple of the stride)."""
+    from cloak.video.reading import read_frames
+
+    return (batch.frames for batch in read_frames(path, batch_size=6, threads=1))
+
+
+@pytest.fixture(scope="session")
+def crossing_dense(crossing_clip, mtcnn):
+    """Detections of :func:`crossing_clip` on every frame, no embeddings."""
+    from cloak.video.detection import detect_faces
+
+    return detect_faces(crossing_batches(crossing_clip[1]), mtcnn, stride=1)
+
+
+@pytest.fixture(scope="session")
+def crossing_strided(crossing_clip, mtcnn, sface):
+    """Detections and embeddings of :func:`crossing_clip` at the default stride."""
+    from cloak.video.detection import DEFAULT_STRIDE, detect_faces
+
+    return detect_faces(crossing_batches(crossing_clip[1]), mtcnn, stride=DEFAULT_STRIDE,
+                        recognizer=sface)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a module's heavy tests, restored afterwards.

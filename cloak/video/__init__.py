@@ -7,8 +7,8 @@ Light on import (no PyAV, no torch). The modules:
 - :mod:`cloak.video.reading`: decode (batches or frame by frame), turn frames upright and back;
 - :mod:`cloak.video.writing`: re-encode with the source's timing, rotation, colour tags and
   audio;
-- :mod:`cloak.video.tracks`: strided face detection, track linking, landmark smoothing, one
-  identity per track;
+- :mod:`cloak.video.detection`: strided face detection (and embedding);
+- :mod:`cloak.video.tracks`: track linking, landmark smoothing, one identity per track;
 - :mod:`cloak.video.protect`: the two passes (analyse, render) of one video;
 - :mod:`cloak.video.engine`: many videos, in this process or on a Dask cluster;
 - :mod:`cloak.video.inputs`: the videos and reference photos of a run, where outputs go;

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from cloak.mask import Mask
     from cloak.opom import TrainingFace
     from cloak.protect import LearnSettings
-    from cloak.video.tracks import Observation
+    from cloak.video.detection import Observation
 
 __all__ = ["PickedFace", "find_tracks", "learn_track_mask", "pick_track_faces", "sharpness"]
 

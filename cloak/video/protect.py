@@ -15,7 +15,7 @@ Speed: frames stay 8-bit; only the frames detected are converted for the detecto
 pasted in float only on the window its canonical frames cover (with rotation folded into the
 alignment, so frames are never turned); MTCNN runs on several frames at once in helper threads
 and every other detection step skips the pyramid's fine levels when all faces in view are large
-(:class:`~cloak.video.tracks.StepDetector`); faces are embedded every fourth step, twelve at a
+(:class:`~cloak.video.detection.StepDetector`); faces are embedded every fourth step, twelve at a
 time; decoding runs ahead in a helper thread and encoding catches up in another
 (:mod:`cloak.video.overlap`); x264 runs its ``veryfast`` preset at CRF 16 (as good as ``medium``
 at CRF 18, :mod:`cloak.video.writing`). Measured on a 1280x720, 25 fps clip of two enrolled people
@@ -49,15 +49,17 @@ import torch
 
 from cloak.identity import CLUSTER_THRESHOLD, cluster_faces, main_identity
 from cloak.video.container import VideoInfo, probe
-from cloak.video.overlap import Background, prefetch
-from cloak.video.reading import DecodedFrame, iter_frames
-from cloak.video.tracks import (
+from cloak.video.detection import (
     DEFAULT_EMBED_EVERY,
     DEFAULT_FULL_EVERY,
     DEFAULT_STRIDE,
     FaceDetections,
-    FaceInFrame,
     StepDetector,
+)
+from cloak.video.overlap import Background, prefetch
+from cloak.video.reading import DecodedFrame, iter_frames
+from cloak.video.tracks import (
+    FaceInFrame,
     Track,
     TrackIdentity,
     faces_per_frame,
@@ -116,10 +118,10 @@ class VideoOptions:
         min_face: faces smaller than this many pixels are ignored (and not looked for: the
             detector's pyramid starts at this size, so a larger value is faster).
         embed_every: detection steps between embeddings of every face
-            (:class:`~cloak.video.tracks.StepDetector`).
+            (:class:`~cloak.video.detection.StepDetector`).
         full_every: detection steps between detections that look for faces down to
             ``min_face``; in between, the detector looks for faces from half the smallest face
-            in view (:class:`~cloak.video.tracks.StepDetector`).
+            in view (:class:`~cloak.video.detection.StepDetector`).
         crf, preset: x264 quality (:data:`~cloak.video.writing.DEFAULT_CRF` = visually lossless at
             the default preset) and speed preset.
         threads: threads per video: MTCNN runs on this many batches of frames at once, and
