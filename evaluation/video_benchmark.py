@@ -337,8 +337,8 @@ def _attacker_faces(path: Path, clip: SyntheticClip, actors: Sequence[int], ever
     0.3).
     """
     from cloak.faces import align_faces
-    from cloak.video.io import iter_frames
-    from cloak.video.tracks import box_iou
+    from cloak.video.detection import box_iou
+    from cloak.video.reading import iter_frames
 
     found: dict[int, list[torch.Tensor | None]] = {a: [] for a in actors}
     for frame in iter_frames(path, select=lambda i: i % every == 0):

@@ -5,9 +5,18 @@ Tests never copy that data into the repo; when it is absent they skip with a cle
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from cloak.video.container import VideoInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -95,6 +104,208 @@ def lfw_photos(person: str, count: int) -> list[Path]:
     """The first ``count`` LFW photos of ``person`` (e.g. ``"Ariel_Sharon"``)."""
     folder = shared_data("lfw", "identities", person)
     return sorted(folder.glob("*.jpg"))[:count]
+
+
+@pytest.fixture
+def colin_photos(tmp_path: Path) -> Path:
+    """A folder ``<tmp_path>/Colin`` with 3 LFW photos of Colin Powell."""
+    import shutil
+
+    folder = tmp_path / "Colin"
+    folder.mkdir()
+    for path in lfw_photos("Colin_Powell", 3):
+        shutil.copy2(path, folder / path.name)
+    return folder
+
+
+def zero_mask_file(path: Path, person: str) -> Path:
+    """Save an all-zero mask of ``person`` (eps 8, surrogate dlib-resnet) at ``path``."""
+    import torch
+
+    from cloak.mask import Mask, save_mask
+
+    return save_mask(Mask(torch.zeros(3, 224, 224), eps=8.0, subspace="center",
+                          surrogates=["dlib-resnet"], person=person, seed=0), path)
+
+
+def check_usage_error(args: list[str], message: str, photos: Path, tmp_path: Path) -> None:
+    """``cloak ARGS`` ({photos} and {mask} filled in: ``photos``, and an all-zero mask of "Ada"
+    under ``tmp_path``) stops before any work with exit code 2 and ``message``."""
+    from click.testing import CliRunner
+
+    from cloak.cli import main
+
+    mask = zero_mask_file(tmp_path / "ada.cloak", "Ada")
+    argv = [a.format(photos=photos, mask=mask) for a in args]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "Colin_cloaked").exists()
+
+
+# -- video clips (cloak.video) ------------------------------------------------------------------
+
+#: Test clips of :func:`make_clip` (cloak.video): size, frame rate and frame count.
+CLIP_WIDTH, CLIP_HEIGHT, CLIP_FPS, CLIP_FRAMES = 160, 120, 25, 48
+#: Irregular frame gaps (ms) of the VFR clip, repeated: 40, 80, 40, 120, ...
+CLIP_VFR_GAPS = (40, 80, 40, 120)
+#: Mean absolute difference (levels of 255) allowed between decoded frames and the pattern they
+#: were made from, and across a CRF-18 round trip. Measured: decoding about 1.55 (4:2:0 chroma),
+#: round trip 1.7-1.9 (a 720p clip: 1.4); reading a BT.709 clip with BT.601 coefficients: 6.8,
+#: writing it with them: 6.3.
+MAX_MEAN_ERROR = 2.5
+
+
+def pattern(i: int, width: int = CLIP_WIDTH, height: int = CLIP_HEIGHT,
+            marker: bool = False) -> np.ndarray:
+    """Frame ``i`` of a smooth moving colour pattern, (height, width, 3) uint8 RGB."""
+    import numpy as np
+
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    r = 128 + 90 * np.sin(2 * math.pi * (x / width + i / CLIP_FRAMES))
+    g = 128 + 90 * np.cos(2 * math.pi * y / height)
+    b = 128 + 60 * np.sin(2 * math.pi * (x + y) / (width + height) + i / 8)
+    image = np.stack([r, g, b], axis=-1).round().astype(np.uint8)
+    if marker:  # a white block in the stored top-left corner, to see where rotation takes it
+        image[:20, :30] = 255
+    return image
+
+
+def make_clip(path: Path, *, width: int = CLIP_WIDTH, height: int = CLIP_HEIGHT,
+              audio: str | None = "aac", rotation_ccw: int = 0, vfr: bool = False,
+              bt709: bool = False, codec: str = "libx264", pix_fmt: str = "yuv420p",
+              marker: bool = False, pixel_aspect: Fraction | None = None) -> list[np.ndarray]:
+    """Write a test clip with PyAV itself (x264 at a near-lossless CRF, real AAC and Opus
+    encoders), small enough (160x120, 48 frames) to be made in a moment on one core; return the
+    (H, W, 3) uint8 RGB frames it was made from."""
+    import av
+    import numpy as np
+
+    images = [pattern(i, width, height, marker) for i in range(CLIP_FRAMES)]
+    time_base = Fraction(1, 1000) if vfr else Fraction(1, CLIP_FPS)
+    with av.open(str(path), "w") as out:
+        options = {"crf": "10", "preset": "ultrafast"} if codec == "libx264" else {}
+        video = out.add_stream(codec, rate=CLIP_FPS, options=options)
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        video.codec_context.time_base = time_base
+        video.codec_context.thread_count = 1
+        if bt709:
+            ctx = video.codec_context
+            ctx.colorspace = ctx.color_primaries = ctx.color_trc = 1
+            ctx.color_range = 1
+        if rotation_ccw:
+            video.set_display_rotation(rotation_ccw)
+        if pixel_aspect:
+            video.codec_context.sample_aspect_ratio = pixel_aspect
+        sound = out.add_stream(audio, rate=48000, layout="mono") if audio else None
+        stamp = 0
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame = frame.reformat(format=pix_fmt, dst_colorspace="itu709" if bt709 else None,
+                                   dst_color_range=1 if bt709 else None)
+            frame.pts, frame.time_base = stamp, time_base
+            stamp += CLIP_VFR_GAPS[i % len(CLIP_VFR_GAPS)] if vfr else 1
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if sound is not None:
+            rate, size = 48000, sound.codec_context.frame_size or 1024
+            for start in range(0, rate * CLIP_FRAMES // CLIP_FPS, size):
+                t = np.arange(start, start + size) / rate
+                tone = (0.3 * np.sin(2 * math.pi * 440 * t)).astype(np.float32)[None]
+                chunk = av.AudioFrame.from_ndarray(tone, format="flt", layout="mono")
+                chunk.sample_rate, chunk.pts, chunk.time_base = rate, start, Fraction(1, rate)
+                out.mux(sound.encode(chunk))
+            out.mux(sound.encode(None))
+    return images
+
+
+def audio_packets(path: Path) -> list[tuple[bytes, Fraction]]:
+    """Payload and start time (seconds) of every audio packet, in file order."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [(bytes(p), p.pts * p.time_base) for p in container.demux(audio=0) if p.size]
+
+
+def decode_all(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """All frames (N, 3, H, W) and their times (N,) in seconds."""
+    import torch
+
+    from cloak.video.reading import read_frames
+
+    batches = list(read_frames(path, batch_size=16, threads=1))
+    return torch.cat([b.frames for b in batches]), torch.cat([b.times for b in batches])
+
+
+def round_trip(src: Path, dest: Path, **kwargs) -> VideoInfo:
+    """Decode ``src`` and encode it unchanged to ``dest`` (preset veryfast, one thread; kwargs go
+    to :class:`~cloak.video.writing.VideoWriter`); return the source's probe."""
+    from cloak.video.container import probe
+    from cloak.video.reading import read_frames
+    from cloak.video.writing import VideoWriter
+
+    info = probe(src)
+    with VideoWriter(dest, info, preset="veryfast", threads=1, **kwargs) as out:
+        for batch in read_frames(src, batch_size=20, threads=1):
+            out.write(batch.frames, batch.pts)
+    return info
+
+
+# -- face tracks on a crossing clip (cloak.video.detection, cloak.video.tracks) -----------------
+
+#: The two people of :func:`crossing_clip` (photo 0 each) and its stranger (an LFW distractor).
+CROSSING_PEOPLE = ("Colin_Powell", "Serena_Williams")
+CROSSING_STRANGER = "AJ_Cook_0001.jpg"
+CROSSING_FRAMES = 40
+
+
+@pytest.fixture(scope="session")
+def sface():
+    """The real SFace recognizer."""
+    import attackers
+
+    return attackers.load("sface")
+
+
+@pytest.fixture(scope="session")
+def crossing_clip(mtcnn, tmp_path_factory):
+    """A synthetic clip of real LFW faces (:mod:`evaluation.video_clips`) and the path of its
+    H.264 encoding: 320x240, 40 frames, Colin Powell and Serena Williams swapping sides (passing
+    within a face height of each other, their cut-outs overlapping) and a stranger, with an AAC
+    tone. Ground truth is each photo's own detection carried through the known motion."""
+    from evaluation.video_clips import crossing_scene, render_clip, write_clip
+
+    people = [lfw_photos(p, 1)[0] for p in CROSSING_PEOPLE]
+    stranger = shared_data("lfw", "distractors", CROSSING_STRANGER)
+    scene = render_clip(crossing_scene(people, stranger), mtcnn, size=(320, 240),
+                        frames=CROSSING_FRAMES, seed=0)
+    path = tmp_path_factory.mktemp("clip") / "crossing.mp4"
+    write_clip(scene, path)
+    return scene, path
+
+
+def crossing_batches(path: Path):
+    """Decoded frames of ``path`` in batches of 6 (not a multiple of the stride)."""
+    from cloak.video.reading import read_frames
+
+    return (batch.frames for batch in read_frames(path, batch_size=6, threads=1))
+
+
+@pytest.fixture(scope="session")
+def crossing_dense(crossing_clip, mtcnn):
+    """Detections of :func:`crossing_clip` on every frame, no embeddings."""
+    from cloak.video.detection import detect_faces
+
+    return detect_faces(crossing_batches(crossing_clip[1]), mtcnn, stride=1)
+
+
+@pytest.fixture(scope="session")
+def crossing_strided(crossing_clip, mtcnn, sface):
+    """Detections and embeddings of :func:`crossing_clip` at the default stride."""
+    from cloak.video.detection import DEFAULT_STRIDE, detect_faces
+
+    return detect_faces(crossing_batches(crossing_clip[1]), mtcnn, stride=DEFAULT_STRIDE,
+                        recognizer=sface)
 
 
 @pytest.fixture(scope="module")

@@ -1,30 +1,24 @@
-"""The ``cloak`` command line: --help for every command, usage errors (exit 2), exit codes 0/1,
-the JSON summary, and lazy imports (``cloak --help`` loads no torch).
+"""The ``cloak`` group (:mod:`cloak.cli`): --help for every command, lazy imports (``cloak --help``
+loads no torch), and the commands other packages register (``cloak benchmark`` from evaluation).
 
-The end-to-end protect/enroll runs use real models on 3 LFW photos with a 1-step, one-surrogate
-mask; the pipeline itself is tested in test_protect.py.
+Each command has its own file: test_cli_models.py, test_cli_protect.py, test_cli_enroll.py,
+test_cli_video.py; the shared options are in test_cli_options.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import click
 import pytest
-import torch
 from click.testing import CliRunner
-from conftest import REPO_ROOT, lfw_photos, shared_data
+from conftest import REPO_ROOT, shared_data
 
-from cloak.cli import MODE_HELP, main
-from cloak.mask import load_mask
-
-PERSON = "Colin_Powell"
-
+from cloak.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -64,99 +58,6 @@ def test_help_loads_no_torch() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_mode_help_matches_presets() -> None:
-    """--mode's help states each preset's surrogates and steps as cloak.opom.MODES has them."""
-    from cloak.opom import MODES
-
-    text = " ".join(MODE_HELP.split())
-    for name, mode in MODES.items():
-        part = text.split(f"{name}: ", 1)[1].split(" steps", 1)[0]
-        assert part.endswith(f"; {mode.config.steps}"), (name, part)
-        assert part.split(";")[0].replace("surrogates ", "") == ", ".join(mode.surrogates)
-
-
-@pytest.fixture
-def photos(tmp_path: Path) -> Path:
-    """A folder with 3 LFW photos of one person."""
-    folder = tmp_path / "Colin"
-    folder.mkdir()
-    for path in lfw_photos(PERSON, 3):
-        shutil.copy2(path, folder / path.name)
-    return folder
-
-
-@pytest.mark.data
-@pytest.mark.parametrize("args, message", [
-    (["protect"], "Missing argument"),
-    (["protect", "no/such/folder"], "does not exist"),
-    (["protect", "{photos}", "--jpeg-quality", "0"], "--jpeg-quality"),
-    (["protect", "{photos}", "--mode", "ultra"], "--mode"),
-    (["protect", "{photos}", "--eps", "0"], "--eps"),
-    (["protect", "{photos}", "--steps", "0"], "--steps"),
-    (["protect", "{photos}", "--surrogates", "dlib-native"], "cannot be a surrogate"),
-    (["protect", "{photos}", "--surrogates", "nope"], "cannot be a surrogate"),
-    (["protect", "{photos}", "-o", "{photos}"], "never overwritten"),
-    (["protect", "{photos}", "--mask", "{photos}/Colin_Powell_0001.jpg"], "--mask"),
-    (["protect", "{photos}", "--mask", "{mask}", "--steps", "3"], "cannot be combined"),
-    (["protect", "{photos}", "--unknown"], "No such option"),
-    (["protect", "{photos}", "--protect-attributes", "sex,hair"], "unknown attributes"),
-    (["protect", "{photos}", "--protect-attributes", ","], "--protect-attributes"),
-    (["protect", "{photos}", "--mask", "{mask}", "--protect-attributes", "sex"],
-     "cannot be combined"),
-    (["enroll", "Ada", "{photos}", "--protect-attributes", "eyes"], "unknown attributes"),
-    (["enroll", "Ada"], "Missing argument"),
-    (["enroll", "Ada", "{photos}", "-o", "{mask}"], "exists; use --force"),
-])
-def test_usage_errors_exit_2(args: list[str], message: str, photos: Path,
-                             tmp_path: Path) -> None:
-    """Wrong requests stop before any work with exit code 2 and a clear message."""
-    from cloak.mask import Mask, save_mask
-
-    mask = tmp_path / "ada.cloak"
-    save_mask(Mask(torch.zeros(3, 224, 224), eps=8.0, subspace="center",
-                   surrogates=["dlib-resnet"], person="Ada", seed=0), mask)
-    argv = [a.format(photos=photos, mask=mask) for a in args]
-    result = CliRunner().invoke(main, argv)
-    assert result.exit_code == 2, result.output
-    assert message in result.output
-    assert not (tmp_path / "Colin_cloaked").exists()
-
-
-@pytest.mark.data
-def test_enroll_then_protect_json_and_exit_codes(photos: Path, tmp_path: Path) -> None:
-    """enroll -> mask file; protect --mask -> exit 0 and a JSON summary without face data;
-    a broken photo added -> one error line, exit 1, the finished photos are skipped."""
-    runner = CliRunner()
-    mask_file = tmp_path / "colin.cloak"
-    result = runner.invoke(main, ["enroll", "Colin", str(photos), "-o", str(mask_file),
-                                  "--steps", "1", "--surrogates", "dlib-resnet", "--json"])
-    assert result.exit_code == 0, result.output
-    enrolled = json.loads(result.stdout)
-    assert enrolled["mask"]["path"] == str(mask_file) and enrolled["mask"]["training_faces"] == 3
-    assert load_mask(mask_file).person == "Colin"
-
-    result = runner.invoke(main, ["protect", str(photos), "--mask", str(mask_file), "--json"])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["totals"] == {"files": 3, "protected": 3, "seconds": report["totals"]["seconds"]}
-    assert report["mask"]["source"] == "given" and report["mask"]["path"] == str(mask_file)
-    out = tmp_path / "Colin_cloaked"
-    for entry in report["files"]:
-        assert set(entry) == {"input", "status", "faces", "other_faces", "output", "seconds",
-                              "reason", "notes"}
-        assert Path(entry["output"]).parent == out and Path(entry["output"]).is_file()
-    assert "embedding" not in result.stdout and "feature" not in result.stdout
-
-    (photos / "broken.jpg").write_bytes(b"")
-    result = runner.invoke(main, ["protect", str(photos), "--mask", str(mask_file), "--quiet"])
-    assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == [f"error: {photos / 'broken.jpg'}: empty file"]
-    assert result.stdout == ""
-    result = runner.invoke(main, ["protect", str(photos), "--mask", str(mask_file), "--json"])
-    statuses = sorted(f["status"] for f in json.loads(result.stdout)["files"])
-    assert statuses == ["failed", "up-to-date", "up-to-date", "up-to-date"]
-
-
 @pytest.mark.data
 def test_benchmark_command(tmp_path: Path) -> None:
     """`cloak benchmark` runs the LFW protocol (here clean and noise only) and writes its report."""
@@ -193,25 +94,3 @@ def test_benchmark_attributes(tmp_path: Path) -> None:
     assert data["command"].startswith("cloak benchmark --attributes")
     assert "mask-paper" in result.output
     assert data["settings"]["lfw_distractors"] == 40, "--distractors reaches the LFW gallery"
-
-
-@pytest.mark.data
-def test_protect_attributes_recorded_and_reused(photos: Path, tmp_path: Path) -> None:
-    """--protect-attributes learns with the mode's attribute predictors and records them in the
-    mask file; a rerun with the same option reuses the mask, one without it learns anew."""
-    runner = CliRunner()
-    out = tmp_path / "out"
-    base = ["protect", str(photos), "-o", str(out), "--mode", "fast", "--steps", "1",
-            "--surrogates", "dlib-resnet", "--json", "-q"]
-    first = runner.invoke(main, [*base, "--protect-attributes", "race,sex"])
-    assert first.exit_code == 0, first.output
-    assert json.loads(first.stdout)["mask"]["source"] == "learned"
-    settings = load_mask(out / "Colin.cloak").settings
-    assert settings["protect_attributes"] == "sex,race"
-    assert settings["attribute_surrogates"] == (
-        "age-gender=sex,faceres-attributes=sex,gear=sex+race")
-    again = runner.invoke(main, [*base, "--protect-attributes", "sex,race"])
-    assert json.loads(again.stdout)["mask"]["source"] == "reused"
-    plain = runner.invoke(main, [*base, "--force"])
-    assert json.loads(plain.stdout)["mask"]["source"] == "learned"
-    assert "protect_attributes" not in load_mask(out / "Colin.cloak").settings

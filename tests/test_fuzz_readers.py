@@ -16,17 +16,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import lfw_photos, shared_data
+from conftest import CLIP_FRAMES as FRAMES
+from conftest import lfw_photos, make_clip, shared_data
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_video_io import FRAMES, make_clip
 
 from attackers.frame import FRAME_SIZE
 from cloak.errors import ImageError
 from cloak.imageio import read_photo, write_photo
 from cloak.mask import Mask, MaskError, load_mask, save_mask
 from cloak.protect import MANIFEST_NAME, Manifest, Reporter
-from cloak.video.io import VideoError, read_frames
+from cloak.video.container import VideoError
+from cloak.video.reading import read_frames
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -215,7 +216,7 @@ def _check_manifest(tmp_path: Path, files: object, raw: bytes | None) -> None:
 
 @pytest.fixture(scope="module")
 def clip_bytes(tmp_path_factory) -> bytes:
-    """A 160x120 H.264 clip with AAC audio, 48 frames (as test_video_io makes them)."""
+    """A 160x120 H.264 clip with AAC audio, 48 frames (conftest.make_clip)."""
     path = tmp_path_factory.mktemp("clip") / "clip.mp4"
     make_clip(path)
     return path.read_bytes()

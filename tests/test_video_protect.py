@@ -19,7 +19,8 @@ from click.testing import CliRunner
 from conftest import lfw_photos, shared_data, video_people_args
 
 from cloak.cli import main
-from cloak.video.io import probe, read_frames
+from cloak.video.container import probe
+from cloak.video.reading import read_frames
 from evaluation.video_clips import crossing_scene, render_clip, write_clip
 
 PEOPLE = ("Colin_Powell", "Serena_Williams")

@@ -1,6 +1,7 @@
-"""Face tracks on a synthetic clip of real LFW faces: linking, naming, interpolation, smoothing.
+"""Face tracks on a synthetic clip of real LFW faces (:mod:`cloak.video.tracks`): linking,
+naming, interpolation, smoothing.
 
-The clip (:mod:`evaluation.video_clips`): 320x240, 40 frames, Colin Powell and Serena Williams
+The clip is ``conftest.crossing_clip``: 320x240, 40 frames, Colin Powell and Serena Williams
 swapping sides (passing within a face height of each other, their cut-outs overlapping) and a
 stranger (an LFW distractor), encoded to H.264 with an AAC tone and decoded back, so the
 detector sees compressed frames. Ground truth is each photo's own detection carried through the
@@ -9,79 +10,29 @@ known motion. The real MTCNN and SFace run throughout, on one thread.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-from conftest import lfw_photos, shared_data
+from conftest import CROSSING_FRAMES as FRAMES
+from conftest import CROSSING_PEOPLE as PEOPLE
+from conftest import lfw_photos
 
 from cloak.faces.align import similarity_to_frame
-from cloak.video.io import probe, read_frames
+from cloak.video.detection import DEFAULT_STRIDE, FaceDetections, box_iou
 from cloak.video.tracks import (
     DEFAULT_SIGMA,
-    DEFAULT_STRIDE,
-    FaceDetections,
-    StepDetector,
     Track,
-    box_iou,
-    detect_faces,
     faces_per_frame,
     identify_tracks,
     link_tracks,
     smooth_landmarks,
     track_landmarks,
 )
-from evaluation.video_clips import (
-    crossing_scene,
-    landmark_error,
-    landmark_jitter,
-    render_clip,
-    write_clip,
-)
+from evaluation.video_clips import landmark_error, landmark_jitter
 
-PEOPLE = ("Colin_Powell", "Serena_Williams")
-STRANGER = "AJ_Cook_0001.jpg"
-FRAMES = 40
 #: Photos 10-14 of each person enrol them; the clip uses photo 0.
 ENROL = slice(10, 15)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def sface():
-    import attackers
-
-    return attackers.load("sface")
-
-
-@pytest.fixture(scope="module")
-def clip(mtcnn, tmp_path_factory):
-    """The rendered clip and the path of its H.264 encoding."""
-    people = [lfw_photos(p, 1)[0] for p in PEOPLE]
-    stranger = shared_data("lfw", "distractors", STRANGER)
-    scene = render_clip(crossing_scene(people, stranger), mtcnn, size=(320, 240),
-                        frames=FRAMES, seed=0)
-    path = tmp_path_factory.mktemp("clip") / "crossing.mp4"
-    write_clip(scene, path)
-    return scene, path
-
-
-def decoded(path: Path):
-    """Decoded frames in batches of 6 (not a multiple of the stride)."""
-    return (batch.frames for batch in read_frames(path, batch_size=6, threads=1))
-
-
-@pytest.fixture(scope="module")
-def dense(clip, mtcnn) -> FaceDetections:
-    """Detections on every frame, no embeddings."""
-    return detect_faces(decoded(clip[1]), mtcnn, stride=1)
-
-
-@pytest.fixture(scope="module")
-def strided(clip, mtcnn, sface) -> FaceDetections:
-    """Detections and embeddings at the default stride."""
-    return detect_faces(decoded(clip[1]), mtcnn, stride=DEFAULT_STRIDE, recognizer=sface)
 
 
 @pytest.fixture(scope="module")
@@ -121,109 +72,50 @@ def by_actor(tracks: list[Track], scene) -> dict[int, Track]:
     return result
 
 
-def test_clip_ground_truth(clip, dense):
-    scene, path = clip
-    info = probe(path)
-    assert (info.width, info.height, info.frame_count, info.has_audio) == (320, 240, FRAMES, True)
-    assert scene.labels == (*PEOPLE, "AJ_Cook") and bool(scene.visible.all())
-    # the two people really swap sides
-    x = (scene.boxes[..., 0] + scene.boxes[..., 2]) / 2
-    assert x[0, 0] < x[0, 1] - 100 and x[-1, 0] > x[-1, 1] + 100
-    # every face is found in every decoded frame, near its true landmarks (seeds 0-2: 0.88-0.94 px)
-    assert [len(f) for f in dense.faces] == [3] * FRAMES
-    errors = []
-    for frame, found in zip(dense.steps, dense.faces, strict=True):
-        for obs in found:
-            errors.append((scene.landmarks[frame] - obs.landmarks).norm(dim=-1).mean(-1).min())
-    assert float(torch.stack(errors).mean()) < 1.5
-
-
-def test_detection_steps(strided):
-    assert strided.frame_count == FRAMES and strided.stride == DEFAULT_STRIDE
-    assert strided.steps == (*range(0, FRAMES, DEFAULT_STRIDE), FRAMES - 1)
-    embeddings = torch.stack([o.embedding for found in strided.faces for o in found])
-    assert embeddings.shape == (3 * len(strided.steps), 128)
-    assert torch.allclose(embeddings.norm(dim=1), torch.ones(len(embeddings)), atol=1e-5)
-
-
-def test_coarse_steps_find_the_same_faces(clip, mtcnn):
-    """Steps that skip the pyramid's fine levels (every face in view large) find the same faces.
-
-    The clip is upscaled twice (faces 75-110 px), so the steps between full ones start the
-    pyramid at half the smallest face instead of 20 px.
-    """
-    found = {}
-    for full_every in (1, 2):
-        steps = StepDetector(mtcnn, stride=DEFAULT_STRIDE, full_every=full_every, workers=2)
-        count = 0
-        for batch in decoded(clip[1]):
-            big = torch.nn.functional.interpolate(batch, scale_factor=2, mode="bilinear")
-            for k in range(big.shape[0]):
-                if steps.wants(count + k) or count + k == FRAMES - 1:
-                    steps.add(count + k, big[k])
-            count += big.shape[0]
-        found[full_every] = steps.finish(FRAMES), steps.pyramids
-    (fine, fine_pyramids), (coarse, coarse_pyramids) = found[1], found[2]
-    assert set(fine_pyramids) == {20.0} and coarse_pyramids[0::2] == fine_pyramids[0::2]
-    assert min(coarse_pyramids[1::2]) > 30                    # half the stranger's face
-    truth = 2 * clip[0].landmarks + 0.5                       # the upscaled pixel grid
-    errors = {}
-    for name, found_faces in (("fine", fine), ("coarse", coarse)):
-        per_face = []
-        for step, faces in zip(found_faces.steps, found_faces.faces, strict=True):
-            assert len(faces) == 3
-            for obs in faces:
-                per_face.append((truth[step] - obs.landmarks).norm(dim=-1).mean(-1).min())
-        errors[name] = float(torch.stack(per_face).mean())
-    # seed 0: mean landmark error 1.20 px with every step fine, 1.15 with every other coarse
-    # (faces 75-110 px; the upscaled frames are soft)
-    assert errors["coarse"] < 1.2 * errors["fine"] + 0.2, errors
-
-
-def test_tracks_follow_people_through_crossing(clip, strided):
-    scene = clip[0]
-    tracks = link_tracks(strided)
+def test_tracks_follow_people_through_crossing(crossing_clip, crossing_strided):
+    scene = crossing_clip[0]
+    tracks = link_tracks(crossing_strided)
     assert len(tracks) == 3
     actors = by_actor(tracks, scene)
     assert sorted(actors) == [0, 1, 2]
     for track in tracks:
-        assert [o.frame for o in track.observations] == list(strided.steps)
+        assert [o.frame for o in track.observations] == list(crossing_strided.steps)
 
 
-def test_identity_per_track(clip, strided, enrolled):
-    actors = by_actor(link_tracks(strided), clip[0])
+def test_identity_per_track(crossing_clip, crossing_strided, enrolled):
+    actors = by_actor(link_tracks(crossing_strided), crossing_clip[0])
     names = {t.track_id: t for t in identify_tracks(list(actors.values()), enrolled)}
     for actor, person in enumerate(PEOPLE):
         who = names[actors[actor].id]
         # seeds 0-2: 0.68-0.70 for the right person, 0.07-0.08 for the other
-        assert who.person == person and who.embedded == len(strided.steps)
+        assert who.person == person and who.embedded == len(crossing_strided.steps)
         assert who.scores[person] > 0.55
         assert max(s for p, s in who.scores.items() if p != person) < 0.2
     stranger = names[actors[2].id]
     assert stranger.person is None and max(stranger.scores.values()) < 0.32  # 0.23-0.25
 
 
-def test_interpolation_matches_per_frame_detection(clip, dense, strided):
+def test_interpolation_matches_per_frame_detection(crossing_clip, crossing_dense, crossing_strided):
     """Between detection steps, interpolated landmarks agree with detecting every frame."""
-    scene = clip[0]
-    tracks = by_actor(link_tracks(strided), scene)
-    full = by_actor(link_tracks(dense), scene)
+    scene = crossing_clip[0]
+    tracks = by_actor(link_tracks(crossing_strided), scene)
+    full = by_actor(link_tracks(crossing_dense), scene)
     errors = []
     for actor, track in tracks.items():
         frames, marks = track_landmarks(track, FRAMES, DEFAULT_STRIDE, sigma=0)
         assert frames.tolist() == list(range(FRAMES))
         detected = torch.stack([o.landmarks for o in full[actor].observations])
-        between = [f for f in range(FRAMES) if f not in strided.steps]
+        between = [f for f in range(FRAMES) if f not in crossing_strided.steps]
         errors.append((marks[between] - detected[between]).norm(dim=-1))
     errors = torch.cat(errors)
     # seeds 0-2: mean 0.83-0.93 px, worst landmark 2.9-6.3 px (faces about 50 px wide)
     assert float(errors.mean()) < 1.5 and float(errors.max()) < 8.0
 
 
-def test_smoothing_reduces_jitter(clip, dense):
-    scene = clip[0]
+def test_smoothing_reduces_jitter(crossing_clip, crossing_dense):
+    scene = crossing_clip[0]
     before, after, err_before, err_after = [], [], [], []
-    for actor, track in by_actor(link_tracks(dense), scene).items():
+    for actor, track in by_actor(link_tracks(crossing_dense), scene).items():
         truth = scene.landmarks[:, actor]
         raw = track_landmarks(track, FRAMES, 1, sigma=0)[1]
         smooth = track_landmarks(track, FRAMES, 1, sigma=DEFAULT_SIGMA)[1]
@@ -237,9 +129,9 @@ def test_smoothing_reduces_jitter(clip, dense):
     assert sum(err_after) <= sum(err_before)
 
 
-def test_faces_per_frame(clip, strided, enrolled):
-    scene = clip[0]
-    tracks = link_tracks(strided)
+def test_faces_per_frame(crossing_clip, crossing_strided, enrolled):
+    scene = crossing_clip[0]
+    tracks = link_tracks(crossing_strided)
     identities = identify_tracks(tracks, enrolled)
     per_frame = faces_per_frame(tracks, identities, FRAMES, DEFAULT_STRIDE)
     assert len(per_frame) == FRAMES
@@ -262,17 +154,18 @@ def test_faces_per_frame(clip, strided, enrolled):
     assert worst < 6.0
 
 
-def test_track_ends_after_max_missed(clip, strided):
+def test_track_ends_after_max_missed(crossing_clip, crossing_strided):
     """A face missing for max_missed steps keeps its track; one step more starts a new one."""
-    scene = clip[0]
-    stranger = by_actor(link_tracks(strided), scene)[2]
+    scene = crossing_clip[0]
+    stranger = by_actor(link_tracks(crossing_strided), scene)[2]
     first_box = stranger.observations[0].box
 
     def without_stranger(steps: range) -> FaceDetections:
         faces = tuple(tuple(o for o in found if not (k in steps and bool(
             box_iou(o.box[None], scene.boxes[o.frame, 2:3])[0, 0] > 0.5)))
-                      for k, found in enumerate(strided.faces))
-        return FaceDetections(strided.frame_count, strided.stride, strided.steps, faces)
+                      for k, found in enumerate(crossing_strided.faces))
+        return FaceDetections(crossing_strided.frame_count, crossing_strided.stride,
+                              crossing_strided.steps, faces)
 
     kept = link_tracks(without_stranger(range(3, 5)), max_missed=2)
     assert len(kept) == 3
@@ -283,7 +176,7 @@ def test_track_ends_after_max_missed(clip, strided):
     split = link_tracks(without_stranger(range(3, 6)), max_missed=2)
     assert len(split) == 4
     ended = next(t for t in split if torch.equal(t.observations[0].box, first_box))
-    assert ended.last == strided.steps[2] and split[3].first == strided.steps[6]
+    assert ended.last == crossing_strided.steps[2] and split[3].first == crossing_strided.steps[6]
 
 
 def test_smooth_landmarks_keeps_accelerating_motion():
@@ -296,12 +189,7 @@ def test_smooth_landmarks_keeps_accelerating_motion():
         smooth_landmarks(motion, -1.0)
 
 
-def test_errors(mtcnn, strided):
-    frames = torch.zeros(2, 3, 32, 32)
-    with pytest.raises(ValueError, match="stride"):
-        detect_faces([frames], mtcnn, stride=0)
-    with pytest.raises(ValueError, match="no frames"):
-        detect_faces([], mtcnn)
-    tracks = link_tracks(strided)
+def test_errors(crossing_strided):
+    tracks = link_tracks(crossing_strided)
     with pytest.raises(ValueError, match="identities"):
         faces_per_frame(tracks, [], FRAMES, DEFAULT_STRIDE)

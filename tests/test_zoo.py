@@ -1,16 +1,15 @@
-"""The model zoo: registry, fetch through the real registry clients, checksums, cache, CLI."""
+"""The model zoo: registry, fetch through the real registry clients, checksums, cache.
+
+The ``cloak models`` commands are tested in test_cli_models.py.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 
 import pytest
-from click.testing import CliRunner
 
 from attackers import zoo
-from cloak.cli import main
 
 
 @pytest.fixture
@@ -73,28 +72,3 @@ def test_registry_failure_names_command_and_manual_route(temp_cache):
     msg = str(err.value)
     assert "pip download" in msg and "facenet-pytorch==0.0.0.404" in msg
     assert "by hand" in msg and str(temp_cache) in msg
-
-
-def test_cli_help_and_models_list():
-    runner = CliRunner()
-    result = runner.invoke(main, ["--help"])
-    assert result.exit_code == 0 and "models" in result.output
-    result = runner.invoke(main, ["models", "list", "--json"])
-    assert result.exit_code == 0
-    rows = json.loads(result.output)
-    assert {r["name"] for r in rows} >= {"facenet", "sface", "mtcnn"}
-    assert all({"role", "size_bytes", "licence", "cached"} <= set(r) for r in rows)
-
-
-def test_cli_fetch_unknown_is_usage_error():
-    result = CliRunner().invoke(main, ["models", "fetch", "nope"])
-    assert result.exit_code == 2
-    assert "unknown model 'nope'" in result.output
-
-
-@pytest.mark.data
-def test_cli_fetch_into_cache(temp_cache):
-    result = CliRunner().invoke(main, ["models", "fetch", "--quiet", "mtcnn"],
-                                env={"CLOAK_CACHE": os.environ["CLOAK_CACHE"]})
-    assert result.exit_code == 0, result.output
-    assert zoo.is_cached(zoo.get_spec("mtcnn"))

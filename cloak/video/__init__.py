@@ -2,16 +2,23 @@
 
 Light on import (no PyAV, no torch). The modules:
 
-- :mod:`cloak.video.io`: probe, decode (batches or frame by frame), re-encode with the source's
-  timing, rotation, colour tags and audio;
-- :mod:`cloak.video.tracks`: strided face detection, track linking, landmark smoothing, one
-  identity per track;
+- :mod:`cloak.video.container`: open and describe a video file (size, frames, timing,
+  rotation, codecs); :class:`~cloak.video.container.VideoError`;
+- :mod:`cloak.video.reading`: decode (batches or frame by frame), turn frames upright and back;
+- :mod:`cloak.video.writing`: re-encode with the source's timing, rotation, colour tags and
+  audio;
+- :mod:`cloak.video.detection`: strided face detection (and embedding);
+- :mod:`cloak.video.tracks`: track linking, landmark smoothing, one identity per track;
 - :mod:`cloak.video.protect`: the two passes (analyse, render) of one video;
 - :mod:`cloak.video.engine`: many videos, in this process or on a Dask cluster;
+- :mod:`cloak.video.inputs`: the videos and reference photos of a run, where outputs go;
 - :mod:`cloak.video.enrol`: list a video's face tracks, learn a mask from one;
+- :mod:`cloak.video.enrol_video`: those steps as ``cloak enroll --from-video`` runs them;
 - :mod:`cloak.video.overlap`: helper threads that overlap decoding and encoding with work.
 
->>> # from cloak.video.io import probe, read_frames, VideoWriter
+>>> # from cloak.video.container import probe
+>>> # from cloak.video.reading import read_frames
+>>> # from cloak.video.writing import VideoWriter
 >>> # info = probe("clip.mp4")
 >>> # with VideoWriter("clip.cloaked.mp4", info) as out:
 >>> #     for batch in read_frames(info.path):

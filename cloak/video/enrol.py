@@ -30,16 +30,16 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from cloak.video.io import iter_frames
 from cloak.video.overlap import prefetch
 from cloak.video.protect import VideoAnalysis, VideoOptions, _upright, analyse_video
+from cloak.video.reading import iter_frames
 
 if TYPE_CHECKING:
     from attackers.detectors.mtcnn import MTCNN, Detection
     from cloak.mask import Mask
     from cloak.opom import TrainingFace
     from cloak.protect import LearnSettings
-    from cloak.video.tracks import Observation
+    from cloak.video.detection import Observation
 
 __all__ = ["PickedFace", "find_tracks", "learn_track_mask", "pick_track_faces", "sharpness"]
 
@@ -99,7 +99,7 @@ def find_tracks(source: Path, detector: MTCNN, options: VideoOptions | None = No
         progress: called with ("detecting", frames done, frames in all).
 
     Raises:
-        cloak.video.io.VideoError: the video cannot be decoded.
+        cloak.video.container.VideoError: the video cannot be decoded.
     """
     return analyse_video(source, [], detector, None, options, progress)
 
@@ -119,7 +119,7 @@ def pick_track_faces(analysis: VideoAnalysis, track_id: int, count: int = 10,
 
     Raises:
         ValueError: no such track.
-        cloak.video.io.VideoError: the video cannot be decoded.
+        cloak.video.container.VideoError: the video cannot be decoded.
     """
     from cloak.faces import AlignedFace
     from cloak.faces.align import similarity_to_frame, to_frame

@@ -9,16 +9,16 @@ Two passes over each video (decoding is cheap next to detection):
 2. :func:`render_video`: decode again and paste each named track's mask through the track's
    smoothed alignment (:func:`cloak.faces.align.paste_back`, bilinear and feathered, as for
    photos); faces of unknown people stay untouched; frames, timestamps, rotation and audio are
-   kept (:class:`cloak.video.io.VideoWriter`).
+   kept (:class:`cloak.video.writing.VideoWriter`).
 
 Speed: frames stay 8-bit; only the frames detected are converted for the detector; the mask is
 pasted in float only on the window its canonical frames cover (with rotation folded into the
 alignment, so frames are never turned); MTCNN runs on several frames at once in helper threads
 and every other detection step skips the pyramid's fine levels when all faces in view are large
-(:class:`~cloak.video.tracks.StepDetector`); faces are embedded every fourth step, twelve at a
+(:class:`~cloak.video.detection.StepDetector`); faces are embedded every fourth step, twelve at a
 time; decoding runs ahead in a helper thread and encoding catches up in another
 (:mod:`cloak.video.overlap`); x264 runs its ``veryfast`` preset at CRF 16 (as good as ``medium``
-at CRF 18, :mod:`cloak.video.io`). Measured on a 1280x720, 25 fps clip of two enrolled people
+at CRF 18, :mod:`cloak.video.writing`). Measured on a 1280x720, 25 fps clip of two enrolled people
 and a stranger (200 frames, evaluation/video_clips.py), on the shared 2-core CPU (load average
 about 5 from other jobs), ms per frame, each stage run alone on one thread, before -> after:
 decode for detection 14 -> 3, MTCNN 84 -> 51, sface 27 -> 9, other detection work 10 -> 1.4,
@@ -48,28 +48,25 @@ import numpy as np
 import torch
 
 from cloak.identity import CLUSTER_THRESHOLD, cluster_faces, main_identity
-from cloak.video.io import (
-    DEFAULT_CRF,
-    DEFAULT_PRESET,
-    DecodedFrame,
-    VideoInfo,
-    iter_frames,
-    probe,
-)
-from cloak.video.overlap import Background, prefetch
-from cloak.video.tracks import (
+from cloak.video.container import VideoInfo, probe
+from cloak.video.detection import (
     DEFAULT_EMBED_EVERY,
     DEFAULT_FULL_EVERY,
     DEFAULT_STRIDE,
     FaceDetections,
-    FaceInFrame,
     StepDetector,
+)
+from cloak.video.overlap import Background, prefetch
+from cloak.video.reading import DecodedFrame, iter_frames
+from cloak.video.tracks import (
+    FaceInFrame,
     Track,
     TrackIdentity,
     faces_per_frame,
     identify_tracks,
     link_tracks,
 )
+from cloak.video.writing import DEFAULT_CRF, DEFAULT_PRESET
 
 if TYPE_CHECKING:
     from attackers.detectors.mtcnn import MTCNN
@@ -121,11 +118,11 @@ class VideoOptions:
         min_face: faces smaller than this many pixels are ignored (and not looked for: the
             detector's pyramid starts at this size, so a larger value is faster).
         embed_every: detection steps between embeddings of every face
-            (:class:`~cloak.video.tracks.StepDetector`).
+            (:class:`~cloak.video.detection.StepDetector`).
         full_every: detection steps between detections that look for faces down to
             ``min_face``; in between, the detector looks for faces from half the smallest face
-            in view (:class:`~cloak.video.tracks.StepDetector`).
-        crf, preset: x264 quality (:data:`~cloak.video.io.DEFAULT_CRF` = visually lossless at
+            in view (:class:`~cloak.video.detection.StepDetector`).
+        crf, preset: x264 quality (:data:`~cloak.video.writing.DEFAULT_CRF` = visually lossless at
             the default preset) and speed preset.
         threads: threads per video: MTCNN runs on this many batches of frames at once, and
             FFmpeg and x264 get this many threads; 0 = as many as there are cores. Each detector
@@ -150,7 +147,7 @@ class VideoAnalysis:
     """What the first pass found in a video (in memory; embeddings are personal data).
 
     Attributes:
-        info: the video's :func:`~cloak.video.io.probe`.
+        info: the video's :func:`~cloak.video.container.probe`.
         detections: faces per detection step.
         tracks: the linked face tracks.
         identities: who each track is (one per track, same order).
@@ -239,7 +236,7 @@ def enroll_person(mask: Mask, photos: Sequence[torch.Tensor], detector: MTCNN,
 def display_matrix(rotation: int, width: int, height: int) -> torch.Tensor:
     """(2, 3) float64 map from stored pixels to displayed pixels (exact quarter turns).
 
-    The same turn as :func:`cloak.video.io.to_display` on pixel centres, so a matrix ``M`` from
+    The same turn as :func:`cloak.video.reading.to_display` on pixel centres, so a matrix ``M`` from
     display pixels to the canonical frame becomes ``M o display_matrix(...)`` from stored pixels.
 
     Args:
@@ -399,10 +396,10 @@ def analyse_video(source: Path, people: Sequence[EnrolledPerson], detector: MTCN
         recognizer: sface, or None to skip embeddings (every track is then unknown).
         options: :class:`VideoOptions` (default settings when None).
         progress: called with ("detecting", frames done, frames in all).
-        info: the video's :func:`~cloak.video.io.probe`, if already known.
+        info: the video's :func:`~cloak.video.container.probe`, if already known.
 
     Raises:
-        cloak.video.io.VideoError: the video cannot be decoded.
+        cloak.video.container.VideoError: the video cannot be decoded.
     """
     options = options or VideoOptions()
     start = time.perf_counter()
@@ -457,11 +454,11 @@ def render_video(analysis: VideoAnalysis, dest: Path, masks: dict[str, Mask],
         the digest (32 hex digits, BLAKE2b).
 
     Raises:
-        cloak.video.io.VideoError: the video cannot be decoded or the output written.
+        cloak.video.container.VideoError: the video cannot be decoded or the output written.
     """
     import hashlib
 
-    from cloak.video.io import VideoWriter
+    from cloak.video.writing import VideoWriter
 
     options = options or VideoOptions()
     info = analysis.info
@@ -502,7 +499,7 @@ def protect_video(source: Path, dest: Path, people: Sequence[EnrolledPerson], de
         in between when the person is known), similarity scores.
 
     Raises:
-        cloak.video.io.VideoError: the video cannot be decoded or the output written.
+        cloak.video.container.VideoError: the video cannot be decoded or the output written.
     """
     start = time.perf_counter()
     analysis = analyse_video(source, people, detector, recognizer, options, progress)

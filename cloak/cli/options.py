@@ -1,0 +1,130 @@
+"""The options ``cloak protect`` and ``cloak enroll`` share: how a mask is learned.
+
+Option values are parsed and checked here (exit code 2 on a bad value); heavy modules are
+imported only when an option is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from attackers import zoo
+
+__all__ = ["LEARN_OPTIONS", "MODE_HELP", "learn_options", "learn_settings"]
+
+#: --mode presets as documented in --help; tests check them against cloak.opom.MODES.
+MODE_HELP = (
+    "Preset of the mask optimiser. fast: surrogates facenet, dlib-resnet; 20 steps "
+    "(about 15 s for 10 photos). balanced: facenet, dlib-resnet, faceres, mobilefacenet; 40 steps "
+    "(about 90 s). strong: facenet, dlib-resnet, faceres, mobilefacenet, sface; 100 steps (about "
+    "6 min). All: eps 8/255, steps of 2/255, convex-hull subspace, momentum, input diversity, "
+    "translation invariance, the photo paste path, and the optional terms linkage and views "
+    "(see --terms). Times on a 2-core CPU.")
+#: The parameters of :func:`learn_options` that say how a mask is learned (not --threads).
+LEARN_OPTIONS = ("mode", "eps", "steps", "seed", "surrogates", "protect_attributes", "terms")
+
+
+def _parse_surrogates(_ctx: click.Context, _param: click.Parameter,
+                      value: str | None) -> tuple[str, ...] | None:
+    """Parse ``--surrogates a,b``: white-box recognizers of the zoo."""
+    if value is None:
+        return None
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        raise click.BadParameter("give at least one model name")
+    usable = [s.name for s in zoo.list_specs()
+              if s.role == "recognizer" and s.access == "white-box"]
+    for name in names:
+        if name not in usable:
+            raise click.BadParameter(f"{name!r} cannot be a surrogate; choose from "
+                                     f"{', '.join(usable)}")
+    return names
+
+
+def _parse_attributes(_ctx: click.Context, _param: click.Parameter,
+                      value: str | None) -> tuple[str, ...]:
+    """Parse ``--protect-attributes sex,age``: attributes of :data:`cloak.opom.ATTRIBUTES`."""
+    from cloak.opom import attribute_names
+
+    if value is None:
+        return ()
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise click.BadParameter("give at least one of sex, age, race")
+    try:
+        return attribute_names(names)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def _parse_terms(_ctx: click.Context, _param: click.Parameter,
+                 value: str | None) -> tuple[str, ...] | None:
+    """Parse ``--terms linkage,views`` (or ``none``): optional terms of the objective."""
+    from cloak.opom import TERMS
+
+    if value is None:
+        return None
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if names == ("none",):
+        return ()
+    unknown = [n for n in names if n not in TERMS]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown {unknown}; give 'none' or some of "
+                                 f"{', '.join(TERMS)}")
+    return names
+
+
+def learn_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that say how a mask is learned (shared by protect and enroll)."""
+    options = [
+        click.option("--mode", type=click.Choice(["fast", "balanced", "strong"]),
+                     default="balanced", show_default=True, help=MODE_HELP),
+        click.option("--eps", type=click.FloatRange(0, 64, min_open=True),
+                     help="L-inf budget in pixel levels of 255 (default 8): larger is stronger "
+                          "and more visible."),
+        click.option("--steps", type=click.IntRange(min=1),
+                     help="Optimisation steps (default: the mode's)."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Random seed; the same seed and photos give the same mask."),
+        click.option("--surrogates", callback=_parse_surrogates, metavar="A,B,...",
+                     help="Comma-separated white-box recognizers to learn on (default: the "
+                          "mode's)."),
+        click.option("--protect-attributes", "protect_attributes", callback=_parse_attributes,
+                     metavar="sex,age,race",
+                     help="Also hide these attributes: the mask pushes white-box sex/age/race "
+                          "predictors (age-gender, faceres-attributes, gear) towards "
+                          "uninformative outputs, at some cost to identity protection. "
+                          "Learning takes about 2.5x as long in fast mode, 1.8x in balanced."),
+        click.option("--terms", callback=_parse_terms, metavar="A,B|none",
+                     help="Optional terms of the mask's objective besides OPOM's push away "
+                          "from your clean features: linkage (push your protected photos "
+                          "apart from each other, so they do not match one another), views "
+                          "(learn on random mirrored, re-aligned, re-lit views of your photos, "
+                          "so the mask carries to new photos). Default: the mode's; 'none' = "
+                          "OPOM's objective alone (masks of cloak 0.x before these terms)."),
+        click.option("--threads", type=click.IntRange(min=1),
+                     help="CPU threads for torch (default: torch's choice). On a busy machine "
+                          "1 can be several times faster. Masks are reproducible for the same "
+                          "seed and thread count."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def learn_settings(mode: str, eps: float | None, steps: int | None, seed: int,
+                   surrogates: tuple[str, ...] | None, threads: int | None,
+                   protect_attributes: tuple[str, ...] = (),
+                   terms: tuple[str, ...] | None = None) -> Any:
+    """The pipeline's LearnSettings; sets torch's thread count when asked."""
+    import torch
+
+    from cloak.protect import LearnSettings
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return LearnSettings(mode=mode, eps=eps, steps=steps, seed=seed, surrogates=surrogates,
+                         protect_attributes=protect_attributes, terms=terms)

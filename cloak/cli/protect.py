@@ -1,0 +1,92 @@
+"""``cloak protect``: write protected copies of a person's photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from cloak.cli.options import LEARN_OPTIONS, learn_options, learn_settings
+from cloak.cli.reporting import CliReporter, clean_errors, counts, finish
+
+__all__ = ["protect"]
+
+
+@click.command()
+@click.argument("photos", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: <input>_cloaked beside the input folder, or "
+                   "<name>_cloaked beside a single photo). Sub-folders are mirrored.")
+@click.option("--name", help="The person's name, used for the mask file <output>/<name>.cloak "
+                             "(default: the input folder's name).")
+@click.option("--mask", "mask_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Apply this mask (from enroll or an earlier run) instead of learning one.")
+@learn_options
+@click.option("--refine", type=click.IntRange(0, 1000), default=0, show_default=True,
+              metavar="STEPS",
+              help="Refine the mask for each face by STEPS more steps on that face alone "
+                   "(10 is a good choice): much stronger protection (LFW benchmark, 62 people: "
+                   "mean PSR@1 0.80 instead of 0.34) at a few seconds per face on a CPU. The "
+                   "saved mask stays the universal one.")
+@click.option("--all-faces", is_flag=True,
+              help="Protect every face found, not only the person's.")
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="Quality of JPEG outputs (lower washes the cloak out).")
+@click.option("--keep-location", is_flag=True,
+              help="Keep GPS location EXIF in the outputs (removed by default).")
+@click.option("--force", is_flag=True,
+              help="Redo everything: learn the mask again and rewrite finished outputs.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON summary on stdout (per file: status, faces, output, seconds).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or notices; errors only.")
+@click.pass_context
+def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, name: str | None,
+            mask_file: Path | None, mode: str, eps: float | None, steps: int | None, seed: int,
+            surrogates: tuple[str, ...] | None, protect_attributes: tuple[str, ...],
+            terms: tuple[str, ...] | None, threads: int | None, refine: int, all_faces: bool,
+            jpeg_quality: int, keep_location: bool, force: bool, as_json: bool,
+            quiet: bool) -> None:
+    """Write protected copies of a person's PHOTOS (files or folders).
+
+    Finds the faces, decides whose photos these are (the person seen in the most photos;
+    other people's faces stay untouched unless --all-faces, and photos without the person are
+    not written), learns the person's mask from up to 10 of their photos (or applies --mask),
+    then writes each photo with the mask on the person's face: same format, size and mode,
+    location EXIF removed. Originals are never modified.
+
+    The mask is saved as <output>/<name>.cloak as soon as it is learned; a rerun reuses it and
+    skips photos already written with it (--force redoes them). Keep the mask file private:
+    whoever holds it can try to subtract it from your photos.
+
+    Each photo that fails (unreadable, no face, face too small, not a regular file, cannot be
+    written) is named on one error line and the batch goes on. A second run on an output folder
+    that a run is writing to is refused. Exit code: 0 all done, 1 some photos failed (or the
+    output folder is in use), 2 usage error.
+    """
+    from cloak.mask import MaskError, load_mask
+    from cloak.protect import ProtectOptions
+    from cloak.protect import protect as run_protect
+
+    mask = None
+    if mask_file is not None:
+        given = [f"--{o}" for o in LEARN_OPTIONS
+                 if ctx.get_parameter_source(o) is ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} cannot be combined with --mask (the "
+                                   "mask is already learned)")
+        try:
+            mask = load_mask(mask_file)
+        except MaskError as err:
+            raise click.BadParameter(str(err), param_hint="--mask") from None
+    options = ProtectOptions(output=output, name=name, mask=mask, mask_path=mask_file,
+                             learn=learn_settings(mode, eps, steps, seed, surrogates, threads,
+                                                  protect_attributes, terms),
+                             all_faces=all_faces, jpeg_quality=jpeg_quality,
+                             keep_location=keep_location, force=force, refine=refine)
+    with clean_errors():
+        summary = run_protect(photos, options, CliReporter(quiet))
+    finish(summary, as_json, quiet,
+           f"{summary.person}: {counts(summary)}; outputs in {summary.output}; mask "
+           f"{summary.mask_path or 'none'} ({summary.mask_source or 'none'})")
