@@ -261,7 +261,7 @@ def test_refine_mask_starts_from_the_mask_and_fits_the_photo(person, faces, dlib
 
 def test_eot_is_seeded_and_reaches_the_training_path(faces, dlib):
     """EOT transforms each protected region before re-alignment; the same seed, the same mask."""
-    from cloak.robust import gaussian_blur
+    from cloak.eot import gaussian_blur
 
     delta = random_start((3, 224, 224), EPS, gen(0))
     plain = protected_frames(faces[:2], delta, "photo")
