@@ -36,8 +36,8 @@ from conftest import REPO_ROOT, lfw_photos, shared_data
 from PIL import Image
 
 from cloak.faces import align_faces
-from cloak.identity import cluster_faces, main_identity
 from cloak.faces.align import WINDOW_MARGIN, frames_footprint
+from cloak.identity import cluster_faces, main_identity
 from cloak.imageio import DEFAULT_MAX_PIXELS, read_photo, write_photo
 from cloak.mask import load_mask, save_mask
 from cloak.masking import LearnSettings, mask_digest
@@ -446,8 +446,8 @@ def test_refine_pushes_each_face_further(mixed: dict, tmp_path: Path, mtcnn) -> 
 
 def test_protected_pixels_in_strips_equal_whole_photo(monkeypatch, mtcnn) -> None:
     """Pasting in row strips of a window gives exactly the whole-photo paste."""
-    from cloak.photos import paste as module
     from cloak.opom import protect_photo
+    from cloak.photos import paste as module
 
     photo = read_photo(lfw_photos(PERSON, 1)[0])
     faces = align_faces([photo.pixels], mtcnn)[0]

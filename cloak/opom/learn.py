@@ -114,8 +114,7 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
     (``requires_grad = False``). The clean features ``A_s`` (n, d_s) of each surrogate come
     from the clean frames without gradient. The result is deterministic for a given
     ``config.seed`` and attribute term (same machine, same thread count): the random start and
-    DI draw from one ``torch.Generator`` seeded with it; without attribute surrogates the mask
-    is the one learned before the attribute term existed.
+    DI draw from one ``torch.Generator`` seeded with it.
 
     Args:
         faces: the person's training faces (:func:`training_face`), n >= 1.
