@@ -11,6 +11,7 @@ from attackers.detectors.mtcnn import MTCNN, _Crops, _nms_sequential, load, nms
 from attackers.frame import FRAME_SIZE, frame_template
 from cloak.faces import AlignedFace, align_faces
 from cloak.faces.align import (
+    bounding_window,
     compose,
     feather_weight,
     frames_footprint,
@@ -162,6 +163,15 @@ def test_compose_applies_inner_then_outer():
     shifted = compose(outer, translation(5, -3))
     assert torch.allclose(_apply(shifted, points), _apply(outer, points + torch.tensor([5, -3])))
     assert compose(outer.float(), inner).dtype == torch.float32
+
+
+def test_bounding_window():
+    points = torch.tensor([[2.5, 3.0], [10.0, 7.9]], dtype=torch.float64)
+    assert bounding_window(points, 100, 100) == (2, 3, 11, 9)  # x1, y1 exclusive
+    assert bounding_window(points, 100, 100, margin=5) == (0, 0, 16, 14)
+    assert bounding_window(points, 5, 8) == (2, 3, 8, 5)
+    x0, _, x1, _ = bounding_window(points + 50, 100, 40)
+    assert x1 <= x0
 
 
 def test_frames_footprint_bounds_the_frames_corners():

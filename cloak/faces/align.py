@@ -21,8 +21,8 @@ import torch
 
 from attackers.frame import FRAME_SIZE, frame_template
 
-__all__ = ["WINDOW_MARGIN", "compose", "feather_weight", "frames_footprint", "invert",
-           "paste_back", "similarity_to_frame", "to_frame", "translation"]
+__all__ = ["WINDOW_MARGIN", "bounding_window", "compose", "feather_weight", "frames_footprint",
+           "invert", "paste_back", "similarity_to_frame", "to_frame", "translation"]
 
 #: Pixels kept around a frame's footprint (:func:`frames_footprint`) when a photo or video frame
 #: is cut to the window its faces' frames cover.
@@ -93,6 +93,30 @@ def translation(x: float, y: float, dtype: torch.dtype = torch.float64) -> torch
     return torch.tensor([[1.0, 0.0, x], [0.0, 1.0, y]], dtype=dtype)
 
 
+def bounding_window(points: torch.Tensor, height: int, width: int,
+                    margin: int = 0) -> tuple[int, int, int, int]:
+    """The image window that holds some points.
+
+    Args:
+        points: (K, 2) pixel coordinates (x, y), K >= 1.
+        height, width: the image's size in pixels.
+        margin: pixels added on every side.
+
+    Returns:
+        ``(x0, y0, x1, y1)``, x1 and y1 exclusive: the points' bounding box widened to whole
+        pixels, plus ``margin``, clipped to the image. Empty (``x1 <= x0`` or ``y1 <= y0``) when
+        the points lie outside the image.
+
+    >>> bounding_window(torch.tensor([[2.5, 3.0], [10.2, 7.9]]), 8, 100, margin=1)
+    (1, 2, 13, 8)
+    """
+    x0 = max(0, math.floor(points[:, 0].min().item()) - margin)
+    y0 = max(0, math.floor(points[:, 1].min().item()) - margin)
+    x1 = min(width, math.ceil(points[:, 0].max().item()) + margin + 1)
+    y1 = min(height, math.ceil(points[:, 1].max().item()) + margin + 1)
+    return x0, y0, x1, y1
+
+
 def frames_footprint(matrices: torch.Tensor, height: int, width: int,
                      margin: int = 0) -> tuple[int, int, int, int]:
     """The photo window that the canonical frames of some faces cover (where a mask can land).
@@ -104,9 +128,9 @@ def frames_footprint(matrices: torch.Tensor, height: int, width: int,
         margin: photo pixels added on every side.
 
     Returns:
-        ``(x0, y0, x1, y1)``, x1 and y1 exclusive: the bounding box of the frames' corner pixel
-        centres mapped into the photo, widened to whole pixels, plus ``margin``, clipped to the
-        photo. Empty (``x1 <= x0`` or ``y1 <= y0``) when the frames lie outside the photo.
+        ``(x0, y0, x1, y1)``, x1 and y1 exclusive: the :func:`bounding_window` of the frames'
+        corner pixel centres mapped into the photo. Empty (``x1 <= x0`` or ``y1 <= y0``) when
+        the frames lie outside the photo.
 
     >>> frames_footprint(torch.tensor([[[1.0, 0, 0], [0, 1, 0]]]), 500, 300, margin=2)
     (0, 0, 226, 226)
@@ -115,11 +139,7 @@ def frames_footprint(matrices: torch.Tensor, height: int, width: int,
     corners = torch.tensor([[0.0, 0.0, 1.0], [last, 0.0, 1.0], [0.0, last, 1.0],
                             [last, last, 1.0]], dtype=torch.float64)
     xy = torch.cat([corners @ m.T for m in invert(matrices.double())])
-    x0 = max(0, math.floor(xy[:, 0].min().item()) - margin)
-    y0 = max(0, math.floor(xy[:, 1].min().item()) - margin)
-    x1 = min(width, math.ceil(xy[:, 0].max().item()) + margin + 1)
-    y1 = min(height, math.ceil(xy[:, 1].max().item()) + margin + 1)
-    return x0, y0, x1, y1
+    return bounding_window(xy, height, width, margin)
 
 
 def to_frame(images: torch.Tensor, matrices: torch.Tensor, mode: str = "bilinear",

@@ -56,7 +56,8 @@ def training_set(scans: Sequence[Scan], person: int,
 
 def learn_from_scans(scans: Sequence[Scan], person: int, learn: LearnSettings, name: str,
                      reporter: Reporter) -> tuple[Mask | None, float, set[Path]]:
-    """Learn the person's mask from their faces (:func:`training_set`, :class:`MaskLearner`).
+    """Learn the person's mask from their faces (:func:`training_set`,
+    :class:`~cloak.masking.MaskLearner`).
 
     Returns:
         (mask, seconds spent learning, paths of the photos learned from); (None, 0, {}) when no
