@@ -17,10 +17,9 @@ that the mask maximises:
 with respect to ``z`` is scaled to the Frobenius norm of the subspace term's gradient and
 weighted, ``v = v_sub + w_link * |v_sub| v_link / |v_link| + w_anchor * |v_sub| v_anc / |v_anc|``,
 so a weight of 1 means "as much as the subspace term" whatever the terms' natural scales; ``v``
-is then carried back through the surrogate once (one backward, as before), and the surrogate's
-pixel gradient is balanced against the other members as today (:mod:`cloak.opom`). With every
-weight 0, ``v`` is the subspace term's gradient exactly, so masks are the ones learned before
-these terms existed.
+is then carried back through the surrogate once (one backward), and the surrogate's pixel
+gradient is balanced against the other members (:mod:`cloak.opom.learn`). With every weight 0,
+``v`` is the subspace term's gradient exactly (OPOM's objective alone).
 
 >>> z = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
 >>> round(float(linkage_term(torch.eye(4, 8))), 6)       # orthonormal features

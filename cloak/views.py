@@ -14,7 +14,7 @@ Yahn et al. 2026, learns from synthesised views of ONE photo):
   photo pixels (the mask is added after, as on a real photo).
 
 Blur, resizing and JPEG of the protected photo are the separate EOT option
-(:class:`cloak.robust.RandomRealWorld`). Views act on the clean region and the alignment only,
+(:class:`cloak.eot.RandomRealWorld`). Views act on the clean region and the alignment only,
 so they are not differentiated through and cost one small warp per photo.
 
 >>> from cloak.opom import TrainingFace

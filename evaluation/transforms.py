@@ -2,7 +2,7 @@
 
 Each transform takes one full photo as a decoded 8-bit file would give it and returns the photo
 that a viewer downloads after the platform processed it. They are exact and not differentiable
-(Pillow, scipy, kornia under ``no_grad``); :mod:`cloak.robust` holds the differentiable,
+(Pillow, scipy, kornia under ``no_grad``); :mod:`cloak.eot` holds the differentiable,
 randomised counterparts used while a mask is learned.
 
 Conventions shared by every transform:

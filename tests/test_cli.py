@@ -52,7 +52,7 @@ def test_help_loads_no_torch() -> None:
     """`cloak --help` stays fast: importing the CLI imports neither torch nor the pipeline."""
     code = ("import sys, cloak.cli; from click.testing import CliRunner; "
             "CliRunner().invoke(cloak.cli.main, ['protect', '--help']); "
-            "sys.exit(sorted({'torch', 'cloak.protect'} & set(sys.modules)) or 0)")
+            "sys.exit(sorted({'torch', 'cloak.photos'} & set(sys.modules)) or 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert done.returncode == 0, done.stderr

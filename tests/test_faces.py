@@ -8,7 +8,17 @@ from conftest import shared_data
 
 from attackers.frame import FRAME_SIZE, frame_template
 from cloak.faces import AlignedFace, align_faces
-from cloak.faces.align import feather_weight, invert, paste_back, similarity_to_frame, to_frame
+from cloak.faces.align import (
+    bounding_window,
+    compose,
+    feather_weight,
+    frames_footprint,
+    invert,
+    paste_back,
+    similarity_to_frame,
+    to_frame,
+    translation,
+)
 from evaluation.lfw import load_rgb
 
 
@@ -37,6 +47,49 @@ def test_similarity_recovers_a_known_transform():
     photo = frame_template() @ rot.T + to_photo[:, 2]
     matrix = similarity_to_frame(photo[None])
     assert torch.allclose(matrix[0], invert(to_photo[None])[0], atol=1e-9)
+
+
+def test_compose_applies_inner_then_outer():
+    gen = torch.Generator().manual_seed(0)
+    outer = torch.randn(4, 2, 3, generator=gen, dtype=torch.float64)
+    inner = torch.randn(2, 3, generator=gen, dtype=torch.float64)
+    points = torch.randn(1, 7, 2, generator=gen, dtype=torch.float64).expand(4, -1, -1)
+    assert torch.allclose(_apply(compose(outer, inner), points),
+                          _apply(outer, _apply(inner[None].expand(4, -1, -1), points)))
+    shifted = compose(outer, translation(5, -3))
+    assert torch.allclose(_apply(shifted, points), _apply(outer, points + torch.tensor([5, -3])))
+    assert compose(outer.float(), inner).dtype == torch.float32
+
+
+def test_bounding_window():
+    points = torch.tensor([[2.5, 3.0], [10.0, 7.9]], dtype=torch.float64)
+    assert bounding_window(points, 100, 100) == (2, 3, 11, 9)  # x1, y1 exclusive
+    assert bounding_window(points, 100, 100, margin=5) == (0, 0, 16, 14)
+    assert bounding_window(points, 5, 8) == (2, 3, 8, 5)
+    x0, _, x1, _ = bounding_window(points + 50, 100, 40)
+    assert x1 <= x0
+
+
+def test_frames_footprint_bounds_the_frames_corners():
+    """The footprint holds every corner of every frame (plus the margin), clipped to the photo;
+    outside the photo it is empty."""
+    angle = torch.tensor(0.4, dtype=torch.float64)
+    rot = 0.6 * torch.stack([torch.stack([angle.cos(), -angle.sin()]),
+                             torch.stack([angle.sin(), angle.cos()])])
+    to_photo = torch.stack([torch.cat([rot, torch.tensor([[x], [y]], dtype=torch.float64)], 1)
+                            for x, y in [(300.0, 200.0), (520.0, 260.0)]])
+    matrices = invert(to_photo)
+    last = FRAME_SIZE - 1.0
+    corners = torch.tensor([[0.0, 0.0], [last, 0.0], [0.0, last], [last, last]],
+                           dtype=torch.float64)[None].expand(2, -1, -1)
+    xy = _apply(to_photo, corners).reshape(-1, 2)
+    x0, y0, x1, y1 = frames_footprint(matrices, 1000, 1000, margin=2)
+    assert x0 <= xy[:, 0].min() - 2 < x0 + 1 and x1 - 1 >= xy[:, 0].max() + 2 > x1 - 2
+    assert y0 <= xy[:, 1].min() - 2 < y0 + 1 and y1 - 1 >= xy[:, 1].max() + 2 > y1 - 2
+    assert frames_footprint(matrices, 300, 400) == (x0 + 2, y0 + 2, 400, 300)
+    far = compose(matrices[:1], translation(5000, 0))
+    fx0, _, fx1, _ = frames_footprint(far, 1000, 1000)
+    assert fx1 <= fx0
 
 
 def test_aligned_landmarks_hit_the_template(mtcnn, lfw_images):

@@ -25,7 +25,7 @@ from attackers.frame import FRAME_SIZE
 from cloak.errors import ImageError
 from cloak.imageio import read_photo, write_photo
 from cloak.mask import Mask, MaskError, load_mask, save_mask
-from cloak.protect import MANIFEST_NAME, Manifest, Reporter
+from cloak.photos import MANIFEST_NAME, Manifest, Reporter
 from cloak.video.container import VideoError
 from cloak.video.reading import read_frames
 

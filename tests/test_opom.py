@@ -1,7 +1,7 @@
-"""OPOM optimiser and its update pieces: the steps on known tensors, then real masks learned on
-real LFW faces with real surrogates (dlib-resnet, facenet), checked on the surrogates and on a
-recognizer outside the ensemble (sface); the attribute term on known outputs, then on real faces
-with a real attribute predictor (age-gender)."""
+"""The OPOM optimiser: its settings, then real masks learned on real LFW faces with real
+surrogates (dlib-resnet, facenet), checked on the surrogates and on a recognizer outside the
+ensemble (sface); the attribute term on known outputs, then on real faces with a real attribute
+predictor (age-gender). The update pieces it is built of: tests/test_steps.py."""
 
 from __future__ import annotations
 
@@ -27,17 +27,7 @@ from cloak.opom import (
     refine_mask,
     training_face,
 )
-from cloak.steps import (
-    InputDiversity,
-    Momentum,
-    TranslationInvariance,
-    fim_step,
-    input_diversity,
-    momentum_update,
-    project,
-    random_start,
-    translation_invariance,
-)
+from cloak.steps import random_start
 from cloak.subspace import subspace_distance
 
 EPS = 8.0
@@ -50,88 +40,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-# ------------------------------------------------------------------------------- update pieces
-
-
-def test_random_start_seeded_and_uniform():
-    a, b = random_start((3, 64, 64), EPS, gen(1)), random_start((3, 64, 64), EPS, gen(1))
-    assert torch.equal(a, b)
-    assert not torch.equal(a, random_start((3, 64, 64), EPS, gen(2)))
-    assert a.abs().max() <= EPS
-    assert abs(a.abs().mean().item() - EPS / 2) < 0.1         # U[-8, 8]: mean |x| = 4
-    assert abs(a.mean().item()) < 0.1
-
-
-def test_project_clamps_and_detaches():
-    delta = torch.tensor([-20.0, -8.0, -3.5, 0.0, 7.9, 9.0], requires_grad=True)
-    out = project(delta * 1.0, EPS)
-    assert out.tolist() == [-8.0, -8.0, -3.5, 0.0, pytest.approx(7.9), 8.0]
-    assert not out.requires_grad
-    with pytest.raises(ValueError, match="eps"):
-        project(delta, 0.0)
-
-
-def test_fim_step_is_a_projected_sign_step():
-    delta = torch.tensor([0.0, 7.5, -7.5, 2.0, 3.0])
-    grad = torch.tensor([0.3, 1e-9, -5.0, -2.0, 0.0])
-    out = fim_step(delta, grad, step_size=1.0, eps=EPS)
-    assert out.tolist() == [1.0, 8.0, -8.0, 1.0, 3.0]    # sign only; clipped; zero grad stays
-    with pytest.raises(ValueError, match="shape"):
-        fim_step(delta, grad[:3], 1.0, EPS)
-
-
-def test_momentum_normalises_and_accumulates():
-    g1 = torch.tensor([4.0, -2.0, 0.0, 2.0])              # mean |g1| = 2
-    g2 = torch.tensor([1.0, 1.0, 1.0, -1.0])              # mean |g2| = 1
-    m1 = momentum_update(torch.zeros(4), g1, mu=0.5)
-    torch.testing.assert_close(m1, g1 / 2)
-    assert m1.abs().mean().item() == pytest.approx(1.0)
-    m2 = momentum_update(m1, g2, mu=0.5)
-    torch.testing.assert_close(m2, 0.5 * g1 / 2 + g2)
-    state = Momentum(0.5)
-    state(g1)
-    torch.testing.assert_close(state(g2), m2)             # module and function agree
-    assert torch.equal(momentum_update(torch.zeros(4), torch.zeros(4), 1.0), torch.zeros(4))
-    with pytest.raises(ValueError, match="mu"):
-        Momentum(-1.0)
-
-
-def test_translation_invariance_is_a_gaussian_blur():
-    impulse = torch.zeros(3, 32, 32)
-    impulse[:, 16, 16] = 1.0
-    out = translation_invariance(impulse, 7)
-    assert out.shape == impulse.shape
-    assert out.sum().item() == pytest.approx(3.0, abs=1e-5)          # mass kept in the interior
-    assert out[0, 16, 16] < 1.0 and out[0, 16, 16] == out[0].max()   # peak spread, centred
-    assert out[0, 16, 19] > 0 and out[0, 16, 20] == 0                # 7 wide: radius 3
-    torch.testing.assert_close(out[0], out[0].T)                     # isotropic
-    flat = torch.full((2, 3, 16, 16), 2.5)
-    torch.testing.assert_close(translation_invariance(flat, 5), flat)
-    assert translation_invariance(impulse, 0) is impulse             # 0 = off
-    torch.testing.assert_close(TranslationInvariance(7)(impulse), out)
-    with pytest.raises(ValueError, match="odd"):
-        translation_invariance(impulse, 4)
-
-
-def test_input_diversity_is_seeded():
-    images = torch.rand(6, 3, 64, 64, generator=gen(0)) * 255
-    a = input_diversity(images, 0.5, gen(1))
-    b = input_diversity(images, 0.5, gen(1))
-    assert a.shape == images.shape and torch.equal(a, b)
-    assert not torch.equal(a, input_diversity(images, 0.5, gen(2)))
-    changed = [(a[i] - images[i]).abs().max().item() > 1.0 for i in range(6)]
-    assert 0 < sum(changed) < 6                      # some images moved, some passed unchanged
-    assert torch.equal(input_diversity(images, 0.0, gen(1)), images)
-    moved = input_diversity(images, 1.0, gen(1))
-    assert all((moved[i] - images[i]).abs().max().item() > 1.0 for i in range(6))
-    torch.testing.assert_close(InputDiversity(0.5, gen(1))(images), a)
-    x = images.clone().requires_grad_(True)
-    input_diversity(x, 1.0, gen(1)).sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="probability"):
-        input_diversity(images, 1.5, gen(1))
 
 
 def test_config_exception():
@@ -261,7 +169,7 @@ def test_refine_mask_starts_from_the_mask_and_fits_the_photo(person, faces, dlib
 
 def test_eot_is_seeded_and_reaches_the_training_path(faces, dlib):
     """EOT transforms each protected region before re-alignment; the same seed, the same mask."""
-    from cloak.robust import gaussian_blur
+    from cloak.eot import gaussian_blur
 
     delta = random_start((3, 224, 224), EPS, gen(0))
     plain = protected_frames(faces[:2], delta, "photo")

@@ -30,7 +30,7 @@ from cloak.cli import main
 from cloak.fileio import LOCK_NAME, FolderBusy, folder_lock
 from cloak.imageio import read_photo
 from cloak.mask import Mask, save_mask
-from cloak.protect import MANIFEST_NAME, Manifest, ProtectOptions, Reporter, protect
+from cloak.photos import MANIFEST_NAME, Manifest, ProtectOptions, Reporter, protect
 
 PERSON = "Colin_Powell"
 COUNT = 3

@@ -54,8 +54,8 @@ def enroll(name: str, photos: tuple[Path, ...], from_video: Path | None, track: 
     Exit code: 0 written (or tracks listed), 1 some photos failed or no mask could be learned,
     2 usage error.
     """
-    from cloak.protect import enroll as run_enroll
-    from cloak.protect import safe_name
+    from cloak.photos import enroll as run_enroll
+    from cloak.photos import safe_name
 
     if not photos and from_video is None:
         raise click.UsageError("Missing argument 'PHOTOS...' (or --from-video FILE)")

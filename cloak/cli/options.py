@@ -122,7 +122,7 @@ def learn_settings(mode: str, eps: float | None, steps: int | None, seed: int,
     """The pipeline's LearnSettings; sets torch's thread count when asked."""
     import torch
 
-    from cloak.protect import LearnSettings
+    from cloak.masking import LearnSettings
 
     if threads is not None:
         torch.set_num_threads(threads)

@@ -66,8 +66,8 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
     output folder is in use), 2 usage error.
     """
     from cloak.mask import MaskError, load_mask
-    from cloak.protect import ProtectOptions
-    from cloak.protect import protect as run_protect
+    from cloak.photos import ProtectOptions
+    from cloak.photos import protect as run_protect
 
     mask = None
     if mask_file is not None:

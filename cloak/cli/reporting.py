@@ -88,7 +88,7 @@ def clean_errors() -> Iterator[None]:
     be saved, a model that cannot be fetched, an output folder in use) into one line, exit 1."""
     from cloak.fileio import FolderBusy
     from cloak.mask import MaskError
-    from cloak.protect import UsageError
+    from cloak.photos import UsageError
 
     try:
         yield

@@ -3,7 +3,9 @@
 A face's *matrix* is the (2, 3) similarity transform taking photo pixels to canonical-frame
 pixels (pixel-index coordinates, see :mod:`attackers.frame`), fitted to its 5 landmarks.
 :func:`to_frame` resamples photos into frames with it; :func:`paste_back` carries a frame-space
-delta (a mask) back into the photo with its inverse.
+delta (a mask) back into the photo with its inverse. :func:`frames_footprint` is the photo
+window a frame covers (where a mask can land), and :func:`compose` / :func:`translation` chain
+matrices, e.g. to re-base them to such a window.
 
 >>> m = similarity_to_frame(frame_template()[None].float())
 >>> torch.allclose(m, torch.tensor([[[1.0, 0, 0], [0, 1, 0]]]), atol=1e-4)
@@ -19,7 +21,12 @@ import torch
 
 from attackers.frame import FRAME_SIZE, frame_template
 
-__all__ = ["feather_weight", "invert", "paste_back", "similarity_to_frame", "to_frame"]
+__all__ = ["WINDOW_MARGIN", "bounding_window", "compose", "feather_weight", "frames_footprint",
+           "invert", "paste_back", "similarity_to_frame", "to_frame", "translation"]
+
+#: Pixels kept around a frame's footprint (:func:`frames_footprint`) when a photo or video frame
+#: is cut to the window its faces' frames cover.
+WINDOW_MARGIN = 2
 
 
 def similarity_to_frame(landmarks: torch.Tensor) -> torch.Tensor:
@@ -56,6 +63,83 @@ def invert(matrices: torch.Tensor) -> torch.Tensor:
     """Inverse of (N, 2, 3) affine matrices, as (N, 2, 3)."""
     lin = torch.linalg.inv(matrices[:, :, :2])
     return torch.cat([lin, -(lin @ matrices[:, :, 2:])], 2)
+
+
+def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+    """``outer o inner`` of affine maps: apply ``inner``, then ``outer``.
+
+    Args:
+        outer: (..., 2, 3) matrices.
+        inner: (2, 3) or (..., 2, 3) matrices (cast to ``outer``'s dtype).
+
+    Returns:
+        (..., 2, 3) matrices, dtype of ``outer``.
+
+    >>> m = torch.tensor([[2.0, 0, 1], [0, 2, 0]])
+    >>> compose(m, translation(3, 4, torch.float32)).tolist()
+    [[2.0, 0.0, 7.0], [0.0, 2.0, 8.0]]
+    """
+    inner = inner.to(outer.dtype)
+    return torch.cat([outer[..., :2] @ inner[..., :2],
+                      outer[..., :2] @ inner[..., 2:] + outer[..., 2:]], -1)
+
+
+def translation(x: float, y: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """(2, 3) matrix of the shift by ``(x, y)`` pixels.
+
+    ``compose(matrices, translation(x0, y0))`` re-bases photo-to-frame matrices to a window of
+    the photo whose top-left pixel is ``(x0, y0)``.
+    """
+    return torch.tensor([[1.0, 0.0, x], [0.0, 1.0, y]], dtype=dtype)
+
+
+def bounding_window(points: torch.Tensor, height: int, width: int,
+                    margin: int = 0) -> tuple[int, int, int, int]:
+    """The image window that holds some points.
+
+    Args:
+        points: (K, 2) pixel coordinates (x, y), K >= 1.
+        height, width: the image's size in pixels.
+        margin: pixels added on every side.
+
+    Returns:
+        ``(x0, y0, x1, y1)``, x1 and y1 exclusive: the points' bounding box widened to whole
+        pixels, plus ``margin``, clipped to the image. Empty (``x1 <= x0`` or ``y1 <= y0``) when
+        the points lie outside the image.
+
+    >>> bounding_window(torch.tensor([[2.5, 3.0], [10.2, 7.9]]), 8, 100, margin=1)
+    (1, 2, 13, 8)
+    """
+    x0 = max(0, math.floor(points[:, 0].min().item()) - margin)
+    y0 = max(0, math.floor(points[:, 1].min().item()) - margin)
+    x1 = min(width, math.ceil(points[:, 0].max().item()) + margin + 1)
+    y1 = min(height, math.ceil(points[:, 1].max().item()) + margin + 1)
+    return x0, y0, x1, y1
+
+
+def frames_footprint(matrices: torch.Tensor, height: int, width: int,
+                     margin: int = 0) -> tuple[int, int, int, int]:
+    """The photo window that the canonical frames of some faces cover (where a mask can land).
+
+    Args:
+        matrices: (N, 2, 3) photo-to-frame matrices, N >= 1 (any float dtype; the corners are
+            mapped in float64).
+        height, width: the photo's size in pixels.
+        margin: photo pixels added on every side.
+
+    Returns:
+        ``(x0, y0, x1, y1)``, x1 and y1 exclusive: the :func:`bounding_window` of the frames'
+        corner pixel centres mapped into the photo. Empty (``x1 <= x0`` or ``y1 <= y0``) when
+        the frames lie outside the photo.
+
+    >>> frames_footprint(torch.tensor([[[1.0, 0, 0], [0, 1, 0]]]), 500, 300, margin=2)
+    (0, 0, 226, 226)
+    """
+    last = FRAME_SIZE - 1.0
+    corners = torch.tensor([[0.0, 0.0, 1.0], [last, 0.0, 1.0], [0.0, last, 1.0],
+                            [last, last, 1.0]], dtype=torch.float64)
+    xy = torch.cat([corners @ m.T for m in invert(matrices.double())])
+    return bounding_window(xy, height, width, margin)
 
 
 def to_frame(images: torch.Tensor, matrices: torch.Tensor, mode: str = "bilinear",
@@ -140,17 +224,10 @@ def paste_back(image: torch.Tensor, frame_delta: torch.Tensor, matrices: torch.T
     weight = feather_weight(feather).to(image)
     weighted = frame_delta.to(image) * weight
     back = invert(matrices.double())
-    corners = torch.tensor([[0.0, 0.0, 1.0], [FRAME_SIZE - 1, 0.0, 1.0],
-                            [0.0, FRAME_SIZE - 1, 1.0], [FRAME_SIZE - 1, FRAME_SIZE - 1, 1.0]],
-                           dtype=torch.float64)
     canvas = torch.zeros_like(image)
     touched = torch.zeros(h, w, dtype=torch.bool, device=image.device)
     for k in range(n):
-        xy = corners @ back[k].T                                        # (4, 2) photo pixels
-        x0 = max(0, math.floor(xy[:, 0].min().item()))
-        y0 = max(0, math.floor(xy[:, 1].min().item()))
-        x1 = min(w, math.ceil(xy[:, 0].max().item()) + 1)
-        y1 = min(h, math.ceil(xy[:, 1].max().item()) + 1)
+        x0, y0, x1, y1 = frames_footprint(matrices[k:k + 1], h, w)
         if x1 <= x0 or y1 <= y0:
             continue
         # frame -> window pixels: the inverse matrix, shifted to the window's origin

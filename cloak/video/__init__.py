@@ -10,6 +10,7 @@ Light on import (no PyAV, no torch). The modules:
 - :mod:`cloak.video.detection`: strided face detection (and embedding);
 - :mod:`cloak.video.tracks`: track linking, landmark smoothing, one identity per track;
 - :mod:`cloak.video.protect`: the two passes (analyse, render) of one video;
+- :mod:`cloak.video.paste`: masks pasted into 8-bit frames through each face's alignment;
 - :mod:`cloak.video.engine`: many videos, in this process or on a Dask cluster;
 - :mod:`cloak.video.inputs`: the videos and reference photos of a run, where outputs go;
 - :mod:`cloak.video.enrol`: list a video's face tracks, learn a mask from one;

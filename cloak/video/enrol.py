@@ -11,8 +11,8 @@
    loses to a larger one). One face per stretch spreads the choice over the whole track, and so
    over the poses and expressions the person shows in it.
 3. :func:`learn_track_mask` learns the mask from those faces exactly as photo enrolment does
-   (:func:`cloak.opom.learn_mask` with the :class:`~cloak.protect.LearnSettings` preset) and
-   returns a :class:`~cloak.mask.Mask` in the same file format, with ``training_faces`` and the
+   (:class:`~cloak.masking.MaskLearner` with the :class:`~cloak.masking.LearnSettings` preset)
+   and returns a :class:`~cloak.mask.Mask` in the same file format, with ``training_faces`` and the
    frames used recorded in its settings.
 
 >>> # analysis = find_tracks(Path("talk.mp4"), detector)
@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING
 import torch
 
 from cloak.video.overlap import prefetch
-from cloak.video.protect import VideoAnalysis, VideoOptions, _upright, analyse_video
+from cloak.video.protect import VideoAnalysis, VideoOptions, analyse_video, upright
 from cloak.video.reading import iter_frames
 
 if TYPE_CHECKING:
     from attackers.detectors.mtcnn import MTCNN, Detection
     from cloak.mask import Mask
+    from cloak.masking import LearnSettings
     from cloak.opom import TrainingFace
-    from cloak.protect import LearnSettings
     from cloak.video.detection import Observation
 
 __all__ = ["PickedFace", "find_tracks", "learn_track_mask", "pick_track_faces", "sharpness"]
@@ -142,7 +142,7 @@ def pick_track_faces(analysis: VideoAnalysis, track_id: int, count: int = 10,
             if frame.index not in by_frame:
                 continue
             obs = by_frame[frame.index]
-            image = _upright(frame, analysis.info.rotation)
+            image = upright(frame, analysis.info.rotation)
             matrix = similarity_to_frame(obs.landmarks[None])
             with torch.no_grad():
                 canonical = to_frame(image, matrix)[0].clamp(0, 255)
@@ -170,9 +170,10 @@ def learn_track_mask(name: str, picked: Sequence[PickedFace], learn: LearnSettin
                      load: Callable[[str], object] | None = None) -> Mask:
     """Learn ``name``'s mask from picked track faces, as photo enrolment learns it.
 
-    The same steps as ``cloak enroll PHOTOS`` (:mod:`cloak.protect`): the preset's surrogates
-    (and attribute predictors when ``learn`` protects attributes), :func:`cloak.opom.learn_mask`,
-    the same settings recorded in the mask.
+    The same steps as ``cloak enroll PHOTOS`` (:mod:`cloak.photos`, :class:`MaskLearner
+    <cloak.masking.MaskLearner>`): the preset's surrogates (and attribute predictors when
+    ``learn`` protects attributes), :func:`cloak.opom.learn_mask`, the same settings recorded
+    in the mask.
 
     Args:
         name: the person's name (stored in the mask).
@@ -188,20 +189,10 @@ def learn_track_mask(name: str, picked: Sequence[PickedFace], learn: LearnSettin
         ValueError: no face picked.
     """
     import attackers
-    from cloak.mask import Mask
-    from cloak.opom import learn_mask
-    from cloak.protect import _attribute_surrogates, _mask_settings
+    from cloak.masking import MaskLearner
 
     if not picked:
         raise ValueError(f"no face of {name} to learn from")
-    load = load or attackers.load
-    config, names = learn.resolve()
-    attributes = learn.attribute_plan()
-    delta = learn_mask([p.face for p in picked], [load(n) for n in names], config, progress,
-                       attribute_surrogates=_attribute_surrogates(attributes, load))
-    settings = {**_mask_settings(config, learn.mode, attributes),
-                "training_faces": len(picked),
-                "source_frames": ",".join(str(p.frame) for p in picked)}
-    return Mask(delta=delta.float().contiguous(), eps=float(config.eps),
-                subspace=config.subspace, surrogates=list(names), person=name,
-                seed=config.seed, settings=settings)
+    learner = MaskLearner(learn, load or attackers.load)
+    return learner(name, [p.face for p in picked], progress,
+                   extra_settings={"source_frames": ",".join(str(p.frame) for p in picked)})

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from cloak.protect import TRAIN_FACES, safe_name
+from cloak.photos import TRAIN_FACES, safe_name
 from cloak.video.enrol import PickedFace, find_tracks, pick_track_faces
 from cloak.video.protect import VideoAnalysis, VideoOptions, track_summaries
 
@@ -41,7 +41,7 @@ def find_track_faces(video: Path, detector: MTCNN, stride: int, track: int | Non
         progress: called with (stage, frames done, frames in all).
 
     Returns:
-        the analysis and the :data:`cloak.protect.TRAIN_FACES` faces picked from ``track``
+        the analysis and the :data:`cloak.photos.TRAIN_FACES` faces picked from ``track``
         (:func:`cloak.video.enrol.pick_track_faces`), or None without ``track``.
 
     Raises:

@@ -12,20 +12,15 @@ Two passes over each video (decoding is cheap next to detection):
    kept (:class:`cloak.video.writing.VideoWriter`).
 
 Speed: frames stay 8-bit; only the frames detected are converted for the detector; the mask is
-pasted in float only on the window its canonical frames cover (with rotation folded into the
-alignment, so frames are never turned); MTCNN runs on several frames at once in helper threads
-and every other detection step skips the pyramid's fine levels when all faces in view are large
-(:class:`~cloak.video.detection.StepDetector`); faces are embedded every fourth step, twelve at a
-time; decoding runs ahead in a helper thread and encoding catches up in another
-(:mod:`cloak.video.overlap`); x264 runs its ``veryfast`` preset at CRF 16 (as good as ``medium``
-at CRF 18, :mod:`cloak.video.writing`). Measured on a 1280x720, 25 fps clip of two enrolled people
-and a stranger (200 frames, evaluation/video_clips.py), on the shared 2-core CPU (load average
-about 5 from other jobs), ms per frame, each stage run alone on one thread, before -> after:
-decode for detection 14 -> 3, MTCNN 84 -> 51, sface 27 -> 9, other detection work 10 -> 1.4,
-tracks 0.6 -> 0.7, decode for writing 16 -> 4, paste 82 -> 11, encode 56 -> 22; all stages
-290 -> 103 (CPU 196 -> 70 ms per frame). End to end: 1.3 -> 10.1 to 10.6 frames per second
-(before: the default two torch threads, which stall each other on a busy machine); every mask on
-the right face in both (400 of 400 face-frames, none on anyone else).
+pasted in float only on the window its canonical frames cover, with rotation folded into the
+alignment, so frames are never turned (:mod:`cloak.video.paste`); MTCNN runs on several frames
+at once in helper threads and every other detection step skips the pyramid's fine levels when
+all faces in view are large (:class:`~cloak.video.detection.StepDetector`); faces are embedded
+every fourth step, twelve at a time; decoding runs ahead in a helper thread and encoding catches
+up in another (:mod:`cloak.video.overlap`); x264 runs its ``veryfast`` preset at CRF 16 (as good
+as ``medium`` at CRF 18, :mod:`cloak.video.writing`). On a 1280x720, 25 fps clip of two enrolled
+people and a stranger (evaluation/video_clips.py) on a shared 2-core CPU this runs at about 10
+frames per second, every mask on the right face.
 
 A person is enrolled with their mask (a ``.cloak`` file) and reference features computed from a
 few of their photos; the features stay in memory (shared/DESIGN.md section 7).
@@ -57,6 +52,7 @@ from cloak.video.detection import (
     StepDetector,
 )
 from cloak.video.overlap import Background, prefetch
+from cloak.video.paste import display_matrix, paste_faces
 from cloak.video.reading import DecodedFrame, iter_frames
 from cloak.video.tracks import (
     FaceInFrame,
@@ -79,12 +75,11 @@ __all__ = [
     "VideoOptions",
     "VideoResult",
     "analyse_video",
-    "display_matrix",
     "enroll_person",
-    "paste_faces",
     "protect_video",
     "render_video",
     "track_summaries",
+    "upright",
 ]
 
 #: Called with (stage, frames done, frames in all) while a video is processed.
@@ -233,151 +228,16 @@ def enroll_person(mask: Mask, photos: Sequence[torch.Tensor], detector: MTCNN,
     return EnrolledPerson(mask.person, mask, features[chosen])
 
 
-def display_matrix(rotation: int, width: int, height: int) -> torch.Tensor:
-    """(2, 3) float64 map from stored pixels to displayed pixels (exact quarter turns).
-
-    The same turn as :func:`cloak.video.reading.to_display` on pixel centres, so a matrix ``M`` from
-    display pixels to the canonical frame becomes ``M o display_matrix(...)`` from stored pixels.
+def upright(frame: DecodedFrame, rotation: int) -> torch.Tensor:
+    """The decoded frame turned upright for the detector.
 
     Args:
+        frame: a decoded frame with its (H, W, 3) uint8 RGB ``image`` as stored.
         rotation: :attr:`VideoInfo.rotation` (0, 90, 180, 270 degrees clockwise).
-        width, height: the stored frame size.
-    """
-    maps = {0: [[1, 0, 0], [0, 1, 0]], 90: [[0, -1, height - 1], [1, 0, 0]],
-            180: [[-1, 0, width - 1], [0, -1, height - 1]], 270: [[0, 1, 0], [-1, 0, width - 1]]}
-    if rotation not in maps:
-        raise ValueError(f"rotation must be 0, 90, 180 or 270, got {rotation}")
-    return torch.tensor(maps[rotation], dtype=torch.float64)
-
-
-def _compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
-    """``outer o inner`` for (N, 2, 3) and (2, 3) affine matrices."""
-    inner = inner.to(outer.dtype)
-    return torch.cat([outer[:, :, :2] @ inner[:, :2],
-                      (outer[:, :, :2] @ inner[:, 2:] + outer[:, :, 2:])], 2)
-
-
-def _windows(matrices: torch.Tensor, height: int,
-             width: int) -> list[tuple[list[int], tuple[int, int, int, int]]]:
-    """Faces grouped by overlapping footprints: (face indices, (x0, y0, x1, y1)) per group."""
-    from cloak.protect import frames_footprint
-
-    groups = [([k], frames_footprint(matrices[k:k + 1], height, width))
-              for k in range(matrices.shape[0])]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(groups)):
-            for j in range(i + 1, len(groups)):
-                (a, (ax0, ay0, ax1, ay1)), (b, (bx0, by0, bx1, by1)) = groups[i], groups[j]
-                if ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1:
-                    groups[i] = (a + b, (min(ax0, bx0), min(ay0, by0), max(ax1, bx1),
-                                         max(ay1, by1)))
-                    del groups[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return groups
-
-
-def _weighted(mask: Mask) -> torch.Tensor:
-    """(4, S, S) float32: the mask times its feather weight, and the weight (as paste_back)."""
-    from cloak.faces.align import feather_weight
-
-    weight = feather_weight(mask.feather)
-    return torch.cat([mask.delta.float() * weight, weight[None]])
-
-
-def _normaliser(size: int) -> torch.Tensor:
-    """(3, 3) float64 map of pixel coordinates 0..size-1 (both axes) to [-1, 1]."""
-    scale = 2.0 / max(size - 1, 1)
-    return torch.tensor([[scale, 0.0, -1.0], [0.0, scale, -1.0], [0.0, 0.0, 1.0]],
-                        dtype=torch.float64)
-
-
-def _add_warped(window: torch.Tensor, pair: torch.Tensor, matrix: torch.Tensor) -> None:
-    """Add one face's feathered mask to a float window in place (no clipping).
-
-    The warp of :func:`cloak.faces.align.paste_back` (bilinear, zero padding, corner-aligned
-    pixel centres), on the window pixels the frame's corners cover, sampled with
-    ``F.grid_sample`` directly (kornia's wrapper costs more than the sampling on small windows).
-
-    Args:
-        window: (3, h, w) float32 pixels, written in place.
-        pair: (4, S, S) from :func:`_weighted`.
-        matrix: (2, 3) float64 window-to-frame matrix.
-    """
-    import math
-
-    import torch.nn.functional as F
-
-    from attackers.frame import FRAME_SIZE
-    from cloak.faces.align import invert
-
-    h, w = window.shape[-2:]
-    last = FRAME_SIZE - 1.0
-    corners = torch.tensor([[0.0, 0.0, 1.0], [last, 0.0, 1.0], [0.0, last, 1.0],
-                            [last, last, 1.0]], dtype=torch.float64) @ invert(matrix[None])[0].T
-    x0 = max(0, math.floor(corners[:, 0].min().item()))
-    y0 = max(0, math.floor(corners[:, 1].min().item()))
-    x1 = min(w, math.ceil(corners[:, 0].max().item()) + 1)
-    y1 = min(h, math.ceil(corners[:, 1].max().item()) + 1)
-    if x1 <= x0 or y1 <= y0:
-        return
-    # normalised output (x, y) -> output pixel -> window pixel -> frame pixel -> normalised
-    out_w, out_h = x1 - x0, y1 - y0
-    to_pixel = torch.tensor([[(out_w - 1) / 2, 0.0, (out_w - 1) / 2 + x0],
-                             [0.0, (out_h - 1) / 2, (out_h - 1) / 2 + y0],
-                             [0.0, 0.0, 1.0]], dtype=torch.float64)
-    full = torch.cat([matrix, torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
-    theta = (_normaliser(FRAME_SIZE) @ full @ to_pixel)[:2]
-    grid = F.affine_grid(theta[None].float(), [1, 4, out_h, out_w], align_corners=True)
-    out = F.grid_sample(pair[None], grid, mode="bilinear", padding_mode="zeros",
-                        align_corners=True)[0]
-    window[:, y0:y1, x0:x1] += out[:3]
-
-
-def paste_faces(image: np.ndarray, faces: Sequence[FaceInFrame], masks: dict[str, Mask],
-                to_display: torch.Tensor) -> list[tuple[int, int, int, int]]:
-    """Paste each face's person's mask into an 8-bit frame, in place.
-
-    The faces are grouped by overlapping footprints (the image windows their canonical frames
-    cover); each group's window is converted to float once, every face's feathered mask is
-    warped in and added as :func:`cloak.faces.align.paste_back` does (bilinear, feathered), the
-    sum is clipped to [0, 255] and rounded back to 8 bits. The result equals ``paste_back`` of
-    all the faces on the whole frame, rounded (8-bit pixels are already in [0, 255], so the
-    clipping can skip paste_back's bookkeeping of touched pixels); pixels outside the windows
-    are never touched.
-
-    Args:
-        image: (H, W, 3) uint8 RGB frame as stored; written in place.
-        faces: faces of this frame whose ``person`` is in ``masks``.
-        masks: person name -> mask.
-        to_display: :func:`display_matrix` of the video.
 
     Returns:
-        the windows written, ``(x0, y0, x1, y1)`` in stored pixels (x1, y1 exclusive).
+        (3, H', W') float32 contiguous RGB in [0, 255], display orientation.
     """
-    if not faces:
-        return []
-    height, width = image.shape[:2]
-    matrices = _compose(torch.stack([f.matrix for f in faces]).double(), to_display)
-    pairs = {person: _weighted(masks[person]) for person in {f.person for f in faces}}
-    groups = _windows(matrices, height, width)
-    for members, (x0, y0, x1, y1) in groups:
-        window = torch.from_numpy(image[y0:y1, x0:x1]).permute(2, 0, 1).float()
-        shift = torch.tensor([[1.0, 0.0, x0], [0.0, 1.0, y0]], dtype=torch.float64)
-        local = _compose(matrices[members], shift)
-        for k, matrix in zip(members, local, strict=True):
-            _add_warped(window, pairs[faces[k].person], matrix)
-        rounded = window.clamp_(0, 255).round_().to(torch.uint8)
-        image[y0:y1, x0:x1] = rounded.permute(1, 2, 0).numpy()
-    return [box for _, box in groups]
-
-
-def _upright(frame: DecodedFrame, rotation: int) -> torch.Tensor:
-    """(3, H, W) float32 contiguous display-oriented image of a decoded frame."""
     image = frame.image if rotation == 0 else np.rot90(frame.image, -rotation // 90, (0, 1))
     pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
     return pixels.to(torch.float32, memory_format=torch.contiguous_format)
@@ -418,7 +278,7 @@ def analyse_video(source: Path, people: Sequence[EnrolledPerson], detector: MTCN
             for frame in decoded:
                 count = frame.index + 1
                 if frame.image is not None:
-                    steps.add(frame.index, _upright(frame, info.rotation))
+                    steps.add(frame.index, upright(frame, info.rotation))
                 if count % 25 == 0 or frame.last:
                     say("detecting", count, info.frame_count)
             detections = steps.finish(count)

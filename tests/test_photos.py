@@ -36,19 +36,18 @@ from conftest import REPO_ROOT, lfw_photos, shared_data
 from PIL import Image
 
 from cloak.faces import align_faces
+from cloak.faces.align import WINDOW_MARGIN, frames_footprint
 from cloak.identity import cluster_faces, main_identity
 from cloak.imageio import DEFAULT_MAX_PIXELS, read_photo, write_photo
 from cloak.mask import load_mask, save_mask
+from cloak.masking import LearnSettings, mask_digest
 from cloak.opom import TERMS
-from cloak.protect import (
+from cloak.photos import (
     MANIFEST_NAME,
-    LearnSettings,
     ProtectOptions,
     UsageError,
     default_output,
     enroll,
-    frames_footprint,
-    mask_digest,
     protect,
     protected_pixels,
     safe_name,
@@ -291,7 +290,8 @@ def test_changes_only_in_the_face_and_within_eps(mixed: dict, mtcnn) -> None:
         matrices = torch.stack([f.matrix for f in faces])
         pixels = protected_pixels(photo, matrices[:1], mask.delta)  # LFW: the top face
         change = pixels.long() - photo.samples.long()
-        x0, y0, x1, y1 = frames_footprint(matrices[:1], photo.height, photo.width)
+        x0, y0, x1, y1 = frames_footprint(matrices[:1], photo.height, photo.width,
+                                          WINDOW_MARGIN)
         inside = torch.zeros_like(change, dtype=torch.bool)
         inside[:, y0:y1, x0:x1] = True
         assert change.abs().max() <= EPS, "the eps bound fails before encoding"
@@ -446,8 +446,8 @@ def test_refine_pushes_each_face_further(mixed: dict, tmp_path: Path, mtcnn) -> 
 
 def test_protected_pixels_in_strips_equal_whole_photo(monkeypatch, mtcnn) -> None:
     """Pasting in row strips of a window gives exactly the whole-photo paste."""
-    from cloak import protect as module
     from cloak.opom import protect_photo
+    from cloak.photos import paste as module
 
     photo = read_photo(lfw_photos(PERSON, 1)[0])
     faces = align_faces([photo.pixels], mtcnn)[0]

@@ -1,4 +1,4 @@
-"""Differentiable EOT transforms (cloak.robust) against the exact ones, on real LFW face crops.
+"""Differentiable EOT transforms (cloak.eot) against the exact ones, on real LFW face crops.
 
 The frames are the central 224 x 224 crops of the first LFW photo of two people (LFW centres the
 face). Measured on 4 such crops (Colin_Powell, Serena_Williams, Ariel_Sharon, Alvaro_Uribe):
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from conftest import lfw_photos
 from torch.autograd import gradcheck
 
-from cloak.robust import (
+from cloak.eot import (
     RandomGaussianBlur,
     RandomJPEG,
     RandomRealWorld,

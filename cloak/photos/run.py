@@ -1,0 +1,129 @@
+"""The two commands: :func:`protect` (``cloak protect``) and :func:`enroll` (``cloak enroll``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from cloak.fileio import folder_lock
+from cloak.mask import MASK_SUFFIX, save_mask
+from cloak.masking import LearnSettings, mask_digest
+from cloak.photos.discover import discover
+from cloak.photos.identify import identify_person
+from cloak.photos.learn import TRAIN_FACES, learn_from_scans, obtain_mask
+from cloak.photos.options import MIN_FACE, FileResult, ProtectOptions, Reporter, Summary, UsageError
+from cloak.photos.outputs import check_output, default_name, default_output, safe_name
+from cloak.photos.scan import Models, scan_photos
+from cloak.photos.write import PhotoWriter
+
+__all__ = ["enroll", "protect"]
+
+
+def protect(inputs: Sequence[str | Path], options: ProtectOptions | None = None,
+            reporter: Reporter | None = None) -> Summary:
+    """Protect the person's photos among ``inputs`` (files or folders); see :mod:`cloak.photos`.
+
+    Args:
+        inputs: photos and folders of photos (folders are walked recursively).
+        options: see :class:`ProtectOptions`.
+        reporter: receives progress, notices and per-file results.
+
+    Returns:
+        the :class:`Summary`; ``summary.failed`` counts the files that failed.
+
+    Raises:
+        UsageError: the request is wrong (output would overwrite inputs, ...): nothing was done.
+        FolderBusy: another run holds the output folder's lock: nothing was done.
+        ImageError: an input does not exist.
+        MaskError: the mask cannot be saved.
+        attackers.zoo.FetchError: a model cannot be fetched.
+    """
+    options = options or ProtectOptions()
+    reporter = reporter or Reporter()
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise UsageError("no input photos or folders given")
+    options.learn.resolve()
+    output = Path(options.output) if options.output is not None else default_output(paths)
+    check_output(paths, output)
+    name = safe_name(options.name or (options.mask.person if options.mask else "")
+                     or default_name(paths))
+    with folder_lock(output):  # a second run on the same folder is refused, not interleaved
+        files = discover(paths, output)
+        originals = {found.path.resolve() for found, _ in files}
+        summary = Summary(person=name, output=output)
+
+        models = Models(reporter)
+        scans = scan_photos(files, models, options.min_face, reporter)
+        person = identify_person(scans, reporter)
+        summary.person_photos = sum(person in s.label for s in scans if s.result is None)
+        mask = obtain_mask(scans, person, options, name, output / f"{name}{MASK_SUFFIX}",
+                           reporter, summary)
+        if mask is not None:
+            summary.mask_sha256 = mask_digest(mask)
+        write = PhotoWriter(output, options, mask, person, originals, reporter, models.load)
+        pending = [s for s in scans if s.result is None]
+        reporter.progress("writing", 0, len(pending))
+        for done, scan in enumerate(pending, 1):
+            scan.result = write(scan)
+            scan.result.notes = scan.notes
+            reporter.file_done(scan.result)
+            reporter.progress("writing", done, len(pending))
+        summary.files = [s.result for s in scans if s.result is not None]
+    return summary
+
+
+def enroll(name: str, inputs: Sequence[str | Path], output: Path,
+           learn: LearnSettings | None = None, min_face: int = MIN_FACE,
+           reporter: Reporter | None = None) -> Summary:
+    """Learn ``name``'s mask from their photos among ``inputs`` and write it to ``output``.
+
+    No photo is written. Whose photos these are is decided as in :func:`protect`.
+
+    Args:
+        name: the person's name (stored in the mask).
+        inputs: photos and folders of photos.
+        output: the mask file to write (replaced if it exists).
+        learn: how to learn the mask.
+        min_face: smallest face used, in photo pixels.
+        reporter: receives progress, notices and per-file results.
+
+    Returns:
+        the :class:`Summary` (``output`` None, ``mask_path`` the file written, or None when no
+        face of the person could be used).
+    """
+    learn = learn or LearnSettings()
+    reporter = reporter or Reporter()
+    learn.resolve()
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise UsageError("no input photos or folders given")
+    summary = Summary(person=name)
+    scans = scan_photos(discover(paths, None), Models(reporter), min_face, reporter)
+    person = identify_person(scans, reporter)
+    summary.person_photos = sum(person in s.label for s in scans if s.result is None)
+    mask, used = None, set()
+    if person is not None:
+        mask, summary.learn_seconds, used = learn_from_scans(scans, person, learn, name,
+                                                             reporter)
+    if mask is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        save_mask(mask, output)
+        summary.mask_path, summary.mask_source = output, "learned"
+        summary.mask_sha256 = mask_digest(mask)
+        summary.training_faces = int(mask.settings["training_faces"])
+    for scan in scans:
+        if scan.result is None:
+            mine = sum(label == person for label in scan.label)
+            status, reason = "used", None
+            if not mine:
+                status, reason = "not-person", "only other people's faces"
+            elif scan.found.path not in used:
+                status, reason = "not-needed", f"the mask is learned from {TRAIN_FACES} photos"
+            scan.result = FileResult(scan.found.path, status, faces=mine,
+                                     other_faces=len(scan.faces) - mine, seconds=scan.seconds,
+                                     reason=reason, notes=scan.notes)
+            reporter.file_done(scan.result)
+    summary.files = [s.result for s in scans if s.result is not None]
+    return summary
+

@@ -1,0 +1,110 @@
+"""Writing the protected copies: the person's faces (every face with ``all_faces``) masked,
+all other pixels the input's; format, size and mode kept (:func:`~cloak.imageio.write_photo`).
+
+With ``refine`` each face first gets its own copy of the mask refined by a few more steps on
+that face alone (:class:`~cloak.masking.MaskRefiner`: stronger protection, seconds per face on
+a CPU; the saved mask stays the universal one). A photo in which none of the person's faces is
+found is not written (status ``"not-person"``): its faces belong to other people.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cloak.errors import CloakError
+from cloak.imageio import read_photo, write_photo
+from cloak.mask import Mask
+from cloak.masking import MaskRefiner, mask_digest
+from cloak.photos.manifest import Manifest
+from cloak.photos.options import FileResult, ProtectOptions, Reporter
+from cloak.photos.paste import photo_training_face, protected_pixels
+from cloak.photos.scan import Scan
+
+__all__ = ["PhotoWriter"]
+
+
+class PhotoWriter:
+    """Writes the protected copies of one run, recording each in the output folder's manifest.
+
+    An output is recorded with a key of what made it (the mask's digest and the options that
+    change pixels), so a rerun with the same key skips it (status ``"up-to-date"``).
+
+    Args:
+        output: the output folder.
+        options: the run's options (``all_faces``, ``jpeg_quality``, ``keep_location``,
+            ``force``, ``refine`` are read).
+        mask: the person's mask, or None when there is none (every write then fails).
+        person: the person's identity label, or None.
+        originals: resolved paths of every input file (never overwritten).
+        reporter: receives the manifest's notices.
+        load: loads a model by zoo name (for ``refine``).
+    """
+
+    def __init__(self, output: Path, options: ProtectOptions, mask: Mask | None,
+                 person: int | None, originals: set[Path], reporter: Reporter,
+                 load: Callable[[str], Any]) -> None:
+        self.output, self.options, self.mask, self.person = output, options, mask, person
+        self.originals = originals
+        self.key = {"mask_sha256": None if mask is None else mask_digest(mask),
+                    "jpeg_quality": options.jpeg_quality,
+                    "keep_location": options.keep_location, "all_faces": options.all_faces,
+                    "feather": None if mask is None else mask.feather,
+                    **({"refine": options.refine} if options.refine else {})}
+        self.refiner = (None if mask is None or not options.refine
+                        else MaskRefiner(mask, options.refine, load))
+        self.manifest = Manifest(output, reporter)
+        self.claimed: dict[Path, Path] = {}  # output -> the input written there
+
+    def __call__(self, scan: Scan) -> FileResult:
+        """Protect and write one scanned photo (or decide it needs no writing)."""
+        options, mask, path = self.options, self.mask, scan.found.path
+        chosen = [k for k, label in enumerate(scan.label)
+                  if options.all_faces or label == self.person]
+        others = len(scan.faces) - len(chosen)
+        result = FileResult(path, "failed", faces=len(chosen), other_faces=others,
+                            seconds=scan.seconds)
+        if mask is None:
+            result.reason = "no mask: the person's face could not be learned from these photos"
+            return result
+        if not chosen:
+            result.status = "not-person"
+            result.reason = (f"{others} face{'s' if others != 1 else ''} of other people, left "
+                             "untouched; not written (use --all-faces to protect them)")
+            return result
+        dest = self.output / scan.relative
+        resolved = dest.resolve()
+        if resolved in self.originals:
+            result.reason = f"the output {dest} would overwrite an input photo; not written"
+            return result
+        if resolved in self.claimed:
+            result.reason = f"the output {dest} is already written for {self.claimed[resolved]}"
+            return result
+        self.claimed[resolved] = path
+        start = time.perf_counter()
+        try:
+            if not options.force and self.manifest.is_done(scan.relative, path, dest, self.key):
+                result.status, result.output = "up-to-date", dest
+                return result
+            photo = read_photo(path)
+            matrices = torch.stack([scan.faces[k].matrix for k in chosen])
+            delta = mask.delta if self.refiner is None else self.refiner(
+                [photo_training_face(photo, m) for m in matrices])
+            pixels = protected_pixels(photo, matrices, delta, mask.feather)
+            write_photo(photo, pixels, dest, jpeg_quality=options.jpeg_quality,
+                        keep_location=options.keep_location)
+            del photo, pixels
+            self.manifest.record(scan.relative, path, self.key)
+            result.status, result.output = "protected", dest
+        except CloakError as err:  # the output's own error (cannot write) names the output
+            result.reason = err.reason if err.path == path else f"{err.path}: {err.reason}"
+        except OSError as err:
+            result.reason = f"cannot write the output ({err.strerror or err})"
+        finally:
+            result.seconds = scan.seconds + time.perf_counter() - start
+        return result
+

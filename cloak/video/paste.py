@@ -1,0 +1,147 @@
+"""Masks pasted into 8-bit video frames, each through its face's alignment.
+
+A face's matrix maps display pixels (the video turned upright) to the canonical frame;
+:func:`display_matrix` folds the video's rotation into it, so stored frames are never turned.
+:func:`paste_faces` gives what :func:`cloak.faces.align.paste_back` gives on the whole frame,
+rounded to 8 bits, converting only the windows the faces' frames cover to float.
+
+>>> display_matrix(90, 4, 2).tolist()
+[[0.0, -1.0, 1.0], [1.0, 0.0, 0.0]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from attackers.frame import FRAME_SIZE
+from cloak.faces.align import WINDOW_MARGIN, compose, feather_weight, frames_footprint, translation
+
+if TYPE_CHECKING:
+    from cloak.mask import Mask
+    from cloak.video.tracks import FaceInFrame
+
+__all__ = ["display_matrix", "paste_faces"]
+
+
+def display_matrix(rotation: int, width: int, height: int) -> torch.Tensor:
+    """(2, 3) float64 map from stored pixels to displayed pixels (exact quarter turns).
+
+    The same turn as :func:`cloak.video.reading.to_display` on pixel centres, so a matrix ``M`` from
+    display pixels to the canonical frame becomes ``M o display_matrix(...)`` from stored pixels.
+
+    Args:
+        rotation: :attr:`VideoInfo.rotation` (0, 90, 180, 270 degrees clockwise).
+        width, height: the stored frame size.
+    """
+    maps = {0: [[1, 0, 0], [0, 1, 0]], 90: [[0, -1, height - 1], [1, 0, 0]],
+            180: [[-1, 0, width - 1], [0, -1, height - 1]], 270: [[0, 1, 0], [-1, 0, width - 1]]}
+    if rotation not in maps:
+        raise ValueError(f"rotation must be 0, 90, 180 or 270, got {rotation}")
+    return torch.tensor(maps[rotation], dtype=torch.float64)
+
+
+def _windows(matrices: torch.Tensor, height: int,
+             width: int) -> list[tuple[list[int], tuple[int, int, int, int]]]:
+    """Faces grouped by overlapping footprints: (face indices, (x0, y0, x1, y1)) per group."""
+    groups = [([k], frames_footprint(matrices[k:k + 1], height, width, WINDOW_MARGIN))
+              for k in range(matrices.shape[0])]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                (a, (ax0, ay0, ax1, ay1)), (b, (bx0, by0, bx1, by1)) = groups[i], groups[j]
+                if ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1:
+                    groups[i] = (a + b, (min(ax0, bx0), min(ay0, by0), max(ax1, bx1),
+                                         max(ay1, by1)))
+                    del groups[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return groups
+
+
+def _weighted(mask: Mask) -> torch.Tensor:
+    """(4, S, S) float32: the mask times its feather weight, and the weight (as paste_back)."""
+    weight = feather_weight(mask.feather)
+    return torch.cat([mask.delta.float() * weight, weight[None]])
+
+
+def _normaliser(size: int) -> torch.Tensor:
+    """(3, 3) float64 map of pixel coordinates 0..size-1 (both axes) to [-1, 1]."""
+    scale = 2.0 / max(size - 1, 1)
+    return torch.tensor([[scale, 0.0, -1.0], [0.0, scale, -1.0], [0.0, 0.0, 1.0]],
+                        dtype=torch.float64)
+
+
+def _add_warped(window: torch.Tensor, pair: torch.Tensor, matrix: torch.Tensor) -> None:
+    """Add one face's feathered mask to a float window in place (no clipping).
+
+    The warp of :func:`cloak.faces.align.paste_back` (bilinear, zero padding, corner-aligned
+    pixel centres), on the window pixels the frame's corners cover, sampled with
+    ``F.grid_sample`` directly (kornia's wrapper costs more than the sampling on small windows).
+
+    Args:
+        window: (3, h, w) float32 pixels, written in place.
+        pair: (4, S, S) from :func:`_weighted`.
+        matrix: (2, 3) float64 window-to-frame matrix.
+    """
+    h, w = window.shape[-2:]
+    x0, y0, x1, y1 = frames_footprint(matrix[None], h, w)
+    if x1 <= x0 or y1 <= y0:
+        return
+    # normalised output (x, y) -> output pixel -> window pixel -> frame pixel -> normalised
+    out_w, out_h = x1 - x0, y1 - y0
+    to_pixel = torch.tensor([[(out_w - 1) / 2, 0.0, (out_w - 1) / 2 + x0],
+                             [0.0, (out_h - 1) / 2, (out_h - 1) / 2 + y0],
+                             [0.0, 0.0, 1.0]], dtype=torch.float64)
+    full = torch.cat([matrix, torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
+    theta = (_normaliser(FRAME_SIZE) @ full @ to_pixel)[:2]
+    grid = F.affine_grid(theta[None].float(), [1, 4, out_h, out_w], align_corners=True)
+    out = F.grid_sample(pair[None], grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=True)[0]
+    window[:, y0:y1, x0:x1] += out[:3]
+
+
+def paste_faces(image: np.ndarray, faces: Sequence[FaceInFrame], masks: dict[str, Mask],
+                to_display: torch.Tensor) -> list[tuple[int, int, int, int]]:
+    """Paste each face's person's mask into an 8-bit frame, in place.
+
+    The faces are grouped by overlapping footprints (the image windows their canonical frames
+    cover); each group's window is converted to float once, every face's feathered mask is
+    warped in and added as :func:`cloak.faces.align.paste_back` does (bilinear, feathered), the
+    sum is clipped to [0, 255] and rounded back to 8 bits. The result equals ``paste_back`` of
+    all the faces on the whole frame, rounded (8-bit pixels are already in [0, 255], so the
+    clipping can skip paste_back's bookkeeping of touched pixels); pixels outside the windows
+    are never touched.
+
+    Args:
+        image: (H, W, 3) uint8 RGB frame as stored; written in place.
+        faces: faces of this frame whose ``person`` is in ``masks``.
+        masks: person name -> mask.
+        to_display: :func:`display_matrix` of the video.
+
+    Returns:
+        the windows written, ``(x0, y0, x1, y1)`` in stored pixels (x1, y1 exclusive).
+    """
+    if not faces:
+        return []
+    height, width = image.shape[:2]
+    matrices = compose(torch.stack([f.matrix for f in faces]).double(), to_display)
+    pairs = {person: _weighted(masks[person]) for person in {f.person for f in faces}}
+    groups = _windows(matrices, height, width)
+    for members, (x0, y0, x1, y1) in groups:
+        window = torch.from_numpy(image[y0:y1, x0:x1]).permute(2, 0, 1).float()
+        local = compose(matrices[members], translation(x0, y0))
+        for k, matrix in zip(members, local, strict=True):
+            _add_warped(window, pairs[faces[k].person], matrix)
+        rounded = window.clamp_(0, 255).round_().to(torch.uint8)
+        image[y0:y1, x0:x1] = rounded.permute(1, 2, 0).numpy()
+    return [box for _, box in groups]
+

@@ -1,0 +1,174 @@
+"""The mask API: modes resolved to settings, settings recorded in and matched against masks,
+learning and refining with a tiny stand-in recognizer (no zoo model, no data)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attackers.frame import FRAME_SIZE
+from cloak.mask import Mask
+from cloak.masking import (
+    LearnSettings,
+    MaskLearner,
+    MaskRefiner,
+    get_mode,
+    mask_attribute_plan,
+    mask_config,
+    mask_digest,
+    mask_matches,
+    mask_settings,
+    resolve_mode,
+)
+from cloak.opom import MODES, TERMS, TERMS_OFF, OpomConfig, TrainingFace, learn_mask, refine_mask
+
+
+class TinyRecognizer(nn.Module):
+    """A white-box stand-in: pooled pixels through a fixed random linear map, unit length."""
+
+    differentiable = True
+
+    def __init__(self, name: str = "tiny", seed: int = 0) -> None:
+        super().__init__()
+        self.name = name
+        gen = torch.Generator().manual_seed(seed)
+        self.weight = nn.Parameter(torch.randn(16, 3 * 8 * 8, generator=gen))
+
+    def embed(self, frames: torch.Tensor) -> torch.Tensor:
+        pooled = F.adaptive_avg_pool2d(frames / 255.0, 8).flatten(1)
+        return F.normalize(pooled @ self.weight.T, dim=1)
+
+
+def faces(count: int = 2) -> list[TrainingFace]:
+    gen = torch.Generator().manual_seed(1)
+    scale = torch.tensor([[FRAME_SIZE / 64, 0.0, 0.0], [0.0, FRAME_SIZE / 64, 0.0]])
+    return [TrainingFace(torch.rand(3, 64, 64, generator=gen) * 255, scale * (1 + 0.01 * k))
+            for k in range(count)]
+
+
+TINY = LearnSettings(mode="fast", steps=2, surrogates=("tiny",))
+
+
+def load(name: str) -> TinyRecognizer:
+    return TinyRecognizer(name)
+
+
+def test_resolve_mode_overrides_and_terms():
+    config, surrogates = resolve_mode("balanced")
+    assert config == MODES["balanced"].config and surrogates == MODES["balanced"].surrogates
+    config, surrogates = resolve_mode("fast", ("a", "b"), seed=3, steps=None, eps=4.0)
+    assert (config.seed, config.eps, config.steps, surrogates) == (3, 4.0, 20, ("a", "b"))
+    assert resolve_mode("fast", [])[1] == MODES["fast"].surrogates
+    off, _ = resolve_mode("strong", terms=(), linkage=2.0)
+    assert all(getattr(off, t) == TERMS_OFF[t] for t in TERMS)
+    kept, _ = resolve_mode("strong", terms=["linkage"], linkage=2.0)
+    assert kept.linkage == 2.0 and not kept.views
+
+
+def test_resolve_mode_exception():
+    with pytest.raises(ValueError, match="unknown mode 'turbo'; choose one of fast, balanced"):
+        get_mode("turbo")
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        resolve_mode("fast", eps=-1.0)
+    with pytest.raises(TypeError):
+        resolve_mode("fast", colour="red")
+
+
+def test_learn_settings_resolve():
+    learn = LearnSettings(mode="strong", eps=6, steps=3, seed=7, terms=("views",),
+                          protect_attributes=("race", "sex"))
+    config, surrogates = learn.resolve()
+    assert (config.eps, config.steps, config.seed, config.linkage, config.views) == (
+        6.0, 3, 7, 0.0, True)
+    assert surrogates == MODES["strong"].surrogates
+    assert learn.protect_attributes == ("sex", "race")
+    assert learn.attribute_plan() == MODES["strong"].attribute_plan(["sex", "race"])
+    with pytest.raises(ValueError, match="unknown mode"):
+        LearnSettings(mode="turbo").resolve()
+
+
+def test_mask_settings_keys():
+    config = MODES["fast"].config
+    plain = mask_settings(config, "fast")
+    fields = {f.name for f in dataclasses.fields(OpomConfig)} - {"eps", "seed", "subspace"}
+    assert list(plain)[0] == "mode" and set(plain) == {"mode", *fields}
+    assert plain["steps"] == 20 and plain["paste"] == "photo"
+    plan = {"age-gender": ("sex", "age"), "gear": ("sex",)}
+    hiding = mask_settings(config, "fast", plan)
+    assert set(hiding) - set(plain) == {"protect_attributes", "attribute_surrogates",
+                                        "attribute_weight"}
+    assert hiding["protect_attributes"] == "sex,age"
+    assert hiding["attribute_surrogates"] == "age-gender=sex+age,gear=sex"
+    mask = Mask(torch.zeros(3, FRAME_SIZE, FRAME_SIZE), 8.0, "convex", ["a"], "p", 0,
+                settings=hiding)
+    assert mask_attribute_plan(mask) == plan
+    mask.settings = plain
+    assert mask_attribute_plan(mask) == {}
+
+
+def test_mask_matches():
+    config, names = TINY.resolve()
+    delta = torch.zeros(3, FRAME_SIZE, FRAME_SIZE)
+    settings = {**mask_settings(config, "fast"), "training_faces": 3}
+    mask = Mask(delta, config.eps, config.subspace, list(names), "p", config.seed,
+                settings=settings)
+    assert mask_matches(mask, config, names, "fast")
+    assert not mask_matches(mask, config, names, "balanced")
+    assert not mask_matches(mask, dataclasses.replace(config, seed=1), names, "fast")
+    assert not mask_matches(mask, config, ["other"], "fast")
+    # a mask from before the optional terms records none of them: it matches them off
+    off = dataclasses.replace(config, linkage=0.0, views=False, anchor=0.0)
+    mask.settings = {k: v for k, v in mask_settings(off, "fast").items() if k not in TERMS}
+    assert mask_matches(mask, off, names, "fast")
+    assert not mask_matches(mask, config, names, "fast")
+
+
+def test_mask_config_and_digest():
+    delta = torch.linspace(-4, 4, 3 * FRAME_SIZE * FRAME_SIZE).reshape(3, FRAME_SIZE, FRAME_SIZE)
+    mask = Mask(delta, 4.0, "convex", ["a"], "p", 5, settings={"mode": "strong", "feather": 10.0})
+    config = mask_config(mask)
+    assert config == dataclasses.replace(MODES["strong"].config, eps=4.0, seed=5, feather=10.0)
+    mask.settings = {"mode": "ancient"}
+    assert mask_config(mask).steps == MODES["balanced"].config.steps
+    assert mask_config(mask).feather == 8.0                  # masks that predate the feather
+    same = Mask(delta.clone(), 4.0, "center", ["b"], "q", 1)
+    assert mask_digest(same) == mask_digest(mask)
+    assert mask_digest(Mask(delta, 4.5, "center", ["b"], "q", 1)) != mask_digest(mask)
+    assert mask_digest(Mask(-delta, 4.0, "center", ["b"], "q", 1)) != mask_digest(mask)
+
+
+def test_mask_learner_records_its_settings():
+    loaded = []
+    learner = MaskLearner(TINY, lambda name: loaded.append(name) or TinyRecognizer(name))
+    assert loaded == ["tiny"] and learner.describe() == "tiny (2 steps, eps 8)"
+    steps = []
+    mask = learner("Ada", faces(), lambda step, total, _loss: steps.append((step, total)),
+                   extra_settings={"source_frames": "3,9"})
+    config, _ = TINY.resolve()
+    direct = learn_mask(faces(), [TinyRecognizer()], config)
+    assert torch.equal(mask.delta, direct) and mask.delta.dtype == torch.float32
+    assert steps == [(1, 2), (2, 2)]
+    assert (mask.person, mask.eps, mask.seed, mask.subspace, mask.surrogates) == (
+        "Ada", 8.0, 0, "convex", ["tiny"])
+    assert mask.settings == {**mask_settings(config, "fast"), "training_faces": 2,
+                             "source_frames": "3,9"}
+    assert mask_matches(learner("Ada", faces()), config, ["tiny"], "fast")
+
+
+def test_mask_refiner_loads_on_first_use():
+    config, _ = TINY.resolve()
+    mask = Mask(learn_mask(faces(), [TinyRecognizer()], config), 8.0, "convex", ["tiny"], "Ada",
+                0, settings=mask_settings(config, "fast"))
+    loaded = []
+    refine = MaskRefiner(mask, 1, lambda name: loaded.append(name) or TinyRecognizer(name))
+    assert loaded == []
+    refined = refine(faces(2))
+    assert loaded == ["tiny"] and refined.shape == (2, 3, FRAME_SIZE, FRAME_SIZE)
+    expected = refine_mask(faces(2)[1], mask.delta, [TinyRecognizer()], mask_config(mask), 1)
+    assert torch.equal(refined[1], expected)
+    refine(faces(1))
+    assert loaded == ["tiny"]
