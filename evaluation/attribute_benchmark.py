@@ -116,7 +116,8 @@ from evaluation.lfw import central_faces, identity_folders, load_rgb
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW, DEFAULT_UTKFACE
 from evaluation.physical_masks import STYLES, mask_faces
 from evaluation.protocol import split_photos
-from evaluation.report import RecordStore, markdown_table, write_json, write_markdown_section
+from evaluation.report import markdown_table, write_json, write_markdown_section
+from evaluation.store import RecordStore
 
 if TYPE_CHECKING:
     from attackers.attributes.base import AttributePredictor
@@ -275,7 +276,7 @@ class AttributeSettings:
         """Black-box recognizers of the LFW identity PSR: the OPOM benchmark's
         (:data:`evaluation.opom_benchmark.BLACK_BOXES`) that are not one of the cloak's
         surrogates (fast mode: sface, mobilefacenet, faceres)."""
-        from evaluation.opom_benchmark import BLACK_BOXES, model_of
+        from evaluation.folds import BLACK_BOXES, model_of
 
         used = {model_of(s) for s in self.surrogates()}
         return tuple(n for n in BLACK_BOXES if model_of(n) not in used)
@@ -654,7 +655,7 @@ def _record_store(settings: AttributeSettings, distractors: Sequence[Path] | Non
         key["attribute_folds"] = folds
         key["weights"].update({m: zoo.weights_digests(m) for m in sorted(extra)})
     if distractors is not None:
-        from evaluation.opom_benchmark import BLACK_BOXES
+        from evaluation.folds import BLACK_BOXES
 
         key["lfw_identity"] = {
             "weights": {n: zoo.weights_digests(BLACK_BOXES[n][0])
@@ -970,8 +971,8 @@ def _identity_ranks(made: Sequence[FaceConditions], records: Sequence[dict[str, 
     """Add ``"ranks"`` (recognizer -> rank, :func:`evaluation.protocol.identity_ranks`) to each
     probe's recorded conditions but ``cloak-attr``: the condition's frame searched in the
     person's other clean probes + the distractors."""
-    from evaluation.opom_benchmark import _embed
     from evaluation.protocol import identity_ranks
+    from evaluation.recognition import embed as _embed
 
     conditions = [c for c in records[0] if c != ATTRIBUTE_CLOAK] if records else []
     for name, model in models.lfw_recognizers.items():
@@ -1108,7 +1109,8 @@ def run_attribute_benchmark(settings: AttributeSettings,
         result["utkface"][dataset] = run
     stores = [runs]
     if settings.lfw_limit != 0:
-        from evaluation.opom_benchmark import BLACK_BOXES, distractor_features
+        from evaluation.folds import BLACK_BOXES
+        from evaluation.gallery import distractor_features
 
         distractors = sorted((settings.lfw / "distractors").glob("*.jpg"))[
             :settings.lfw_distractors]
