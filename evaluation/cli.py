@@ -300,5 +300,5 @@ def zoo(lfw: Path | None, people: int | None, per_person: int | None,
 
     result = _run(threads, lambda: run_zoo_benchmark(
         lfw or DEFAULT_LFW, people, per_person, models or tuple(THRESHOLDS), batch,
-        log_line=_say))
+        log_line=_say, progress=not quiet))
     click.echo(write_report(result, out, markdown, _command_line(), section))

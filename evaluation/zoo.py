@@ -33,8 +33,8 @@ THRESHOLDS = {"facenet": 0.97, "dlib-resnet": 0.97, "dlib-native": 0.97, "sface"
               "mobilefacenet": 0.95, "faceres": 0.95}
 
 
-def detect_and_align(photos: Sequence[LfwPhoto],
-                     batch: int) -> tuple[torch.Tensor, list[int], float]:
+def detect_and_align(photos: Sequence[LfwPhoto], batch: int,
+                     progress: bool = True) -> tuple[torch.Tensor, list[int], float]:
     """(F, 3, 224, 224) canonical frames of the central face of each photo with a face, the
     indices of those photos, and detection + alignment images per second."""
     import attackers
@@ -43,7 +43,8 @@ def detect_and_align(photos: Sequence[LfwPhoto],
     detector = attackers.load("mtcnn")
     frames, kept = [], []
     start = time.perf_counter()
-    for i in tqdm(range(0, len(photos), batch), desc="detect+align", unit="batch"):
+    for i in tqdm(range(0, len(photos), batch), desc="detect+align", unit="batch",
+                  disable=not progress):
         images = [load_rgb(p.path) for p in photos[i:i + batch]]
         with torch.no_grad():
             detections = detector.detect(images)
@@ -59,7 +60,8 @@ def detect_and_align(photos: Sequence[LfwPhoto],
     return torch.stack(frames), kept, len(photos) / seconds
 
 
-def embed_all(name: str, frames: torch.Tensor, batch: int) -> tuple[torch.Tensor, float]:
+def embed_all(name: str, frames: torch.Tensor, batch: int,
+              progress: bool = True) -> tuple[torch.Tensor, float]:
     """(F, D) features of the frames by zoo model ``name`` and its images per second (after a
     warm-up call: first-call allocations are not throughput)."""
     import attackers
@@ -70,7 +72,8 @@ def embed_all(name: str, frames: torch.Tensor, batch: int) -> tuple[torch.Tensor
         model.embed(frames[:2])
     start = time.perf_counter()
     with torch.no_grad():
-        for i in tqdm(range(0, len(frames), batch), desc=name, unit="batch", leave=False):
+        for i in tqdm(range(0, len(frames), batch), desc=name, unit="batch", leave=False,
+                      disable=not progress):
             feats.append(model.embed(frames[i:i + batch]))
     seconds = time.perf_counter() - start
     return torch.cat(feats), len(frames) / seconds
@@ -78,7 +81,8 @@ def embed_all(name: str, frames: torch.Tensor, batch: int) -> tuple[torch.Tensor
 
 def run_zoo_benchmark(lfw: Path, people: int | None = None, per_person: int | None = None,
                       models: Sequence[str] = tuple(THRESHOLDS), batch: int = 32,
-                      log_line: Callable[[str], None] = print) -> dict[str, Any]:
+                      log_line: Callable[[str], None] = print,
+                      progress: bool = True) -> dict[str, Any]:
     """Detect, align and embed LFW identity photos with each model; JSON-ready results.
 
     Args:
@@ -88,15 +92,16 @@ def run_zoo_benchmark(lfw: Path, people: int | None = None, per_person: int | No
         models: zoo recognizer names.
         batch: frames per embedding call.
         log_line: called with the detection line and one line per model.
+        progress: show progress bars.
     """
     photos = identity_photos(lfw, per_person, people)
-    frames, kept, detect_ips = detect_and_align(photos, batch=16)
+    frames, kept, detect_ips = detect_and_align(photos, batch=16, progress=progress)
     labels = [photos[i].person for i in kept]
     detection_rate = len(kept) / len(photos)
     log_line(f"faces found in {len(kept)}/{len(photos)} photos ({detection_rate:.4f})")
     results = []
     for name in models:
-        feats, ips = embed_all(name, frames, batch)
+        feats, ips = embed_all(name, frames, batch, progress)
         row = {"model": name, "rank1": leave_one_out_rank1(feats, labels),
                "auc": same_different_auc(feats, labels), "images_per_s": ips,
                "threshold": THRESHOLDS.get(name)}

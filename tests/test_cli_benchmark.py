@@ -92,6 +92,21 @@ def test_attributes(tmp_path: Path) -> None:
     assert data["settings"]["lfw_distractors"] == 40, "--distractors reaches the LFW gallery"
 
 
+@pytest.mark.data
+def test_zoo(tmp_path: Path) -> None:
+    """`cloak benchmark zoo` measures rank-1 of the named recognizers and writes its report."""
+    out, report = tmp_path / "z.json", tmp_path / "Z.md"
+    args = ["benchmark", "zoo", "--lfw", str(shared_data("lfw")), "--people", "2",
+            "--per-person", "3", "--model", "sface", "--out", str(out), "--markdown",
+            str(report), "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["command"].startswith("cloak benchmark zoo --lfw ")
+    assert data["photos"] == 6 and [m["model"] for m in data["models"]] == ["sface"]
+    assert "<!-- BEGIN zoo -->" in report.read_text() and "| sface |" in result.output
+
+
 def test_missing_lfw_is_a_clean_error(tmp_path: Path) -> None:
     """A data folder without identities stops with a message and exit code 1, no traceback."""
     (tmp_path / "lfw" / "distractors").mkdir(parents=True)
