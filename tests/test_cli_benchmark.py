@@ -114,3 +114,14 @@ def test_missing_lfw_is_a_clean_error(tmp_path: Path) -> None:
                                             "--cache", str(tmp_path / "cache"), "-q"])
     assert result.exit_code == 1, result.output
     assert "identities folder not found" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["video", "--size", "7x7"], "size must be even and at least 64 pixels"),
+    (["video", "--loo", "one", "--tested", "facenet"], "is tested in plan 'one'"),
+])
+def test_invalid_settings_exit_1(args: list[str], message: str) -> None:
+    """Settings the benchmark rejects stop before any work with a message and exit code 1."""
+    result = CliRunner().invoke(benchmark, args)
+    assert result.exit_code == 1, result.output
+    assert message in result.output
