@@ -58,7 +58,7 @@ class IdentityJob:
     tested: list[str] = field(init=False)
     #: per tested recognizer, (P, D) features of the clean probes
     clean: dict[str, torch.Tensor] = field(init=False)
-    #: the training photos as the optimiser takes them
+    #: the training photos as the optimiser takes them (:func:`cloak.opom.training_face`)
     faces: list[Any] = field(init=False)
     _masks: dict[tuple[str, str], tuple[torch.Tensor, float]] = field(
         init=False, default_factory=dict, repr=False)
