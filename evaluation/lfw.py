@@ -7,6 +7,7 @@ person's face near the centre.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +17,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from evaluation.protocol import Split, split_photos
+
 if TYPE_CHECKING:
     from attackers.detectors.mtcnn import MTCNN
     from cloak.faces import AlignedFace
 
-__all__ = ["LfwPhoto", "central_face_index", "central_faces", "identity_folders", "identity_photos",
-           "load_rgb"]
+__all__ = ["LfwPhoto", "Photo", "central_face_index", "central_faces", "distractor_files",
+           "identity_folders", "identity_photos", "load_rgb", "split_person", "usable_photos"]
 
 
 @dataclass(frozen=True)
@@ -115,3 +118,78 @@ def central_faces(images: Sequence[torch.Tensor], detector: MTCNN,
             boxes = torch.stack([f.detection.box for f in faces])
             found.append(faces[central_face_index(boxes, tuple(image.shape[1:]))])
     return found
+
+
+def distractor_files(root: Path, limit: int | None = None) -> list[Path]:
+    """The first ``limit`` (None = all) photos of ``root/distractors``, sorted by name.
+
+    Raises:
+        FileNotFoundError: ``root/distractors`` is missing.
+    """
+    folder = root / "distractors"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: LFW folder not found")
+    return sorted(folder.glob("*.jpg"))[:limit]
+
+
+@dataclass
+class Photo:
+    """A photo with its labelled face.
+
+    Attributes:
+        path: the file.
+        pixels: (3, H, W) float32 RGB in [0, 255].
+        face: the face nearest the photo centre (:func:`central_faces`).
+    """
+
+    path: Path
+    pixels: torch.Tensor
+    face: AlignedFace
+
+
+def usable_photos(paths: Sequence[Path], needed: int, detector: MTCNN) -> tuple[list[Photo],
+                                                                                float]:
+    """The first ``needed`` photos (in order) with a face, and seconds of detection per photo.
+
+    Photos are read and detected ``needed - found`` at a time, so no more than needed are read
+    when every photo has a face.
+    """
+    usable: list[Photo] = []
+    start, seen, i = time.perf_counter(), 0, 0
+    while len(usable) < needed and i < len(paths):
+        chunk = paths[i:i + needed - len(usable)]
+        images = [load_rgb(p) for p in chunk]
+        for path, image, face in zip(chunk, images, central_faces(images, detector),
+                                     strict=True):
+            if face is not None:
+                usable.append(Photo(path, image, face))
+        seen += len(chunk)
+        i += len(chunk)
+    return usable, (time.perf_counter() - start) / max(seen, 1)
+
+
+def split_person(folder: Path, detector: MTCNN, n_train: int, n_probe: int, *,
+                 scan: int | None = None) -> tuple[Split[Photo] | None, str, float]:
+    """One identity's training photos and probes: the protocol's one way to pick them.
+
+    Args:
+        folder: the person's folder (``identities/<Person>``).
+        detector: MTCNN.
+        n_train: photos with a face that come first (the training pool).
+        n_probe: the probes, the next photos with a face.
+        scan: look only at the first ``scan`` files, all detected at once; None = every file,
+            read until ``n_train + n_probe`` photos with a face are found.
+
+    Returns:
+        (the :class:`~evaluation.protocol.Split` or None when too few photos have a face, why
+        it was skipped (empty when it was not), seconds of detection per photo read).
+    """
+    paths = sorted(folder.glob("*.jpg"))[:scan]
+    needed = n_train + n_probe
+    usable, per_photo = usable_photos(paths, needed if scan is None else len(paths), detector)
+    split = split_photos(folder.name, usable, n_train, n_probe)
+    if split is not None:
+        return split, "", per_photo
+    reason = (f"{len(usable)} photos with a face, {needed} needed" if scan is None else
+              f"{len(usable)} of the first {scan} photos have a face")
+    return None, reason, per_photo

@@ -19,9 +19,10 @@ TPAMI 2022, section 5). Intervals come from a percentile bootstrap over identiti
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -31,7 +32,9 @@ __all__ = [
     "bootstrap_interval",
     "gallery_for_probe",
     "identity_ranks",
+    "person_generator",
     "psr",
+    "psr_table",
     "split_photos",
 ]
 
@@ -184,3 +187,37 @@ def bootstrap_interval(successes: np.ndarray, trials: np.ndarray | None = None, 
     stats = rates.mean(1)
     low, high = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
+
+
+def person_generator(person: str, seed: int) -> torch.Generator:
+    """A CPU generator seeded by ``seed`` and the person's name (the same draws every run)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(person.encode()))
+
+
+def psr_table(ranks: dict[str, np.ndarray], ks: Sequence[int] = (1, 5), *, n_boot: int = 2000,
+              seed: int = 0) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """PSR@k with bootstrap intervals over identities, per recognizer and their mean.
+
+    Args:
+        ranks: recognizer -> (I, P) ranks of I identities' P probes.
+        ks: the k of each PSR@k.
+        n_boot: bootstrap replicates (:func:`bootstrap_interval`).
+        seed: the bootstrap's seed.
+
+    Returns:
+        (per recognizer ``{"psr@k": rate, "ci@k": [low, high], ...}``, the same for the mean
+        over recognizers, identities resampled jointly).
+    """
+    per: dict[str, dict[str, Any]] = {name: {} for name in ranks}
+    mean: dict[str, Any] = {}
+    for k in ks:
+        for name, r in ranks.items():
+            hits = (r >= k).sum(1)
+            per[name][f"psr@{k}"] = psr(r, k)
+            per[name][f"ci@{k}"] = list(bootstrap_interval(
+                hits, np.full(len(hits), r.shape[1]), n_boot=n_boot, seed=seed))
+        hits = np.stack([(r >= k).sum(1) for r in ranks.values()], 1)               # (I, R)
+        trials = np.stack([np.full(len(hits), r.shape[1]) for r in ranks.values()], 1)
+        mean[f"psr@{k}"] = float(np.mean([psr(r, k) for r in ranks.values()]))
+        mean[f"ci@{k}"] = list(bootstrap_interval(hits, trials, n_boot=n_boot, seed=seed))
+    return per, mean

@@ -6,17 +6,13 @@ benchmarks can be re-run independently without clobbering each other.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 from cloak.fileio import write_bytes_atomic
 
-__all__ = ["RecordStore", "markdown_table", "write_json", "write_markdown_section"]
-
-log = logging.getLogger(__name__)
+__all__ = ["markdown_table", "publish", "write_json", "write_markdown_section"]
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -73,45 +69,3 @@ def write_markdown_section(path: Path, section: str, body: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     _atomic_write(path, text)
-
-
-def key_digest(key: dict[str, Any]) -> str:
-    """First 16 hex digits of a SHA-256 over ``key`` as sorted JSON (``str`` for other values):
-    the name of a cache folder that only the same settings share."""
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-class RecordStore:
-    """Finished records of one benchmark run, one JSON file each, so a rerun resumes.
-
-    The folder is ``cache_dir/runs/<first 16 hex digits of a SHA-256 over key>``: ``key`` holds
-    everything that changes a record (settings, optimiser settings, model weights, ...), so a
-    run with other settings never reads these records.
-
-    Args:
-        cache_dir: the benchmark's cache folder.
-        key: JSON-able description of what the records depend on (``str`` for other values).
-    """
-
-    def __init__(self, cache_dir: Path, key: dict[str, Any]) -> None:
-        self.folder = cache_dir / "runs" / key_digest(key)
-        self.reused = 0
-        self.written = 0
-
-    def load(self, name: str) -> dict[str, Any] | None:
-        """The record ``name`` (a relative path without ``.json``), or None (absent, unreadable)."""
-        path = self.folder / f"{name}.json"
-        if not path.exists():
-            return None
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            log.warning("%s: unreadable finished record (%s); running it again", path, err)
-            return None
-        self.reused += 1
-        return record
-
-    def save(self, name: str, record: dict[str, Any]) -> None:
-        """Store record ``name`` (atomically)."""
-        write_json(self.folder / f"{name}.json", record)
-        self.written += 1

@@ -3,8 +3,9 @@
 Also: other matching directions, verification thresholds, the mask-estimation attack, and the
 per-photo baseline.
 
-Thin entry point over :func:`evaluation.robustness.run_robustness` (read its docstring for the
-protocol). Writes JSON (``--out``) and the ``robustness`` section of ``docs/BENCHMARKS.md``.
+Thin entry point over :func:`evaluation.robustness.run.run_robustness` (read
+:mod:`evaluation.robustness` for the protocol); ``cloak benchmark robustness`` runs the same.
+Writes JSON (``--out``) and the ``robustness`` section of ``docs/BENCHMARKS.md``.
 
     python scripts/robustness_benchmark.py                       # 62 identities, folds A and B
     python scripts/robustness_benchmark.py --limit 2 --loo one   # quick look (a few minutes)
@@ -22,17 +23,13 @@ import torch
 from tqdm import tqdm
 
 from cloak.opom import MODES
+from evaluation.folds import FOLD_PLANS
 from evaluation.mask_attacks import DENOISERS
-from evaluation.opom_benchmark import FOLD_PLANS, BenchmarkSettings
+from evaluation.opom.settings import BenchmarkSettings
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW, REPO
-from evaluation.robustness import (
-    KS,
-    PURIFIERS,
-    TRANSFORMS,
-    RobustnessSettings,
-    run_robustness,
-    write_report,
-)
+from evaluation.robustness.report import write_report
+from evaluation.robustness.run import run_robustness
+from evaluation.robustness.settings import KS, PURIFIERS, TRANSFORMS, RobustnessSettings
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """Video benchmark: speed, mask placement and per-frame / per-track PSR of `cloak video`.
 
-Thin entry point over :func:`evaluation.video_benchmark.run_video_benchmark` (read its docstring
-for the clips, the leave-one-out fold and the attacker). Writes JSON (``--out``) and the ``video``
+Thin entry point over :func:`evaluation.video.run.run_video_benchmark` (read
+:mod:`evaluation.video` for the clips, the leave-one-out fold and the attacker);
+``cloak benchmark video`` runs the same. Writes JSON (``--out``) and the ``video``
 section of ``docs/BENCHMARKS.md``.
 
     python scripts/video_benchmark.py --people 2 --seconds 2              # smoke run
@@ -18,14 +19,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cloak.opom import MODES
-from evaluation.opom_benchmark import BLACK_BOXES, FOLD_PLANS
+from evaluation.folds import BLACK_BOXES, FOLD_PLANS
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW, REPO
-from evaluation.video_benchmark import (
-    SIZES,
-    VideoBenchmarkSettings,
-    run_video_benchmark,
-    write_report,
-)
+from evaluation.video.report import write_report
+from evaluation.video.run import run_video_benchmark
+from evaluation.video.settings import SIZES, VideoBenchmarkSettings
 
 
 def main() -> None:

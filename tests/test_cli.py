@@ -7,16 +7,14 @@ test_cli_video.py; the shared options are in test_cli_options.py.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import REPO_ROOT, shared_data
+from conftest import REPO_ROOT
 
 from cloak.cli import main
 
@@ -56,41 +54,3 @@ def test_help_loads_no_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert done.returncode == 0, done.stderr
-
-
-@pytest.mark.data
-def test_benchmark_command(tmp_path: Path) -> None:
-    """`cloak benchmark` runs the LFW protocol (here clean and noise only) and writes its report."""
-    lfw = shared_data("lfw")
-    out, report = tmp_path / "b.json", tmp_path / "B.md"
-    args = ["benchmark", "--lfw", str(lfw), "--limit", "1", "--distractors", "40",
-            "--conditions", "clean,noise", "--loo", "one", "--cache", str(tmp_path / "cache"),
-            "--out", str(out), "--markdown", str(report), "-q"]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    data = json.loads(out.read_text())
-    assert data["people"] == ["Alejandro_Toledo"]
-    assert data["command"].startswith("cloak benchmark --lfw ")
-    assert set(data["summary"]) == {"clean", "noise"}
-    assert data["summary"]["clean"]["recognizers"]["sface"]["psr@1"] <= 0.2
-    assert "<!-- BEGIN opom -->" in report.read_text()
-    assert "PSR@1" in result.output
-    bad = CliRunner().invoke(main, ["benchmark", "--conditions", "clean,blur"])
-    assert bad.exit_code == 2 and "blur" in bad.output
-    both = CliRunner().invoke(main, ["benchmark", "--robustness", "--attributes"])
-    assert both.exit_code == 2 and "choose one of --robustness and --attributes" in both.output
-
-
-@pytest.mark.data
-def test_benchmark_attributes(tmp_path: Path) -> None:
-    """`cloak benchmark --attributes` measures attribute leakage (here clean vs a paper mask)."""
-    out = tmp_path / "a.json"
-    args = ["benchmark", "--attributes", "--faces", "4", "--limit", "1", "--distractors", "40",
-            "--conditions", "clean,mask-paper", "--cache", str(tmp_path / "cache"),
-            "--out", str(out), "-q"]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    data = json.loads(out.read_text())
-    assert data["command"].startswith("cloak benchmark --attributes")
-    assert "mask-paper" in result.output
-    assert data["settings"]["lfw_distractors"] == 40, "--distractors reaches the LFW gallery"

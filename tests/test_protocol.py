@@ -1,33 +1,18 @@
-"""The OPOM protocol: splits, galleries, ranks, PSR and bootstrap against hand computations, the
-leave-one-out fold plans, and one small real benchmark run (2 LFW identities, 100 distractors,
-dlib-native as the black box, a 2-step mask from mobilefacenet)."""
+"""The OPOM protocol: splits, galleries, ranks, PSR and bootstrap against hand computations."""
 
 from __future__ import annotations
-
-import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from conftest import shared_data
 
-from cloak.opom import TERMS
-from evaluation.opom_benchmark import (
-    BLACK_BOXES,
-    FOLD_PLANS,
-    BenchmarkSettings,
-    Fold,
-    check_folds,
-    distractor_features,
-    model_of,
-    run_benchmark,
-)
 from evaluation.protocol import (
     bootstrap_interval,
     gallery_for_probe,
     identity_ranks,
+    person_generator,
     psr,
+    psr_table,
     split_photos,
 )
 
@@ -111,121 +96,21 @@ def test_bootstrap_interval_by_hand():
         bootstrap_interval(np.ones(3), np.ones(4))
 
 
-# ------------------------------------------------------------------------------- folds
+def test_psr_table_by_hand():
+    ranks = {"r": np.array([[0, 1, 5], [3, 3, 3]]), "s": np.array([[0, 0, 0], [0, 0, 2]])}
+    per, mean = psr_table(ranks, (1, 5), n_boot=200, seed=0)
+    assert per["r"]["psr@1"] == pytest.approx(5 / 6) and per["r"]["psr@5"] == pytest.approx(1 / 6)
+    assert per["s"]["psr@1"] == pytest.approx(1 / 6) and per["s"]["psr@5"] == 0.0
+    assert mean["psr@1"] == pytest.approx(0.5)
+    assert list(per["r"]) == ["psr@1", "ci@1", "psr@5", "ci@5"]
+    assert list(mean) == ["psr@1", "ci@1", "psr@5", "ci@5"]
+    low, high = mean["ci@1"]
+    assert low <= 0.5 <= high
+    assert psr_table(ranks, (1,), n_boot=200, seed=0)[1]["ci@1"] == mean["ci@1"]
 
 
-def test_fold_plans_are_leave_one_out():
-    for folds in FOLD_PLANS.values():
-        check_folds(folds)
-        for fold in folds:
-            models = {model_of(s) for s in fold.surrogates}
-            assert not models & {model_of(t) for t in fold.tested}
-    tested_twice = [t for f in FOLD_PLANS["two"] for t in f.tested]
-    assert sorted(tested_twice) == sorted(BLACK_BOXES)            # every model tested once
-    full = {f.tested[0]: f.surrogates for f in FOLD_PLANS["full"]}
-    assert "dlib-resnet" not in full["dlib-native"] and len(full["dlib-native"]) == 4
-    with pytest.raises(ValueError, match="leave-one-out"):
-        check_folds([Fold("bad", ("dlib-resnet", "facenet"), ("dlib-native",))])
-    with pytest.raises(ValueError, match="another fold"):
-        check_folds([Fold("a", ("facenet",), ("sface",)), Fold("b", ("faceres",), ("sface",))])
-    with pytest.raises(ValueError, match="unknown"):
-        BenchmarkSettings(conditions=("clean", "blur")).check()
-
-
-@pytest.mark.data
-def test_unknown_person_is_named():
-    lfw = shared_data("lfw")
-    with pytest.raises(ValueError, match="no identities named Nobody_Here"):
-        run_benchmark(BenchmarkSettings(lfw=lfw, people=("Colin_Powell", "Nobody_Here")))
-
-
-# ------------------------------------------------------------------------------- a real run
-
-
-@pytest.mark.data
-def test_small_real_benchmark(tmp_path, one_torch_thread):
-    lfw = shared_data("lfw")
-    fold = Fold("T", ("mobilefacenet",), ("dlib-native",))
-    settings = BenchmarkSettings(lfw=lfw, limit=2, distractors=100,
-                                 conditions=("clean", "noise", "center"), folds=(fold,), steps=2,
-                                 n_boot=200, cache_dir=tmp_path, progress=False)
-    result = run_benchmark(settings)
-    json.dumps(result, allow_nan=False)                         # plain JSON, no features inside
-    assert result["people"] == ["Alejandro_Toledo", "Alvaro_Uribe"]
-    assert result["distractors"]["files"] == 100
-    assert result["distractors"]["with_face"] >= 90
-    summary = result["summary"]
-    clean = summary["clean"]["recognizers"]["dlib-native"]
-    assert clean["probes"] == 10
-    assert clean["psr@1"] <= 0.2                               # dlib finds the clean person
-    assert clean["psr@5"] <= clean["psr@1"]
-    assert summary["clean"]["mean"]["psr@1"] == clean["psr@1"]
-    assert summary["noise"]["mean"]["psr@1"] <= 0.3            # noise alone hides nobody
-    assert summary["noise"]["learn_s_per_mask"] is None
-    quality = summary["center"]["quality"]
-    assert quality["photos"] == 10
-    assert quality["linf_max"] <= 8.0                          # eps holds on the 8-bit photo
-    assert quality["ssim_min"] > 0.9
-    assert 30 < quality["psnr_mean"] < 60
-    assert summary["center"]["protect_s_per_photo"] < 1.0
-    assert summary["center"]["learn_s_per_fold"]["T"] > 0
-    record = result["identities"][0]
-    assert len(record["conditions"]["center"]["ranks"]["dlib-native"]) == 5
-    assert record["probes"][0] not in record["train"]
-    # each finished identity is stored (no features), and a rerun resumes from them
-    stored = sorted(p.name for p in tmp_path.glob("runs/*/*.json"))
-    assert stored == ["Alejandro_Toledo.json", "Alvaro_Uribe.json"]
-    lines: list[str] = []
-    resumed = run_benchmark(settings, log_line=lines.append)
-    assert lines == [f"resumed 2 stored identities from {next(tmp_path.glob('runs/*'))}"]
-    assert resumed["identities"] == json.loads(json.dumps(result["identities"]))
-    assert resumed["summary"]["center"]["mean"] == summary["center"]["mean"]
-    # asking for one more condition computes only that one and keeps the stored ones
-    more = run_benchmark(replace(settings, conditions=("clean", "center", "affine")))
-    assert [sorted(r["conditions"]) for r in more["identities"]] == [
-        ["affine", "center", "clean"]] * 2
-    assert more["summary"]["center"]["mean"] == summary["center"]["mean"]
-    stored = json.loads(next(tmp_path.glob("runs/*/Alvaro_Uribe.json")).read_text())
-    assert sorted(stored["conditions"]) == ["affine", "center", "clean", "noise"]
-    # refine: the convex mask refined per probe; entries record their steps, other steps redo it
-    refined = run_benchmark(replace(settings, conditions=("clean", "refine"), refine_steps=2))
-    entry = refined["identities"][0]["conditions"]["refine"]
-    assert entry["refine_steps"] == 2 and len(entry["refine_s"]) == 5
-    row = refined["summary"]["refine"]
-    assert row["refine_s_per_photo"] > 0 and row["quality"]["linf_max"] <= 8.0
-    assert row["recognizers"]["dlib-native"]["fold"] == "T"
-    again = run_benchmark(replace(settings, conditions=("clean", "refine"), refine_steps=2))
-    assert again["identities"] == json.loads(json.dumps(refined["identities"]))
-    other = run_benchmark(replace(settings, conditions=("clean", "refine"), refine_steps=3))
-    assert other["identities"][0]["conditions"]["refine"]["refine_steps"] == 3
-    assert other["identities"][0]["conditions"]["clean"] == refined["identities"][0][
-        "conditions"]["clean"]
-    # protected vs protected (linkage) beside the usual direction; clean links as it matches
-    assert record["conditions"]["clean"]["linkage"] == record["conditions"]["clean"]["ranks"]
-    assert len(record["conditions"]["center"]["linkage"]["dlib-native"]) == 5
-    assert 0.0 <= summary["center"]["linkage_mean"]["psr@1"] <= 1.0
-    assert summary["clean"]["linkage_mean"]["psr@1"] == summary["clean"]["mean"]["psr@1"]
-    # an ablation: the convex mask with only the named term; entries record their settings,
-    # other settings are computed again and the rest is kept
-    ablated = run_benchmark(replace(settings, conditions=("clean", "opom", "opom+linkage")))
-    entries = ablated["identities"][0]["conditions"]
-    assert entries["opom"]["config"]["linkage"] == 0.0
-    assert entries["opom+linkage"]["config"]["linkage"] == TERMS["linkage"] > 0
-    assert entries["opom+linkage"]["config"]["subspace"] == "convex"
-    heavier = run_benchmark(replace(settings, conditions=("clean", "opom+linkage"), linkage=3.0))
-    redone = heavier["identities"][0]["conditions"]
-    assert redone["opom+linkage"]["config"]["linkage"] == 3.0
-    assert redone["clean"] == entries["clean"]
-    # the caches exist, match their sidecars, and are reused without detecting again
-    sidecars = sorted(p.name for p in tmp_path.glob("*.json"))
-    assert [s.split("-distractors-")[0] for s in sidecars] == ["dlib-native", "mtcnn"]
-    meta = json.loads((tmp_path / sidecars[0]).read_text())
-    assert len(meta["files"]) == 100 and meta["recognizer"] == "dlib-native"
-    files = sorted((lfw / "distractors").glob("*.jpg"))[:100]
-    import attackers
-
-    again = distractor_features(files, ["dlib-native"], {"dlib-native": attackers.load(
-        "dlib-native")}, detector=None, cache_dir=tmp_path, progress=False)
-    assert again["dlib-native"].shape == (result["distractors"]["with_face"], 128)
-    norms = again["dlib-native"].norm(dim=1)
-    torch.testing.assert_close(norms, torch.ones_like(norms))
+def test_person_generator_is_seeded_per_person():
+    draw = [torch.rand(3, generator=person_generator(p, s)) for p, s in
+            (("Ada", 0), ("Ada", 0), ("Bob", 0), ("Ada", 1))]
+    torch.testing.assert_close(draw[0], draw[1])
+    assert not torch.equal(draw[0], draw[2]) and not torch.equal(draw[0], draw[3])

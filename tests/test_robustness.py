@@ -1,6 +1,6 @@
 """The robustness benchmark's parts: matching directions and verification thresholds against hand
 computations, the mask-estimation attack on a known mask added to real LFW faces (sface as the
-recognizer), the re-detection conditions on a real photo, and the mask and record stores.
+recognizer), the re-detection conditions on a real photo, and the record and mask stores' keys.
 
 Margins of the estimation test, measured on Colin_Powell_0001-0013 (10 photos carry the mask, 3
 are probes) with a sign pattern of Gaussian-smoothed noise (sigma 2 px) at +/-8 levels, feathered
@@ -28,17 +28,12 @@ from evaluation.mask_attacks import (
     mask_correlation,
     subtract_mask,
 )
-from evaluation.opom_benchmark import BenchmarkSettings
+from evaluation.opom.settings import BenchmarkSettings
 from evaluation.protocol import identity_ranks
-from evaluation.robustness import (
-    MaskStore,
-    RobustnessSettings,
-    _frames_after,
-    _jitter_offsets,
-    _psr_row,
-    _stores,
-    _verification,
-)
+from evaluation.robustness.run import stores
+from evaluation.robustness.settings import RobustnessSettings
+from evaluation.robustness.summary import psr_row, verification_summary
+from evaluation.robustness.views import frames_after, jitter_offsets
 from evaluation.verification import (
     far_threshold,
     gallery_ranks,
@@ -126,14 +121,14 @@ def _record(ranks: dict[str, list[int]], protected: list[float | None],
 def test_summary_rows_by_hand():
     records = [_record({"r": [0, 1, 5], "s": [0, 0, 0]}, [0.2, 0.9, None, 0.95], [0.9] * 4),
                _record({"r": [3, 3, 3], "s": [0, 0, 2]}, [0.99] * 4, [0.95, 0.5, 0.99, 0.99])]
-    row = _psr_row(records, "c", ["r", "s"], n_boot=200, seed=0)
+    row = psr_row(records, "c", ["r", "s"], n_boot=200, seed=0)
     assert row["recognizers"]["r"]["psr@1"] == pytest.approx(5 / 6)
     assert row["recognizers"]["s"]["psr@1"] == pytest.approx(1 / 6)
     assert row["mean"]["psr@1"] == pytest.approx(0.5)
     low, high = row["mean"]["ci@1"]
     assert low <= 0.5 <= high and low >= 1 / 3 - 1e-9 and high <= 2 / 3 + 1e-9
     thresholds = {"r": {"0.01": {"threshold": 0.92, "far": 0.01}}}
-    ver = _verification(records, ["r"], thresholds, n_boot=200, seed=0)["0.01"]
+    ver = verification_summary(records, ["r"], thresholds, n_boot=200, seed=0)["0.01"]
     # protected: 0.2, 0.9, no face rejected of 8 pairs; clean: 0.9 x 4, 0.5 rejected of 8
     assert ver["recognizers"]["r"]["protection_rate"] == pytest.approx(3 / 8)
     assert ver["recognizers"]["r"]["clean_frr"] == pytest.approx(5 / 8)
@@ -210,37 +205,21 @@ def test_jitter_condition_on_a_real_photo(mtcnn, one_torch_thread):
     from evaluation.lfw import load_rgb
 
     photos = [load_rgb(p) for p in lfw_photos("Serena_Williams", 2)]
-    offsets = _jitter_offsets("Serena_Williams", 2, px=2.0, seed=0)
+    offsets = jitter_offsets("Serena_Williams", 2, px=2.0, seed=0)
     assert offsets.shape == (2, 5, 2) and float(offsets.abs().max()) <= 2.0
-    torch.testing.assert_close(offsets, _jitter_offsets("Serena_Williams", 2, px=2.0, seed=0))
-    assert not torch.equal(offsets, _jitter_offsets("Colin_Powell", 2, px=2.0, seed=0))
-    none = _frames_after(photos, "none", mtcnn)
-    still = _frames_after(photos, "jitter", mtcnn, 0 * offsets)
-    moved = _frames_after(photos, "jitter", mtcnn, offsets)
+    torch.testing.assert_close(offsets, jitter_offsets("Serena_Williams", 2, px=2.0, seed=0))
+    assert not torch.equal(offsets, jitter_offsets("Colin_Powell", 2, px=2.0, seed=0))
+    none = frames_after(photos, "none", mtcnn)
+    still = frames_after(photos, "jitter", mtcnn, 0 * offsets)
+    moved = frames_after(photos, "jitter", mtcnn, offsets)
     for a, b, c in zip(none, still, moved, strict=True):
         torch.testing.assert_close(a, b)                        # zero jitter = plain re-alignment
         assert 1.0 < float((a - c).abs().mean()) < 30.0         # a few pixels' shift, same face
     with pytest.raises(ValueError, match="offsets"):
-        _frames_after(photos, "jitter", mtcnn)
+        frames_after(photos, "jitter", mtcnn)
 
 
 # ------------------------------------------------------------------------------- stores, settings
-
-
-def test_mask_store_round_trip(tmp_path):
-    store = MaskStore(tmp_path, {"config": "a"})
-    mask = torch.linspace(-8, 8, 3 * 224 * 224).reshape(3, 224, 224)
-    meta = {"photos": ["x_0001.jpg", "x_0002.jpg"], "surrogates": ["facenet"]}
-    assert store.load("x__A", meta) is None
-    store.save("x__A", mask, meta, learn_s=12.5)
-    loaded, seconds = store.load("x__A", meta)
-    torch.testing.assert_close(loaded, mask)
-    assert seconds == 12.5 and loaded.dtype == torch.float32
-    assert np.load(store.folder / "x__A.npy", allow_pickle=False).shape == (3, 224, 224)
-    assert store.load("x__A", {**meta, "surrogates": ["sface"]}) is None   # other surrogates
-    assert MaskStore(tmp_path, {"config": "b"}).load("x__A", meta) is None  # other settings
-    np.save(store.folder / "x__A.npy", np.zeros((3, 10, 10), np.float32), allow_pickle=False)
-    assert store.load("x__A", meta) is None                                 # wrong shape
 
 
 @pytest.mark.data
@@ -249,26 +228,26 @@ def test_stores_keys_and_record_resume(tmp_path):
     files = sorted((lfw / "distractors").glob("*.jpg"))[:3]
     base = RobustnessSettings(BenchmarkSettings(lfw=lfw, loo="one", cache_dir=tmp_path))
     folds = base.opom.fold_plan()
-    runs, masks = _stores(base, folds, files)
+    runs, masks = stores(base, folds, files)
     assert runs.folder.parent == tmp_path / "robustness" / "runs"
     assert masks.folder.parent == tmp_path / "robustness" / "masks"
-    same_runs, same_masks = _stores(replace(base, fars=(0.1,), opom=replace(
+    same_runs, same_masks = stores(replace(base, fars=(0.1,), opom=replace(
         base.opom, limit=2, n_boot=10)), folds, files)
     assert (same_runs.folder, same_masks.folder) == (runs.folder, masks.folder)
     # other conditions: new records, the same masks; other folds: the same masks too
     fewer = replace(base, transforms=("none", "jpeg75"))
-    assert _stores(fewer, folds, files)[0].folder != runs.folder
-    assert _stores(fewer, folds, files)[1].folder == masks.folder
+    assert stores(fewer, folds, files)[0].folder != runs.folder
+    assert stores(fewer, folds, files)[1].folder == masks.folder
     two = replace(base, opom=replace(base.opom, loo="two"))
-    assert _stores(two, two.opom.fold_plan(), files)[1].folder == masks.folder
+    assert stores(two, two.opom.fold_plan(), files)[1].folder == masks.folder
     # other optimiser settings: new masks
     steps = replace(base, opom=replace(base.opom, steps=3))
-    assert _stores(steps, folds, files)[1].folder != masks.folder
+    assert stores(steps, folds, files)[1].folder != masks.folder
     # a stored record comes back as written (what a rerun resumes from)
     record = {"person": "x", "conditions": {"protected/none": {"ranks": {"sface": [0, 4]}}},
               "seconds": 1.5}
     runs.save("x", record)
-    again, _ = _stores(base, folds, files)
+    again, _ = stores(base, folds, files)
     assert again.load("x") == json.loads(json.dumps(record)) and again.reused == 1
     assert again.load("y") is None
 

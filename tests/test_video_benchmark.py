@@ -16,13 +16,10 @@ import torch
 from conftest import shared_data
 
 from cloak.video.tracks import FaceInFrame
-from evaluation.video_benchmark import (
-    VideoBenchmarkSettings,
-    mask_assignment,
-    parse_size,
-    run_video_benchmark,
-    write_report,
-)
+from evaluation.video.placement import mask_assignment
+from evaluation.video.report import write_report
+from evaluation.video.run import run_video_benchmark
+from evaluation.video.settings import VideoBenchmarkSettings, parse_size
 from evaluation.video_clips import SyntheticClip
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

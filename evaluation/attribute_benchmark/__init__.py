@@ -65,7 +65,7 @@ predicted age are reported, with intervals over probes. Identity leakage on the 
 each condition's probe frame (the one the predictors saw) is searched by the black-box
 recognizers (:meth:`AttributeSettings.lfw_recognizers`: every recognizer of the OPOM
 benchmark that is not one of the cloak's surrogates) in the OPOM benchmark's gallery (the
-person's other clean probes + the LFW distractors, :func:`evaluation.opom_benchmark.
+person's other clean probes + the LFW distractors, :func:`evaluation.gallery.
 distractor_features`); PSR@1 per recognizer and their mean, 95% bootstrap intervals over
 identities. Unlike the OPOM benchmark, a probe whose face is not found again is searched with
 the clean photo's alignment (not counted as protected), so these PSR are never flattered by a

@@ -17,7 +17,7 @@ from evaluation.attribute_benchmark.records import condition_records
 from evaluation.attribute_benchmark.settings import AttributeSettings
 from evaluation.lfw import central_faces, identity_folders, load_rgb
 from evaluation.protocol import Split, split_photos
-from evaluation.report import RecordStore
+from evaluation.store import RecordStore
 
 if TYPE_CHECKING:
     from attackers.detectors.mtcnn import MTCNN
@@ -77,15 +77,15 @@ def _identity_ranks(made: Sequence[FaceConditions], records: Sequence[dict[str, 
     """Add ``"ranks"`` (recognizer -> rank, :func:`evaluation.protocol.identity_ranks`) to each
     probe's recorded conditions but ``cloak-attr``: the condition's frame searched in the
     person's other clean probes + the distractors."""
-    from evaluation.opom_benchmark import _embed
     from evaluation.protocol import identity_ranks
+    from evaluation.recognition import embed
 
     searched = [c for c in records[0] if named(c).searched] if records else []
     for name, model in models.lfw_recognizers.items():
-        clean = _embed(model, [item.frames["clean"] for item in made])
+        clean = embed(model, [item.frames["clean"] for item in made])
         for key in searched:
             frames = [item.frames.get(key) for item in made]
-            queries = clean if key == "clean" else _embed(model, frames)
+            queries = clean if key == "clean" else embed(model, frames)
             ranks = identity_ranks(queries, clean, models.gallery[name]).tolist()
             for frame, rank, record in zip(frames, ranks, records, strict=True):
                 if frame is not None and "predictions" in record.get(key, {}):

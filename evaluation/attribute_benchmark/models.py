@@ -82,7 +82,8 @@ def load_lfw_models(settings: AttributeSettings, models: Models) -> list[Path]:
         FileNotFoundError: no distractor photo.
     """
     import attackers
-    from evaluation.opom_benchmark import BLACK_BOXES, distractor_features
+    from evaluation.folds import BLACK_BOXES
+    from evaluation.gallery import distractor_features
 
     distractors = sorted((settings.lfw / "distractors").glob("*.jpg"))[:settings.lfw_distractors]
     if not distractors:

@@ -14,7 +14,7 @@ import torch
 from attackers import zoo
 from evaluation.attribute_benchmark.conditions import ATTRIBUTE_CLOAK, fold_name, named
 from evaluation.attribute_benchmark.settings import PREDICTORS, AttributeSettings
-from evaluation.report import RecordStore
+from evaluation.store import RecordStore
 
 if TYPE_CHECKING:
     from attackers.attributes.base import AttributePredictor
@@ -147,7 +147,7 @@ def record_store(settings: AttributeSettings, distractors: Sequence[Path] | None
         key["attribute_folds"] = folds
         key["weights"].update({m: zoo.weights_digests(m) for m in sorted(extra)})
     if distractors is not None:
-        from evaluation.opom_benchmark import BLACK_BOXES
+        from evaluation.folds import BLACK_BOXES
 
         key["lfw_identity"] = {
             "weights": {n: zoo.weights_digests(BLACK_BOXES[n][0])

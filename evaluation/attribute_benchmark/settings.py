@@ -124,9 +124,9 @@ class AttributeSettings:
 
     def lfw_recognizers(self) -> tuple[str, ...]:
         """Black-box recognizers of the LFW identity PSR: the OPOM benchmark's
-        (:data:`evaluation.opom_benchmark.BLACK_BOXES`) that are not one of the cloak's
+        (:data:`evaluation.folds.BLACK_BOXES`) that are not one of the cloak's
         surrogates (fast mode: sface, mobilefacenet, faceres)."""
-        from evaluation.opom_benchmark import BLACK_BOXES, model_of
+        from evaluation.folds import BLACK_BOXES, model_of
 
         used = {model_of(s) for s in self.surrogates()}
         return tuple(n for n in BLACK_BOXES if model_of(n) not in used)

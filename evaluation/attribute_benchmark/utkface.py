@@ -19,7 +19,7 @@ from evaluation.attribute_benchmark.records import condition_records
 from evaluation.attribute_benchmark.settings import AttributeSettings
 from evaluation.attribute_metrics.labels import UtkLabels, parse_utkface_name
 from evaluation.lfw import central_faces, load_rgb
-from evaluation.report import RecordStore
+from evaluation.store import RecordStore
 
 if TYPE_CHECKING:
     from cloak.faces import AlignedFace

@@ -1,0 +1,196 @@
+"""The OPOM benchmark's conditions: how the probes of one identity are protected.
+
+Each condition is a small object behind one interface (:class:`Condition`): it makes one
+:class:`Protection` per leave-one-out fold (the probes' masks), or none at all (``clean``), and
+:meth:`Condition.entry` turns it into the identity record's entry (ranks per recognizer in both
+directions, undetected probes, quality, timings).
+
+- ``clean``: the probe as it is;
+- ``noise``: uniform noise ``U[-eps, eps]`` in the canonical frame (seeded per person), pasted
+  like a mask;
+- ``center`` / ``affine`` / ``convex``: an OPOM mask learned with that subspace model
+  (:func:`cloak.opom.learn_mask`) from the training photos by the fold's surrogates, with the
+  mode's objective as shipped;
+- ``refine``: the ``convex`` mask refined for each probe by ``refine_steps`` more steps on that
+  probe alone (:func:`cloak.opom.refine_mask`, ``cloak protect --refine``): a mask per photo;
+  its ``learn_s`` is the universal mask's, ``refine_s`` per probe;
+- the ablations :data:`ABLATIONS`: the convex mask with only the named optional terms of
+  :data:`cloak.opom.TERMS` on (``opom`` = none: the OPOM objective alone).
+
+A masked condition's entry records its optimiser settings (``config``); a stored entry whose
+settings differ from today's is computed again (:meth:`Condition.is_current`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from evaluation.protocol import person_generator
+
+if TYPE_CHECKING:
+    from cloak.opom import OpomConfig
+    from evaluation.opom.identity import IdentityJob
+    from evaluation.opom.settings import BenchmarkSettings
+
+__all__ = ["ABLATIONS", "CONDITIONS", "CONDITION_BY_NAME", "DEFAULT_CONDITIONS", "Condition",
+           "Protection"]
+
+
+@dataclass
+class Protection:
+    """One fold's masks for a person's probes.
+
+    Attributes:
+        fold: the fold's name (None: no fold learned it, e.g. noise).
+        tested: the recognizers that search the protected probes.
+        deltas: per probe, its (3, 224, 224) mask in pixel levels.
+        learn_s: seconds the fold's mask took to learn (None: nothing learned).
+    """
+
+    fold: str | None
+    tested: Sequence[str]
+    deltas: list[torch.Tensor]
+    learn_s: float | None
+
+
+class Condition:
+    """How one condition protects an identity's probes.
+
+    Attributes:
+        name: the condition's name in the JSON and the report.
+        masked: the folds learn its masks (its entries record the optimiser settings, its
+            recognizers their fold).
+    """
+
+    name: str
+    masked: bool = False
+
+    def config(self, settings: BenchmarkSettings) -> OpomConfig | None:
+        """The optimiser settings of a masked condition (None: nothing is learned)."""
+        return None
+
+    def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
+        """The probes' masks per fold (may add fields to ``entry``)."""
+        raise NotImplementedError
+
+    def entry(self, job: IdentityJob) -> dict[str, Any]:
+        """The identity record's entry: protect, re-detect, embed and rank the probes."""
+        entry: dict[str, Any] = {"ranks": {}, "linkage": {}, "undetected": {}}
+        config = self.config(job.settings)
+        if config is not None:
+            entry["config"] = asdict(config)
+        protections = self.protections(job, entry)
+        entry.update(quality=[], protect_s=[], learn_s={})
+        for protection in protections:
+            job.search(protection, entry)
+            if protection.fold is not None:
+                entry["learn_s"][protection.fold] = protection.learn_s
+        return entry
+
+    def is_current(self, entry: dict[str, Any] | None, settings: BenchmarkSettings) -> bool:
+        """True when a stored entry was made with today's settings: it exists, has the
+        protected-vs-protected ranks, and (masked conditions) the same optimiser settings and
+        refinement steps."""
+        if entry is None or "linkage" not in entry:
+            return False
+        config = self.config(settings)
+        if config is not None and entry.get("config") != asdict(config):
+            return False
+        return entry.get("refine_steps", settings.refine_steps) == settings.refine_steps
+
+
+class Clean(Condition):
+    """The probes as they are: ranked against the gallery, the same in both directions."""
+
+    name = "clean"
+
+    def entry(self, job: IdentityJob) -> dict[str, Any]:
+        ranks = {n: job.ranks(job.clean[n], n) for n in job.tested}
+        return {"ranks": ranks, "linkage": ranks, "undetected": {}}
+
+
+class Noise(Condition):
+    """Uniform noise ``U[-eps, eps]`` in the canonical frame, seeded by the seed and the person."""
+
+    name = "noise"
+
+    def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
+        from attackers.frame import FRAME_SIZE
+        from cloak.steps import random_start
+
+        noise = random_start((3, FRAME_SIZE, FRAME_SIZE), job.settings.config().eps,
+                             person_generator(job.person, job.settings.seed))
+        return [Protection(None, job.tested, [noise] * len(job.probes), None)]
+
+
+class UniversalMask(Condition):
+    """One mask per fold, learned from the training photos and pasted on every probe.
+
+    Args:
+        name: the condition's name.
+        subspace: the OPOM subspace model.
+        terms: only these optional objective terms (None: the mode's objective as shipped).
+    """
+
+    masked = True
+
+    def __init__(self, name: str, subspace: str, terms: tuple[str, ...] | None = None) -> None:
+        self.name, self.subspace, self.terms = name, subspace, terms
+
+    def config(self, settings: BenchmarkSettings) -> OpomConfig:
+        return settings.config(self.subspace, self.terms)
+
+    def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
+        config = self.config(job.settings)
+        out = []
+        for fold in job.folds:
+            delta, learn_s = job.mask(self.name, config, fold)
+            out.append(Protection(fold.name, fold.tested, [delta] * len(job.probes), learn_s))
+        return out
+
+
+class Refine(UniversalMask):
+    """The convex mask refined on each probe alone (a mask per photo)."""
+
+    def __init__(self) -> None:
+        super().__init__("refine", "convex")
+
+    def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
+        from cloak.opom import refine_mask, training_face
+
+        settings = job.settings
+        entry.update(refine_steps=settings.refine_steps, refine_s=[])
+        config = self.config(settings)
+        out = []
+        for fold in job.folds:
+            universal, learn_s = job.mask(self.name, config, fold)
+            refined = []
+            for probe in job.probes:
+                start = time.perf_counter()
+                refined.append(refine_mask(
+                    training_face(probe.pixels, probe.face), universal,
+                    [job.surrogates[s] for s in fold.surrogates], config,
+                    settings.refine_steps))
+                entry["refine_s"].append(time.perf_counter() - start)
+            out.append(Protection(fold.name, fold.tested, refined, learn_s))
+        return out
+
+
+#: Objective ablations: the convex mask with the mode's optimiser settings and only the named
+#: optional terms of :data:`cloak.opom.TERMS` on (``opom`` = none: the OPOM objective alone).
+ABLATIONS: dict[str, tuple[str, ...]] = {
+    "opom": (), "opom+linkage": ("linkage",), "opom+views": ("views",),
+    "opom+linkage+views": ("linkage", "views")}
+#: Every condition by name, in report order.
+CONDITION_BY_NAME: dict[str, Condition] = {c.name: c for c in (
+    Clean(), Noise(), *(UniversalMask(s, s) for s in ("center", "affine", "convex")), Refine(),
+    *(UniversalMask(name, "convex", terms) for name, terms in ABLATIONS.items()))}
+#: Condition names in report order.
+CONDITIONS: tuple[str, ...] = tuple(CONDITION_BY_NAME)
+#: What runs when no conditions are named: the shipped mask beside clean and noise.
+DEFAULT_CONDITIONS: tuple[str, ...] = ("clean", "noise", "convex")
