@@ -1,7 +1,7 @@
 """A person's mask as the product handles it: settings, learning, reuse and refinement.
 
 The optimiser (:mod:`cloak.opom`) turns training faces into a mask tensor; this module is what
-the photo pipeline (:mod:`cloak.photos`), video enrolment (:mod:`cloak.video.enrol`) and
+the photo pipeline (:mod:`cloak.photos`), video enrolment (:mod:`cloak.video.enroll`) and
 ``--refine`` share around it:
 
 - settings: a ``--mode`` preset with overrides resolved to optimiser settings and surrogate

@@ -225,7 +225,7 @@ def attributes(utkface: Path | None, faces: int | None, lfw: Path | None, limit:
     cloak learned from its single photo) and LFW (--limit identities; flips against clean
     predictions).
     """
-    from evaluation import attribute_benchmark as bench
+    from evaluation import attributes as bench
 
     settings = bench.AttributeSettings(
         limit=faces, lfw_limit=limit, lfw_distractors=distractors, mode=mode, steps=steps,

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from attackers.detectors.mtcnn import MTCNN
-from evaluation.lfw import central_face_index, load_rgb
+from evaluation.protocol.lfw import central_face_index, load_rgb
 
 __all__ = ["Actor", "SyntheticClip", "crossing_scene", "landmark_error", "landmark_jitter",
            "person_of", "render_clip", "render_clip_file", "write_clip"]

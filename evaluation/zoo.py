@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from evaluation.identification import leave_one_out_rank1, same_different_auc
-from evaluation.lfw import LfwPhoto, central_face_index, identity_photos, load_rgb
+from evaluation.protocol.lfw import LfwPhoto, central_face_index, identity_photos, load_rgb
 from evaluation.report import markdown_table, write_json, write_markdown_section
 
 __all__ = ["THRESHOLDS", "detect_and_align", "embed_all", "report_markdown",

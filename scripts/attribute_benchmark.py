@@ -1,6 +1,6 @@
 """Attribute benchmark: does a cloak hide sex, age and race better than a physical face mask?
 
-Thin entry point over :func:`evaluation.attribute_benchmark.run_attribute_benchmark` (the
+Thin entry point over :func:`evaluation.attributes.run_attribute_benchmark` (the
 package's docstring describes the protocol). Writes JSON (``--out``), the per-face records
 beside it (``<out stem>.records.jsonl``) and the ``attributes`` section of ``docs/BENCHMARKS.md``.
 
@@ -21,14 +21,14 @@ import torch
 from tqdm import tqdm
 
 from cloak.opom import ATTRIBUTES, MODES
-from evaluation.attribute_benchmark import (
+from evaluation.attributes import (
     ALL_CONDITIONS,
     CONDITIONS,
     AttributeSettings,
     run_attribute_benchmark,
     write_report,
 )
-from evaluation.attribute_benchmark.settings import PREDICTORS, UTK_DATASETS
+from evaluation.attributes.settings import PREDICTORS, UTK_DATASETS
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW, DEFAULT_UTKFACE, REPO
 
 

@@ -1,8 +1,8 @@
 """OPOM benchmark: protection success rate of per-person masks against unseen recognizers on LFW.
 
-Thin entry point over :func:`evaluation.opom.run.run_benchmark` (read :mod:`evaluation.opom` for
-the protocol and :mod:`evaluation.folds` for the leave-one-out folds). Writes JSON (``--out``) and
-the ``opom`` section of ``docs/BENCHMARKS.md``; ``cloak benchmark opom`` runs the same.
+Thin entry point over :func:`evaluation.opom.run.run_benchmark` (read :mod:`evaluation.opom` for the
+protocol and :mod:`evaluation.protocol.folds` for the leave-one-out folds). Writes JSON (``--out``)
+and the ``opom`` section of ``docs/BENCHMARKS.md``; ``cloak benchmark opom`` runs the same.
 
     python scripts/opom_benchmark.py                          # 62 identities, folds A and B
     python scripts/opom_benchmark.py --limit 3 --loo one --steps 10   # quick look
@@ -19,12 +19,12 @@ import torch
 from tqdm import tqdm
 
 from cloak.opom import MODES
-from evaluation.folds import FOLD_PLANS
 from evaluation.opom.conditions import CONDITIONS, DEFAULT_CONDITIONS
 from evaluation.opom.report import write_report
 from evaluation.opom.run import run_benchmark
 from evaluation.opom.settings import DEFAULT_REFINE_STEPS, BenchmarkSettings
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW, REPO
+from evaluation.protocol.folds import FOLD_PLANS
 
 
 def main() -> None:

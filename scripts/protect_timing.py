@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.lfw import load_rgb
 from evaluation.paths import DEFAULT_LFW, REPO
+from evaluation.protocol.lfw import load_rgb
 from evaluation.quality import photo_quality
 from evaluation.report import markdown_table, write_json, write_markdown_section
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 import attackers
 from cloak.faces import align_faces
 from cloak.opom import MODES, learn_mask, protect_photo, protected_frames, training_face
-from evaluation.lfw import central_face_index, load_rgb
+from evaluation.protocol.lfw import central_face_index, load_rgb
 from evaluation.report import markdown_table, write_json, write_markdown_section
 
 REPO = Path(__file__).resolve().parents[1]

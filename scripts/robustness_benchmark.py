@@ -23,10 +23,10 @@ import torch
 from tqdm import tqdm
 
 from cloak.opom import MODES
-from evaluation.folds import FOLD_PLANS
 from evaluation.mask_attacks import DENOISERS
 from evaluation.opom.settings import BenchmarkSettings
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW, REPO
+from evaluation.protocol.folds import FOLD_PLANS
 from evaluation.robustness.report import write_report
 from evaluation.robustness.run import run_robustness
 from evaluation.robustness.settings import KS, PURIFIERS, TRANSFORMS, RobustnessSettings

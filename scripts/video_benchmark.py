@@ -19,8 +19,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cloak.opom import MODES
-from evaluation.folds import BLACK_BOXES, FOLD_PLANS
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW, REPO
+from evaluation.protocol.folds import BLACK_BOXES, FOLD_PLANS
 from evaluation.video.report import write_report
 from evaluation.video.run import run_video_benchmark
 from evaluation.video.settings import SIZES, VideoBenchmarkSettings

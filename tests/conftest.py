@@ -368,7 +368,7 @@ def mtcnn():
 @pytest.fixture(scope="session")
 def lfw_images() -> list:
     """Two LFW photos of each of :data:`LFW_FRAME_PEOPLE` (6 photos, (3, 250, 250) float32)."""
-    from evaluation.lfw import load_rgb
+    from evaluation.protocol.lfw import load_rgb
 
     return [load_rgb(p) for person in LFW_FRAME_PEOPLE for p in lfw_photos(person, 2)]
 
@@ -376,7 +376,7 @@ def lfw_images() -> list:
 @pytest.fixture(scope="session")
 def group_photo():
     """bbt4.jpg: (3, 473, 710) float32 RGB in [0, 255], six people facing the camera."""
-    from evaluation.lfw import load_rgb
+    from evaluation.protocol.lfw import load_rgb
 
     return load_rgb(shared_data("bbt", "bbt4.jpg"))
 
@@ -392,7 +392,7 @@ def lfw_frames(mtcnn) -> dict:
     import torch
 
     from cloak.faces import align_faces
-    from evaluation.lfw import central_face_index, load_rgb
+    from evaluation.protocol.lfw import central_face_index, load_rgb
 
     paths = {p: lfw_photos(p, LFW_FRAME_COUNT) for p in LFW_FRAME_PEOPLE}
     flat = [path for p in LFW_FRAME_PEOPLE for path in paths[p]]

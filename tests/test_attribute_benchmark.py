@@ -1,4 +1,4 @@
-"""The attribute-leakage benchmark (evaluation.attribute_benchmark) on a few real faces.
+"""The attribute-leakage benchmark (evaluation.attributes) on a few real faces.
 
 One small run (4 UTKFace faces from each folder, one LFW identity, cloaks of 2 steps) is shared
 by the tests; a second run with the same settings must reuse every finished record. A second
@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 from conftest import shared_data
 
-from evaluation.attribute_benchmark import (
+from evaluation.attributes import (
     CONDITIONS,
     AttributeSettings,
     run_attribute_benchmark,
     write_report,
 )
-from evaluation.attribute_benchmark.report import report_markdown
-from evaluation.attribute_benchmark.settings import PREDICTORS
+from evaluation.attributes.report import report_markdown
+from evaluation.attributes.settings import PREDICTORS
 from evaluation.physical_masks import STYLES
 
 _STEPS = 2

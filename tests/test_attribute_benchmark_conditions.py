@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation.attribute_benchmark import ALL_CONDITIONS, CONDITIONS
-from evaluation.attribute_benchmark.conditions import (
+from evaluation.attributes import ALL_CONDITIONS, CONDITIONS
+from evaluation.attributes.conditions import (
     ATTRIBUTE_CLOAK,
     fold_key,
     fold_name,

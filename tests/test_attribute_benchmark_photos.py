@@ -1,4 +1,4 @@
-"""Each photo under every condition (evaluation.attribute_benchmark.photos) on UTKFace chips."""
+"""Each photo under every condition (evaluation.attributes.photos) on UTKFace chips."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import attackers
 from attackers.landmarks import Landmarker
 from cloak.faces import align_faces
 from cloak.opom import MODES, learn_mask, training_face
-from evaluation.attribute_benchmark.photos import condition_photos
-from evaluation.attribute_benchmark.utkface import utkface_faces
-from evaluation.lfw import load_rgb
+from evaluation.attributes.photos import condition_photos
+from evaluation.attributes.utkface import utkface_faces
 from evaluation.physical_masks import STYLES
+from evaluation.protocol.lfw import load_rgb
 
 _STEPS = 2
 

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from evaluation.attribute_benchmark import AttributeSettings
-from evaluation.attribute_benchmark.records import record_store
+from evaluation.attributes import AttributeSettings
+from evaluation.attributes.records import record_store
 
 
 @pytest.mark.data

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 import attackers
-from evaluation.attribute_benchmark import AttributeSettings
-from evaluation.attribute_benchmark.settings import ATTRIBUTE_FOLDS, PREDICTED, PREDICTORS
+from evaluation.attributes import AttributeSettings
+from evaluation.attributes.settings import ATTRIBUTE_FOLDS, PREDICTED, PREDICTORS
 
 
 def test_settings_are_checked():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import shared_data
 
-from evaluation.attribute_benchmark.utkface import utkface_faces
+from evaluation.attributes.utkface import utkface_faces
 
 
 @pytest.mark.data

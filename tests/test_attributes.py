@@ -40,7 +40,7 @@ def utkface_faces(mtcnn, one_torch_thread) -> dict:
         (M, 2, 3) photo-to-frame; ``misses`` the file names MTCNN found no face in.
     """
     from cloak.faces import align_faces
-    from evaluation.lfw import central_face_index, load_rgb
+    from evaluation.protocol.lfw import central_face_index, load_rgb
 
     root = shared_data("utkface", "balanced")
     files = []

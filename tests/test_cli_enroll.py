@@ -2,7 +2,7 @@
 writes applied by ``cloak protect --mask``: JSON summaries and exit codes 0/1.
 
 The runs use real models on 3 LFW photos with a 1-step, one-surrogate mask. Enrolment from a
-video track is tested in test_video_enrol.py.
+video track is tested in test_video_enroll.py.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from cloak.eot import (
     resize_down_up,
 )
 from evaluation import transforms
-from evaluation.lfw import load_rgb
+from evaluation.protocol.lfw import load_rgb
 
 
 @pytest.fixture(scope="module")

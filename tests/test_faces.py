@@ -19,7 +19,7 @@ from cloak.faces.align import (
     to_frame,
     translation,
 )
-from evaluation.lfw import load_rgb
+from evaluation.protocol.lfw import load_rgb
 
 
 def _apply(matrices: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

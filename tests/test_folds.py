@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation.folds import BLACK_BOXES, FOLD_PLANS, Fold, all_tested, check_folds, model_of
 from evaluation.opom.settings import BenchmarkSettings
+from evaluation.protocol.folds import (
+    BLACK_BOXES,
+    FOLD_PLANS,
+    Fold,
+    all_tested,
+    check_folds,
+    model_of,
+)
 
 
 def test_fold_plans_are_leave_one_out():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.lfw import distractor_files, identity_folders
+from evaluation.protocol.lfw import distractor_files, identity_folders
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from conftest import shared_data
 
 from attackers.detectors.mtcnn import MTCNN, AreaCrops, load
-from evaluation.lfw import load_rgb
+from evaluation.protocol.lfw import load_rgb
 
 
 def test_smoke_lfw(mtcnn, lfw_images):

@@ -144,7 +144,7 @@ def test_random_views_are_seeded_and_bounded():
 @pytest.fixture(scope="module")
 def faces(mtcnn):
     from cloak.faces import align_faces
-    from evaluation.lfw import central_face_index, load_rgb
+    from evaluation.protocol.lfw import central_face_index, load_rgb
 
     photos = [load_rgb(p) for p in lfw_photos(PERSON, 6)]
     out = []
@@ -197,7 +197,7 @@ def test_anchor_term_needs_anchors_and_pulls(faces, dlib):
     with pytest.raises(ValueError, match="anchor feature per surrogate"):
         learn_mask(faces, [dlib], OpomConfig(steps=1, anchor=1.0))
     with torch.no_grad():     # another LFW person as the stranger
-        from evaluation.lfw import load_rgb
+        from evaluation.protocol.lfw import load_rgb
 
         other = [training_face(load_rgb(p), f) for p, f in _stranger()]
         anchor = F.normalize(dlib.embed(other[0].clean_frame()[None])[0], dim=0)
@@ -212,7 +212,7 @@ def test_anchor_term_needs_anchors_and_pulls(faces, dlib):
 def _stranger():
     import attackers
     from cloak.faces import align_faces
-    from evaluation.lfw import central_face_index, load_rgb
+    from evaluation.protocol.lfw import central_face_index, load_rgb
 
     path = lfw_photos("Serena_Williams", 1)[0]
     photo = load_rgb(path)

@@ -59,7 +59,7 @@ def test_config_exception():
 def person(mtcnn):
     """(photo, aligned face) for the first TRAIN + PROBES LFW photos of PERSON."""
     from cloak.faces import align_faces
-    from evaluation.lfw import central_face_index, load_rgb
+    from evaluation.protocol.lfw import central_face_index, load_rgb
 
     photos = [load_rgb(p) for p in lfw_photos(PERSON, TRAIN + PROBES)]
     pairs = []

@@ -12,11 +12,11 @@ import torch
 from conftest import shared_data
 
 from cloak.opom import TERMS
-from evaluation.folds import Fold
-from evaluation.gallery import distractor_features
 from evaluation.opom.conditions import ABLATIONS, CONDITION_BY_NAME, CONDITIONS
 from evaluation.opom.run import run_benchmark
 from evaluation.opom.settings import BenchmarkSettings
+from evaluation.protocol.folds import Fold
+from evaluation.protocol.gallery import distractor_features
 
 
 def test_condition_names_and_order():

@@ -12,8 +12,8 @@ from conftest import lfw_photos, shared_data
 import attackers
 from attackers.landmarks import Landmarker, five_points
 from cloak.faces import align_faces
-from evaluation.lfw import central_face_index, load_rgb
 from evaluation.physical_masks import STYLES, draw_mask, mask_faces, mask_outline
+from evaluation.protocol.lfw import central_face_index, load_rgb
 
 #: UTKFace chips after the three LFW photos (Ariel_Sharon_0004 has bystanders): sex, race, index.
 _UTK = (("females", "black", 3), ("males", "asian", 5))

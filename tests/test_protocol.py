@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.protocol import (
+from evaluation.protocol.ranks import (
     bootstrap_interval,
     gallery_for_probe,
     identity_ranks,

@@ -10,7 +10,7 @@ import torch
 from conftest import lfw_photos
 from scipy.signal import correlate2d
 
-from evaluation.lfw import load_rgb
+from evaluation.protocol.lfw import load_rgb
 from evaluation.quality import linf, photo_quality, psnr, ssim
 
 

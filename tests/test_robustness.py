@@ -29,7 +29,7 @@ from evaluation.mask_attacks import (
     subtract_mask,
 )
 from evaluation.opom.settings import BenchmarkSettings
-from evaluation.protocol import identity_ranks
+from evaluation.protocol.ranks import identity_ranks
 from evaluation.robustness.run import stores
 from evaluation.robustness.settings import RobustnessSettings
 from evaluation.robustness.summary import psr_row, verification_summary
@@ -142,7 +142,7 @@ def test_summary_rows_by_hand():
 @pytest.fixture(scope="module")
 def powell_frames(mtcnn, one_torch_thread) -> torch.Tensor:
     """(13, 3, 224, 224) aligned central faces of Colin_Powell_0001 .. 0013."""
-    from evaluation.lfw import central_faces, load_rgb
+    from evaluation.protocol.lfw import central_faces, load_rgb
 
     faces = central_faces([load_rgb(p) for p in lfw_photos("Colin_Powell", 13)], mtcnn)
     assert all(f is not None for f in faces)
@@ -202,7 +202,7 @@ def test_denoisers_and_errors():
 
 
 def test_jitter_condition_on_a_real_photo(mtcnn, one_torch_thread):
-    from evaluation.lfw import load_rgb
+    from evaluation.protocol.lfw import load_rgb
 
     photos = [load_rgb(p) for p in lfw_photos("Serena_Williams", 2)]
     offsets = jitter_offsets("Serena_Williams", 2, px=2.0, seed=0)

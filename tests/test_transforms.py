@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import lfw_photos
 
-from evaluation.lfw import load_rgb
+from evaluation.protocol.lfw import load_rgb
 from evaluation.transforms import (
     TRANSFORMS,
     bilateral,

@@ -39,7 +39,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def enrolled(mtcnn, sface) -> dict[str, torch.Tensor]:
     """Reference features of each person from 5 photos not in the clip."""
     from cloak.faces import align_faces
-    from evaluation.lfw import central_face_index, load_rgb
+    from evaluation.protocol.lfw import central_face_index, load_rgb
 
     refs = {}
     for person in PEOPLE:

@@ -91,8 +91,7 @@ def _enroll_from_video(name: str, video_path: Path, track: int | None, stride: i
     import attackers
     from cloak.mask import save_mask
     from cloak.video.container import VideoError
-    from cloak.video.enrol import learn_track_mask
-    from cloak.video.enrol_video import find_track_faces, save_faces, track_rows
+    from cloak.video.enroll import find_track_faces, learn_track_mask, save_faces, track_rows
 
     start = time.perf_counter()
     reporter = CliReporter(quiet)

@@ -13,8 +13,8 @@ Light on import (no PyAV, no torch). The modules:
 - :mod:`cloak.video.paste`: masks pasted into 8-bit frames through each face's alignment;
 - :mod:`cloak.video.engine`: many videos, in this process or on a Dask cluster;
 - :mod:`cloak.video.inputs`: the videos and reference photos of a run, where outputs go;
-- :mod:`cloak.video.enrol`: list a video's face tracks, learn a mask from one;
-- :mod:`cloak.video.enrol_video`: those steps as ``cloak enroll --from-video`` runs them;
+- :mod:`cloak.video.enroll`: list a video's face tracks, learn a mask from one (``cloak enroll
+  --from-video``);
 - :mod:`cloak.video.overlap`: helper threads that overlap decoding and encoding with work.
 
 >>> # from cloak.video.container import probe

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from evaluation.protocol import person_generator
+from evaluation.protocol.ranks import person_generator
 
 if TYPE_CHECKING:
     from cloak.opom import OpomConfig

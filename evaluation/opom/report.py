@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from evaluation.folds import BLACK_BOXES
+from evaluation.protocol.folds import BLACK_BOXES
 from evaluation.report import markdown_table, publish
 
 __all__ = ["report_markdown", "write_report"]

@@ -20,13 +20,19 @@ import torch
 from tqdm import tqdm
 
 from attackers import zoo
-from evaluation.folds import BLACK_BOXES, Fold, all_tested, load_black_boxes, load_surrogates
-from evaluation.gallery import distractor_features
-from evaluation.lfw import split_person
 from evaluation.opom.conditions import CONDITION_BY_NAME
 from evaluation.opom.identity import IdentityJob, run_identity
 from evaluation.opom.settings import TRAIN_POOL, BenchmarkSettings
 from evaluation.opom.summary import summarise
+from evaluation.protocol.folds import (
+    BLACK_BOXES,
+    Fold,
+    all_tested,
+    load_black_boxes,
+    load_surrogates,
+)
+from evaluation.protocol.gallery import distractor_features
+from evaluation.protocol.lfw import split_person
 from evaluation.store import RecordStore
 
 __all__ = ["STORE_IGNORES", "record_store", "run_benchmark"]

@@ -6,10 +6,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evaluation.folds import FOLD_PLANS, Fold, check_folds
-from evaluation.lfw import distractor_files, identity_folders
 from evaluation.opom.conditions import CONDITIONS, DEFAULT_CONDITIONS
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW
+from evaluation.protocol.folds import FOLD_PLANS, Fold, check_folds
+from evaluation.protocol.lfw import distractor_files, identity_folders
 
 if TYPE_CHECKING:
     from cloak.opom import OpomConfig
@@ -39,8 +39,9 @@ class BenchmarkSettings:
         distractors: only the first ``distractors`` distractor files; None = all 2,679.
         conditions: a subset of :data:`~evaluation.opom.conditions.CONDITIONS`, reported in
             that order.
-        loo: a key of :data:`~evaluation.folds.FOLD_PLANS` (ignored when ``folds`` is given).
-        folds: an explicit fold design (checked by :func:`~evaluation.folds.check_folds`).
+        loo: a key of :data:`~evaluation.protocol.folds.FOLD_PLANS` (ignored when ``folds`` is
+            given).
+        folds: an explicit fold design (checked by :func:`~evaluation.protocol.folds.check_folds`).
         mode: a key of :data:`cloak.opom.MODES`: the optimiser's settings (its surrogates are
             replaced by each fold's); default the one ``cloak protect`` ships.
         steps, eps, step_size, momentum, diversity, ti_kernel, paste, feather, balance, eot,

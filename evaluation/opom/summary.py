@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.folds import Fold, all_tested
 from evaluation.opom.conditions import CONDITION_BY_NAME
 from evaluation.opom.settings import BenchmarkSettings
-from evaluation.protocol import psr_table
+from evaluation.protocol.folds import Fold, all_tested
+from evaluation.protocol.ranks import psr_table
 
 __all__ = ["summarise"]
 

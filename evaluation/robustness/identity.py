@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from evaluation.folds import Fold, all_tested
-from evaluation.lfw import Photo
 from evaluation.mask_attacks import estimate_mask, mask_correlation, subtract_mask
-from evaluation.recognition import embed, paste_and_round
+from evaluation.protocol.folds import Fold, all_tested
+from evaluation.protocol.lfw import Photo
+from evaluation.protocol.recognition import embed, paste_and_round
 from evaluation.robustness.settings import RobustnessSettings
 from evaluation.robustness.views import frames_after, jitter_offsets
 from evaluation.store import MaskStore

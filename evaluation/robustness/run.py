@@ -15,7 +15,8 @@ import torch
 from tqdm import tqdm
 
 from attackers import zoo
-from evaluation.folds import (
+from evaluation.opom.run import STORE_IGNORES
+from evaluation.protocol.folds import (
     BLACK_BOXES,
     WHITE_BOXES,
     Fold,
@@ -23,9 +24,8 @@ from evaluation.folds import (
     load_black_boxes,
     load_surrogates,
 )
-from evaluation.gallery import distractor_features
-from evaluation.lfw import split_person
-from evaluation.opom.run import STORE_IGNORES
+from evaluation.protocol.gallery import distractor_features
+from evaluation.protocol.lfw import split_person
 from evaluation.robustness.identity import Models, run_identity
 from evaluation.robustness.settings import RobustnessSettings
 from evaluation.robustness.summary import summarise, verification_thresholds

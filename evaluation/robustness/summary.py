@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from evaluation.folds import Fold, all_tested
-from evaluation.protocol import bootstrap_interval, psr_table
+from evaluation.protocol.folds import Fold, all_tested
+from evaluation.protocol.ranks import bootstrap_interval, psr_table
 from evaluation.robustness.settings import DIRECTIONS, RobustnessSettings
 from evaluation.verification import far_threshold, impostor_scores, rejection_rate
 

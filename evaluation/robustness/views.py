@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from evaluation.lfw import central_faces
-from evaluation.protocol import person_generator
-from evaluation.recognition import redetect
+from evaluation.protocol.lfw import central_faces
+from evaluation.protocol.ranks import person_generator
+from evaluation.protocol.recognition import redetect
 from evaluation.transforms import TRANSFORMS as PHOTO_TRANSFORMS
 
 if TYPE_CHECKING:

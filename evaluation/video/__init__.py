@@ -11,7 +11,7 @@ the reference photos that name the person's track; the next 5 are probes, and th
 probe 0, so nothing in the clip was learned from. Leave-one-out: a recognizer is never tested on
 a mask it helped make; the default fold ``fast`` learns with the fast preset's surrogates
 (facenet, dlib-resnet) and tests sface, mobilefacenet and faceres; ``--loo`` takes the OPOM
-benchmark's plans instead (:data:`~evaluation.folds.FOLD_PLANS`).
+benchmark's plans instead (:data:`~evaluation.protocol.folds.FOLD_PLANS`).
 
 Measured, per clip and fold (:func:`cloak.video.protect.protect_video`, the shipped path):
 
@@ -26,7 +26,7 @@ Measured, per clip and fold (:func:`cloak.video.protect.protect_video`, the ship
   person's true face the attacker runs MTCNN (on a crop of three face widths: a detector that
   finds the face, as a real attacker's would), aligns and embeds the face with each tested
   black-box recognizer and searches the OPOM gallery: the person's other clean probes (1-4) +
-  all distractors (:func:`~evaluation.gallery.distractor_features`). Per-frame PSR@1 =
+  all distractors (:func:`~evaluation.protocol.gallery.distractor_features`). Per-frame PSR@1 =
   share of face-frames whose identity is not the top match (no face found counts as protected,
   as in the photo benchmark). Per-track PSR@1: the attacker averages the features of a track's
   evaluated frames into one query (the strongest simple attack on a video). The same for the

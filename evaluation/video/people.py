@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from evaluation.folds import Fold
-from evaluation.lfw import Photo, identity_folders, split_person
+from evaluation.protocol.folds import Fold
+from evaluation.protocol.lfw import Photo, identity_folders, split_person
 from evaluation.store import CloakMaskStore
 from evaluation.video.settings import VideoBenchmarkSettings
 

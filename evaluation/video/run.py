@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from evaluation.folds import Fold, all_tested, load_black_boxes, load_surrogates
-from evaluation.gallery import distractor_features
-from evaluation.lfw import distractor_files
-from evaluation.protocol import identity_ranks
-from evaluation.recognition import embed, paste_and_round, redetect
+from evaluation.protocol.folds import Fold, all_tested, load_black_boxes, load_surrogates
+from evaluation.protocol.gallery import distractor_features
+from evaluation.protocol.lfw import distractor_files
+from evaluation.protocol.ranks import identity_ranks
+from evaluation.protocol.recognition import embed, paste_and_round, redetect
 from evaluation.video.attacker import attacker_faces, query_rank
 from evaluation.video.people import Person, enrolled_people, learn_masks, mask_store
 from evaluation.video.placement import mask_assignment

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.folds import BLACK_BOXES, FOLD_PLANS, Fold, check_folds, model_of
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW
+from evaluation.protocol.folds import BLACK_BOXES, FOLD_PLANS, Fold, check_folds, model_of
 
 __all__ = ["SIZES", "VideoBenchmarkSettings", "parse_size"]
 
@@ -44,7 +44,7 @@ class VideoBenchmarkSettings:
         size: frame size (:func:`parse_size`).
         fps: frames per second.
         loo: ``"fast"`` (the fast preset's surrogates; sface, mobilefacenet, faceres tested) or a
-            key of :data:`~evaluation.folds.FOLD_PLANS`.
+            key of :data:`~evaluation.protocol.folds.FOLD_PLANS`.
         tested: only these of the folds' tested recognizers (None: all).
         mode: optimiser preset of :data:`cloak.opom.MODES` (surrogates from the fold).
         steps: override of the preset's steps.

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.folds import Fold
-from evaluation.protocol import psr
+from evaluation.protocol.folds import Fold
+from evaluation.protocol.ranks import psr
 
 __all__ = ["summarise"]
 

@@ -18,9 +18,9 @@ import torch
 from tqdm import tqdm
 
 from attackers import zoo
-from evaluation.folds import BLACK_BOXES
-from evaluation.lfw import central_faces, load_rgb
-from evaluation.recognition import embed
+from evaluation.protocol.folds import BLACK_BOXES
+from evaluation.protocol.lfw import central_faces, load_rgb
+from evaluation.protocol.recognition import embed
 from evaluation.store import ArrayCache, files_digest
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def distractor_features(files: Sequence[Path], tested: Sequence[str],
 
     Args:
         files: the distractor photos, in order.
-        tested: black-box names (keys of :data:`evaluation.folds.BLACK_BOXES`).
+        tested: black-box names (keys of :data:`evaluation.protocol.folds.BLACK_BOXES`).
         recognizers: the loaded recognizers by name.
         detector: MTCNN, used only when the landmark cache is missing.
         cache_dir: cache folder.

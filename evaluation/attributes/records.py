@@ -12,14 +12,14 @@ import numpy as np
 import torch
 
 from attackers import zoo
-from evaluation.attribute_benchmark.conditions import ATTRIBUTE_CLOAK, fold_name, named
-from evaluation.attribute_benchmark.settings import PREDICTORS, AttributeSettings
+from evaluation.attributes.conditions import ATTRIBUTE_CLOAK, fold_name, named
+from evaluation.attributes.settings import PREDICTORS, AttributeSettings
 from evaluation.store import RecordStore
 
 if TYPE_CHECKING:
     from attackers.attributes.base import AttributePredictor
     from attackers.recognizers.base import Recognizer
-    from evaluation.attribute_benchmark.photos import FaceConditions
+    from evaluation.attributes.photos import FaceConditions
 
 __all__ = ["condition_records", "record_store"]
 
@@ -52,7 +52,7 @@ def condition_records(made: Sequence[FaceConditions], conditions: Sequence[str],
 
     Args:
         made: the photos under each condition
-            (:func:`~evaluation.attribute_benchmark.photos.condition_photos`).
+            (:func:`~evaluation.attributes.photos.condition_photos`).
         conditions: the conditions to record.
         predictors: report name -> attribute predictor.
         batch: frames per predictor call.
@@ -147,7 +147,7 @@ def record_store(settings: AttributeSettings, distractors: Sequence[Path] | None
         key["attribute_folds"] = folds
         key["weights"].update({m: zoo.weights_digests(m) for m in sorted(extra)})
     if distractors is not None:
-        from evaluation.folds import BLACK_BOXES
+        from evaluation.protocol.folds import BLACK_BOXES
 
         key["lfw_identity"] = {
             "weights": {n: zoo.weights_digests(BLACK_BOXES[n][0])

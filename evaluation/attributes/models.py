@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from evaluation.attribute_benchmark.conditions import named
-from evaluation.attribute_benchmark.settings import PREDICTORS, AttributeSettings
+from evaluation.attributes.conditions import named
+from evaluation.attributes.settings import PREDICTORS, AttributeSettings
 
 if TYPE_CHECKING:
     from attackers.attributes.base import AttributePredictor
@@ -82,8 +82,8 @@ def load_lfw_models(settings: AttributeSettings, models: Models) -> list[Path]:
         FileNotFoundError: no distractor photo.
     """
     import attackers
-    from evaluation.folds import BLACK_BOXES
-    from evaluation.gallery import distractor_features
+    from evaluation.protocol.folds import BLACK_BOXES
+    from evaluation.protocol.gallery import distractor_features
 
     distractors = sorted((settings.lfw / "distractors").glob("*.jpg"))[:settings.lfw_distractors]
     if not distractors:

@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from evaluation.attribute_benchmark.lfw import run_lfw
-from evaluation.attribute_benchmark.models import load_lfw_models, load_models
-from evaluation.attribute_benchmark.records import record_store
-from evaluation.attribute_benchmark.settings import PREDICTORS, AttributeSettings
-from evaluation.attribute_benchmark.summary import summarise_lfw, summarise_utkface
-from evaluation.attribute_benchmark.utkface import run_utkface
+from evaluation.attributes.lfw import run_lfw
+from evaluation.attributes.models import load_lfw_models, load_models
+from evaluation.attributes.records import record_store
+from evaluation.attributes.settings import PREDICTORS, AttributeSettings
+from evaluation.attributes.summary import summarise_lfw, summarise_utkface
+from evaluation.attributes.utkface import run_utkface
 
 __all__ = ["run_attribute_benchmark"]
 

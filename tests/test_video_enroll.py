@@ -9,16 +9,20 @@ short real optimisation (2 steps, fast mode) writes the mask file.
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 from conftest import lfw_photos, shared_data
+from PIL import Image
 
 from cloak.cli import main
 from cloak.mask import load_mask
-from cloak.video.enrol import find_tracks, pick_track_faces, sharpness
+from cloak.video.enroll import find_tracks, pick_track_faces, save_faces, sharpness
 from evaluation.video_clips import crossing_scene, render_clip, write_clip
 
 PEOPLE = ("Colin_Powell", "Serena_Williams")
@@ -67,7 +71,7 @@ def test_listing(clip, listing):
 
 def test_sharpness_prefers_sharp_faces(clip, mtcnn):
     from cloak.faces import align_faces
-    from evaluation.lfw import load_rgb
+    from evaluation.protocol.lfw import load_rgb
 
     face = align_faces([load_rgb(lfw_photos(PEOPLE[0], 1)[0])], mtcnn)[0][0].frame[None]
     blurred = F.avg_pool2d(F.pad(face, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
@@ -78,7 +82,7 @@ def test_sharpness_prefers_sharp_faces(clip, mtcnn):
 def test_picked_faces_are_spread_and_the_person(clip, listing, mtcnn):
     import attackers
     from cloak.faces import align_faces
-    from evaluation.lfw import load_rgb
+    from evaluation.protocol.lfw import load_rgb
 
     scene, path = clip
     colin = next(t["track"] for t in listing if actor_of(t, scene) == 0)
@@ -126,3 +130,19 @@ def test_usage_errors(clip, tmp_path):
     missing = runner.invoke(main, ["enroll", "x", "--from-video", path, "--track", "9",
                                    "-o", str(tmp_path / "x.cloak")])
     assert missing.exit_code == 2 and "no track 9" in missing.output
+
+
+def test_save_faces(tmp_path: Path) -> None:
+    """Each face is saved as <name>_<frame:06d>.png, rounded and clipped to 8 bits."""
+    canonical = torch.full((3, 8, 8), 100.4)
+    canonical[0, 0, 0], canonical[1, 0, 0] = -5.0, 300.0
+    faces = [SimpleNamespace(frame=7, canonical=canonical),
+             SimpleNamespace(frame=1234, canonical=canonical + 1)]
+    folder = tmp_path / "faces" / "ada"
+    save_faces(faces, folder, "Ada Lovelace/1")
+    names = sorted(p.name for p in folder.iterdir())
+    assert len(names) == 2 and names[0].endswith("_000007.png")
+    assert names[1].endswith("_001234.png") and "/" not in names[0]
+    pixels = np.asarray(Image.open(folder / names[0]))
+    assert pixels.shape == (8, 8, 3) and pixels.dtype == np.uint8
+    assert tuple(pixels[0, 0]) == (0, 255, 100) and pixels[1, 1, 2] == 100

@@ -15,6 +15,10 @@
    and returns a :class:`~cloak.mask.Mask` in the same file format, with ``training_faces`` and the
    frames used recorded in its settings.
 
+For ``cloak enroll --from-video``, :func:`find_track_faces` does steps 1-2 with detection
+spread over threads, :func:`track_rows` lists the tracks and :func:`save_faces` keeps the faces
+learned from.
+
 >>> # analysis = find_tracks(Path("talk.mp4"), detector)
 >>> # picked = pick_track_faces(analysis, track_id=1)
 >>> # mask = learn_track_mask("alice", picked, LearnSettings(mode="fast"))
@@ -26,12 +30,19 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from cloak.photos import TRAIN_FACES, safe_name
 from cloak.video.overlap import prefetch
-from cloak.video.protect import VideoAnalysis, VideoOptions, analyse_video, upright
+from cloak.video.protect import (
+    VideoAnalysis,
+    VideoOptions,
+    analyse_video,
+    track_summaries,
+    upright,
+)
 from cloak.video.reading import iter_frames
 
 if TYPE_CHECKING:
@@ -41,7 +52,16 @@ if TYPE_CHECKING:
     from cloak.opom import TrainingFace
     from cloak.video.detection import Observation
 
-__all__ = ["PickedFace", "find_tracks", "learn_track_mask", "pick_track_faces", "sharpness"]
+__all__ = [
+    "PickedFace",
+    "find_track_faces",
+    "find_tracks",
+    "learn_track_mask",
+    "pick_track_faces",
+    "save_faces",
+    "sharpness",
+    "track_rows",
+]
 
 #: Called with (stage, done, total).
 Progress = Callable[[str, int, int], None]
@@ -196,3 +216,55 @@ def learn_track_mask(name: str, picked: Sequence[PickedFace], learn: LearnSettin
     learner = MaskLearner(learn, load or attackers.load)
     return learner(name, [p.face for p in picked], progress,
                    extra_settings={"source_frames": ",".join(str(p.frame) for p in picked)})
+
+
+def find_track_faces(video: Path, detector: MTCNN, stride: int, track: int | None,
+                     progress: Callable[[str, int, int], None] | None = None
+                     ) -> tuple[VideoAnalysis, list[PickedFace] | None]:
+    """The video's face tracks and, when ``track`` is given, the faces to learn from in it.
+
+    Detection spreads frames over threads (:class:`~cloak.video.protect.VideoOptions`), so torch
+    runs on one thread meanwhile; its thread count is restored afterwards.
+
+    Args:
+        video: the video file.
+        detector: MTCNN.
+        stride: detect faces every this many frames (as ``cloak video`` does).
+        track: the track to learn from, or None to only find the tracks.
+        progress: called with (stage, frames done, frames in all).
+
+    Returns:
+        the analysis and the :data:`cloak.photos.TRAIN_FACES` faces picked from ``track``
+        (:func:`pick_track_faces`), or None without ``track``.
+
+    Raises:
+        cloak.video.container.VideoError: the video cannot be decoded.
+        ValueError: no such track.
+    """
+    learn_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        analysis = find_tracks(video, detector, VideoOptions(stride=stride), progress)
+        picked = None if track is None else pick_track_faces(analysis, track, TRAIN_FACES,
+                                                             progress)
+    finally:
+        torch.set_num_threads(learn_threads)
+    return analysis, picked
+
+
+def track_rows(analysis: VideoAnalysis) -> list[dict[str, Any]]:
+    """The tracks as listed to choose from: :func:`cloak.video.protect.track_summaries` without
+    ``person`` and ``scores`` (nobody is enrolled yet)."""
+    return [{k: v for k, v in t.items() if k not in ("person", "scores")}
+            for t in track_summaries(analysis)]
+
+
+def save_faces(picked: Sequence[PickedFace], folder: Path, name: str) -> None:
+    """Save each picked face's aligned canonical face as ``<folder>/<name>_<frame>.png``
+    (``name`` made safe for a file name; frame zero-padded to 6 digits), creating the folder."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for face in picked:
+        pixels = face.canonical.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
+        Image.fromarray(pixels.numpy()).save(folder / f"{safe_name(name)}_{face.frame:06d}.png")

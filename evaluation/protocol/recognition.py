@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from evaluation.lfw import Photo, central_faces
+from evaluation.protocol.lfw import Photo, central_faces
 
 if TYPE_CHECKING:
     from attackers.detectors.mtcnn import MTCNN

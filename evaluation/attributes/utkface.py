@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm import tqdm
 
-from evaluation.attribute_benchmark.models import Models, learn
-from evaluation.attribute_benchmark.photos import condition_photos, face_seed, pad_photo
-from evaluation.attribute_benchmark.records import condition_records
-from evaluation.attribute_benchmark.settings import AttributeSettings
 from evaluation.attribute_metrics.labels import UtkLabels, parse_utkface_name
-from evaluation.lfw import central_faces, load_rgb
+from evaluation.attributes.models import Models, learn
+from evaluation.attributes.photos import condition_photos, face_seed, pad_photo
+from evaluation.attributes.records import condition_records
+from evaluation.attributes.settings import AttributeSettings
+from evaluation.protocol.lfw import central_faces, load_rgb
 from evaluation.store import RecordStore
 
 if TYPE_CHECKING:

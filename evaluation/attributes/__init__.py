@@ -65,7 +65,7 @@ predicted age are reported, with intervals over probes. Identity leakage on the 
 each condition's probe frame (the one the predictors saw) is searched by the black-box
 recognizers (:meth:`AttributeSettings.lfw_recognizers`: every recognizer of the OPOM
 benchmark that is not one of the cloak's surrogates) in the OPOM benchmark's gallery (the
-person's other clean probes + the LFW distractors, :func:`evaluation.gallery.
+person's other clean probes + the LFW distractors, :func:`evaluation.protocol.gallery.
 distractor_features`); PSR@1 per recognizer and their mean, 95% bootstrap intervals over
 identities. Unlike the OPOM benchmark, a probe whose face is not found again is searched with
 the clean photo's alignment (not counted as protected), so these PSR are never flattered by a
@@ -89,10 +89,10 @@ record store), :mod:`.models`, :mod:`.utkface` and :mod:`.lfw` (the two parts), 
 >>> #              Path("docs/BENCHMARKS.md"))
 """
 
-from evaluation.attribute_benchmark.conditions import ALL_CONDITIONS, CONDITIONS
-from evaluation.attribute_benchmark.report import write_report
-from evaluation.attribute_benchmark.run import run_attribute_benchmark
-from evaluation.attribute_benchmark.settings import AttributeSettings
+from evaluation.attributes.conditions import ALL_CONDITIONS, CONDITIONS
+from evaluation.attributes.report import write_report
+from evaluation.attributes.run import run_attribute_benchmark
+from evaluation.attributes.settings import AttributeSettings
 
 __all__ = [
     "ALL_CONDITIONS", "CONDITIONS", "AttributeSettings", "run_attribute_benchmark", "write_report",

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from evaluation.attribute_benchmark.conditions import Condition, named, with_style
-from evaluation.lfw import central_faces
+from evaluation.attributes.conditions import Condition, named, with_style
 from evaluation.physical_masks import STYLES, mask_faces
+from evaluation.protocol.lfw import central_faces
 
 if TYPE_CHECKING:
     from attackers.detectors.mtcnn import MTCNN
@@ -102,7 +102,7 @@ def condition_photos(photos: Sequence[torch.Tensor], faces: Sequence[AlignedFace
         photos: each (3, H, W) float32 RGB in [0, 255] (whole numbers: decoded files).
         faces: per photo, its face as found by MTCNN on the photo padded by ``pad``
             (coordinates of the padded photo).
-        conditions: names of :data:`~evaluation.attribute_benchmark.conditions.ALL_CONDITIONS`.
+        conditions: names of :data:`~evaluation.attributes.conditions.ALL_CONDITIONS`.
         detector: MTCNN, for the re-detection.
         landmarker: dlib's 68 points, for the physical masks.
         cloak: gives the cloak of a photo (needed when a condition is cloaked).

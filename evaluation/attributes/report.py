@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cloak.fileio import write_bytes_atomic
-from evaluation.attribute_benchmark.conditions import ATTRIBUTE_CLOAK, named
+from evaluation.attributes.conditions import ATTRIBUTE_CLOAK, named
 from evaluation.report import markdown_table, write_json, write_markdown_section
 
 __all__ = ["report_markdown", "write_report"]
@@ -236,7 +236,7 @@ def write_report(result: dict[str, Any], json_path: Path | None, markdown_path: 
     holds the settings, counts and metrics and names the records file.
 
     Args:
-        result: :func:`~evaluation.attribute_benchmark.run.run_attribute_benchmark`'s return
+        result: :func:`~evaluation.attributes.run.run_attribute_benchmark`'s return
             value.
         json_path: where the JSON goes (None = neither it nor the records are written).
         markdown_path: the markdown report (None = not written).

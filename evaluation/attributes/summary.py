@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.attribute_benchmark.conditions import ATTRIBUTE_CLOAK, fold_name, named, with_style
-from evaluation.attribute_benchmark.settings import AttributeSettings
 from evaluation.attribute_metrics.labels import FaceLabels
 from evaluation.attribute_metrics.report import attribute_report
+from evaluation.attributes.conditions import ATTRIBUTE_CLOAK, fold_name, named, with_style
+from evaluation.attributes.settings import AttributeSettings
 from evaluation.physical_masks import STYLES
 
 __all__ = ["summarise_lfw", "summarise_utkface"]
@@ -142,7 +142,7 @@ def _identity_psr(identities: Sequence[dict[str, Any]], settings: AttributeSetti
                   ) -> dict[str, Any]:
     """PSR@1 per condition: per recognizer and their mean, with 95% bootstrap intervals over
     identities, on the scored probes (every condition made)."""
-    from evaluation.protocol import bootstrap_interval
+    from evaluation.protocol.ranks import bootstrap_interval
 
     names = settings.lfw_recognizers()
     per_person = [[p for p in r["probes"] if _complete(p, settings.conditions)]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluation.attribute_benchmark.conditions import (
+from evaluation.attributes.conditions import (
     ALL_CONDITIONS,
     ATTRIBUTE_CLOAK,
     CONDITIONS,
@@ -50,7 +50,7 @@ def _weights_of(name: str) -> str:
 
 @dataclass(frozen=True)
 class AttributeSettings:
-    """What :func:`~evaluation.attribute_benchmark.run.run_attribute_benchmark` runs.
+    """What :func:`~evaluation.attributes.run.run_attribute_benchmark` runs.
 
     Attributes:
         utkface: the ``utkface`` folder (``balanced/``, ``random/``).
@@ -124,9 +124,9 @@ class AttributeSettings:
 
     def lfw_recognizers(self) -> tuple[str, ...]:
         """Black-box recognizers of the LFW identity PSR: the OPOM benchmark's
-        (:data:`evaluation.folds.BLACK_BOXES`) that are not one of the cloak's
+        (:data:`evaluation.protocol.folds.BLACK_BOXES`) that are not one of the cloak's
         surrogates (fast mode: sface, mobilefacenet, faceres)."""
-        from evaluation.folds import BLACK_BOXES, model_of
+        from evaluation.protocol.folds import BLACK_BOXES, model_of
 
         used = {model_of(s) for s in self.surrogates()}
         return tuple(n for n in BLACK_BOXES if model_of(n) not in used)

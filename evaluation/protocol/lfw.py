@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from evaluation.protocol import Split, split_photos
+from evaluation.protocol.ranks import Split, split_photos
 
 if TYPE_CHECKING:
     from attackers.detectors.mtcnn import MTCNN

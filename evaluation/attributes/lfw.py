@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from evaluation.attribute_benchmark.conditions import named
-from evaluation.attribute_benchmark.models import Models, learn
-from evaluation.attribute_benchmark.photos import FaceConditions, condition_photos, face_seed
-from evaluation.attribute_benchmark.records import condition_records
-from evaluation.attribute_benchmark.settings import AttributeSettings
-from evaluation.lfw import central_faces, identity_folders, load_rgb
-from evaluation.protocol import Split, split_photos
+from evaluation.attributes.conditions import named
+from evaluation.attributes.models import Models, learn
+from evaluation.attributes.photos import FaceConditions, condition_photos, face_seed
+from evaluation.attributes.records import condition_records
+from evaluation.attributes.settings import AttributeSettings
+from evaluation.protocol.lfw import central_faces, identity_folders, load_rgb
+from evaluation.protocol.ranks import Split, split_photos
 from evaluation.store import RecordStore
 
 if TYPE_CHECKING:
@@ -77,8 +77,8 @@ def _identity_ranks(made: Sequence[FaceConditions], records: Sequence[dict[str, 
     """Add ``"ranks"`` (recognizer -> rank, :func:`evaluation.protocol.identity_ranks`) to each
     probe's recorded conditions but ``cloak-attr``: the condition's frame searched in the
     person's other clean probes + the distractors."""
-    from evaluation.protocol import identity_ranks
-    from evaluation.recognition import embed
+    from evaluation.protocol.ranks import identity_ranks
+    from evaluation.protocol.recognition import embed
 
     searched = [c for c in records[0] if named(c).searched] if records else []
     for name, model in models.lfw_recognizers.items():
