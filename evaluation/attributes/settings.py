@@ -4,7 +4,7 @@ the leave-one-out folds of the attribute-aware cloak (``cloak-attr``)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,20 +107,15 @@ class AttributeSettings:
 
     def config(self) -> OpomConfig:
         """The cloak's optimiser settings: the mode's, with ``steps`` and ``seed``."""
-        from cloak.opom import MODES
+        from cloak.masking import resolve_mode
 
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; choose one of {tuple(MODES)}")
-        changes: dict[str, Any] = {"seed": self.seed}
-        if self.steps is not None:
-            changes["steps"] = self.steps
-        return replace(MODES[self.mode].config, **changes)
+        return resolve_mode(self.mode, seed=self.seed, steps=self.steps)[0]
 
     def surrogates(self) -> tuple[str, ...]:
         """Zoo names of the mode's surrogate recognizers."""
-        from cloak.opom import MODES
+        from cloak.masking import get_mode
 
-        return MODES[self.mode].surrogates
+        return get_mode(self.mode).surrogates
 
     def lfw_recognizers(self) -> tuple[str, ...]:
         """Black-box recognizers of the LFW identity PSR: the OPOM benchmark's

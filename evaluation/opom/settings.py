@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -108,13 +108,11 @@ class BenchmarkSettings:
             terms: only these optional objective terms of :data:`cloak.opom.TERMS` on
                 (:func:`cloak.opom.with_terms`); None = the mode's objective as shipped.
         """
-        from cloak.opom import MODES, with_terms
+        from cloak.masking import resolve_mode
 
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; choose one of {tuple(MODES)}")
-        changes = {n: getattr(self, n) for n in OVERRIDES if getattr(self, n) is not None}
-        config = replace(MODES[self.mode].config, subspace=subspace, seed=self.seed, **changes)
-        return config if terms is None else with_terms(config, terms)
+        changes = {n: getattr(self, n) for n in OVERRIDES}
+        return resolve_mode(self.mode, terms=terms, subspace=subspace, seed=self.seed,
+                            **changes)[0]
 
     def photo_sets(self) -> tuple[list[Path], list[Path]]:
         """The identity folders (sorted, filtered by ``people`` and ``limit``) and distractors.

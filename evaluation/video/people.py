@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -76,10 +76,9 @@ def enrolled_people(settings: VideoBenchmarkSettings, detector: MTCNN, sface: Re
 
 def _config(settings: VideoBenchmarkSettings) -> OpomConfig:
     """The mode's optimiser settings with the benchmark's seed and steps."""
-    from cloak.opom import MODES
+    from cloak.masking import resolve_mode
 
-    config = replace(MODES[settings.mode].config, seed=settings.seed)
-    return config if settings.steps is None else replace(config, steps=settings.steps)
+    return resolve_mode(settings.mode, seed=settings.seed, steps=settings.steps)[0]
 
 
 def mask_store(settings: VideoBenchmarkSettings, folds: Sequence[Fold]) -> CloakMaskStore:

@@ -75,10 +75,10 @@ class VideoBenchmarkSettings:
 
     def folds(self) -> tuple[Fold, ...]:
         """The leave-one-out folds, with ``tested`` applied."""
-        from cloak.opom import MODES
+        from cloak.masking import get_mode
 
         if self.loo == "fast":
-            surrogates = MODES["fast"].surrogates
+            surrogates = get_mode("fast").surrogates
             used = {model_of(s) for s in surrogates}
             folds: tuple[Fold, ...] = (Fold("fast", tuple(surrogates), tuple(
                 t for t in BLACK_BOXES if model_of(t) not in used)),)
