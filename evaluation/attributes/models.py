@@ -81,16 +81,14 @@ def load_lfw_models(settings: AttributeSettings, models: Models) -> list[Path]:
     Raises:
         FileNotFoundError: no distractor photo.
     """
-    import attackers
-    from evaluation.protocol.folds import BLACK_BOXES
+    from evaluation.protocol.folds import load_black_boxes
     from evaluation.protocol.gallery import distractor_features
 
     distractors = sorted((settings.lfw / "distractors").glob("*.jpg"))[:settings.lfw_distractors]
     if not distractors:
         raise FileNotFoundError(f"{settings.lfw / 'distractors'}: no distractor photos")
     names = settings.lfw_recognizers()
-    models.lfw_recognizers = {n: attackers.load(BLACK_BOXES[n][0], reference=BLACK_BOXES[n][1])
-                              for n in names}
+    models.lfw_recognizers = load_black_boxes(names)
     models.gallery = distractor_features(distractors, names, models.lfw_recognizers,
                                          models.detector, settings.cache_dir, settings.batch,
                                          settings.progress)
