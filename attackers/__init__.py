@@ -17,11 +17,15 @@ __all__ = ["load", "zoo"]
 
 
 def load(name: str, progress: Callable[[str], None] | None = None, *,
-         reference: bool = False) -> Any:
+         reference: bool = False, device: Any = None) -> Any:
     """Fetch (if needed) and build zoo model ``name``, in eval mode.
 
     With ``reference=True`` the model's reference runtime (onnxruntime, dlib-bin) is built
     instead, as a black box with the same ``embed``; a ValueError if it has none.
+
+    ``device`` (a ``torch.device`` or its name, e.g. ``"cuda"``) moves a white-box torch model
+    there (``model.to(device)``); black boxes (the zoo's ``black-box`` models and every
+    reference runtime) stay on the CPU, taking inputs from any device. None keeps the CPU.
 
     The spec's loader is ``"module:function"``; it is called with the dict of verified file
     paths that :func:`attackers.zoo.fetch` returns and builds the model (torch module or
@@ -43,4 +47,6 @@ def load(name: str, progress: Callable[[str], None] | None = None, *,
     model = builder(files)
     if hasattr(model, "eval"):
         model.eval()
+    if device is not None and not reference and spec.access == "white-box":
+        model.to(device)
     return model

@@ -127,6 +127,9 @@ class LearnSettings:
         terms: the optional objective terms (of :data:`cloak.opom.TERMS`) to use instead of
             the mode's (:func:`cloak.opom.with_terms`; empty = OPOM's objective alone), or
             None for the mode's.
+        device: the torch device the models and the optimiser run on (``"cpu"``, ``"cuda"``,
+            ...; :func:`cloak.device.resolve_device` turns ``--device auto`` into one). Not
+            one of the mask's settings: masks learned on any device are the same mask.
 
     Raises:
         ValueError: an unknown attribute.
@@ -139,6 +142,7 @@ class LearnSettings:
     surrogates: tuple[str, ...] | None = None
     protect_attributes: tuple[str, ...] = ()
     terms: tuple[str, ...] | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "protect_attributes", attribute_names(self.protect_attributes))
@@ -244,9 +248,9 @@ class MaskLearner:
     """Learns masks with one :class:`LearnSettings`: its settings resolved and its models loaded.
 
     Args:
-        learn: the preset and overrides.
+        learn: the preset, overrides and device.
         load: loads a model by zoo name; called here for each surrogate, then each attribute
-            predictor.
+            predictor, which are then moved to ``learn.device``.
 
     Raises:
         ValueError: unknown mode or invalid settings.
@@ -256,8 +260,12 @@ class MaskLearner:
         self.learn = learn
         self.config, self.names = learn.resolve()
         self.attributes = learn.attribute_plan()
-        self.surrogates: list[Recognizer] = [load(n) for n in self.names]
-        self.attribute_surrogates = attribute_surrogates(self.attributes, load)
+
+        def on_device(name: str) -> Any:
+            return load(name).to(learn.device)
+
+        self.surrogates: list[Recognizer] = [on_device(n) for n in self.names]
+        self.attribute_surrogates = attribute_surrogates(self.attributes, on_device)
 
     def describe(self) -> str:
         """The ensemble and budget, e.g. ``"facenet, dlib-resnet (40 steps, eps 8)"``."""
@@ -280,13 +288,14 @@ class MaskLearner:
                 ``training_faces`` (the number of faces).
 
         Returns:
-            the mask: delta (3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps].
+            the mask: delta (3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], on the CPU
+            (as a mask file holds it).
         """
         delta = learn_mask(faces, self.surrogates, self.config, progress,
                            attribute_surrogates=self.attribute_surrogates)
         settings = {**mask_settings(self.config, self.learn.mode, self.attributes),
                     "training_faces": len(faces), **(extra_settings or {})}
-        return Mask(delta=delta.float().contiguous(), eps=float(self.config.eps),
+        return Mask(delta=delta.float().cpu().contiguous(), eps=float(self.config.eps),
                     subspace=self.config.subspace, surrogates=list(self.names), person=person,
                     seed=self.config.seed, settings=settings)
 
@@ -294,9 +303,9 @@ class MaskLearner:
 class MaskRefiner:
     """Refines a person's mask for each face (``--refine``, :func:`cloak.opom.refine_mask`).
 
-    Uses the mask's surrogates and attribute predictors (loaded on first use), and
-    :func:`mask_config`'s settings. The refined copies are not universal: they are pasted on
-    their faces and never saved.
+    Uses the mask's surrogates and attribute predictors (loaded on first use; the refinement
+    runs on their device), and :func:`mask_config`'s settings. The refined copies are not
+    universal: they are pasted on their faces and never saved.
 
     Args:
         mask: the person's mask.
@@ -310,7 +319,8 @@ class MaskRefiner:
         self._models: tuple[list[Recognizer], list[AttributeSurrogate]] | None = None
 
     def __call__(self, faces: Sequence[TrainingFace]) -> torch.Tensor:
-        """(N, 3, FRAME_SIZE, FRAME_SIZE) float32: the mask refined for each of N faces."""
+        """(N, 3, FRAME_SIZE, FRAME_SIZE) float32 on the models' device: the mask refined for
+        each of N faces."""
         if self._models is None:
             self._models = ([self._load(n) for n in self.mask.surrogates],
                             attribute_surrogates(mask_attribute_plan(self.mask), self._load))

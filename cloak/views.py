@@ -40,8 +40,8 @@ __all__ = ["RandomViews", "mirror_matrix"]
 
 
 def _full(matrix: torch.Tensor) -> torch.Tensor:
-    """(2, 3) -> (3, 3) float64."""
-    bottom = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)
+    """(2, 3) -> (3, 3) float64, on ``matrix``'s device."""
+    bottom = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64, device=matrix.device)
     return torch.cat([matrix.double(), bottom])
 
 
@@ -58,12 +58,12 @@ def mirror_matrix(matrix: torch.Tensor, width: int, size: int = FRAME_SIZE) -> t
         size: the frame's side in pixels.
 
     Returns:
-        (2, 3) float32 flipped photo -> frame.
+        (2, 3) float32 flipped photo -> frame, on ``matrix``'s device.
     """
     flip_photo = torch.tensor([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
-                              dtype=torch.float64)
+                              dtype=torch.float64, device=matrix.device)
     flip_frame = torch.tensor([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
-                              dtype=torch.float64)
+                              dtype=torch.float64, device=matrix.device)
     return (flip_frame @ _full(matrix) @ flip_photo)[:2].float()
 
 
@@ -100,12 +100,13 @@ class RandomViews:
         return torch.rand(n, generator=self.generator, dtype=torch.float64) * 2 - 1
 
     def __call__(self, face: TrainingFace) -> TrainingFace:
-        """A new :class:`~cloak.opom.TrainingFace`: region (3, h, w) in [0, 255], matrix (2, 3)."""
+        """A new :class:`~cloak.opom.TrainingFace`: region (3, h, w) in [0, 255], matrix (2, 3),
+        on ``face``'s device (the draws come from the CPU generator)."""
         from cloak.opom import TrainingFace
 
         mirror = bool(torch.rand(1, generator=self.generator) < self.flip)
         angle, scale, sx, sy, gamma, brightness = self._uniform(6).tolist()
-        gains = 1.0 + self.max_gain * self._uniform(3)
+        gains = (1.0 + self.max_gain * self._uniform(3)).float().to(face.region.device)
         region, matrix = face.region, face.matrix
         if mirror:
             region, matrix = region.flip(-1), mirror_matrix(matrix, region.shape[-1])
@@ -113,11 +114,11 @@ class RandomViews:
         s = 1.0 + scale * self.max_scale
         c = (FRAME_SIZE - 1) / 2
         cos, sin = s * math.cos(a), s * math.sin(a)
-        rot = torch.tensor([[cos, -sin], [sin, cos]], dtype=torch.float64)
-        centre = torch.tensor([c, c], dtype=torch.float64)
-        shift = torch.tensor([sx, sy], dtype=torch.float64) * self.max_shift
+        rot = torch.tensor([[cos, -sin], [sin, cos]], dtype=torch.float64, device=matrix.device)
+        centre = torch.tensor([c, c], dtype=torch.float64, device=matrix.device)
+        shift = torch.tensor([sx, sy], dtype=torch.float64, device=matrix.device) * self.max_shift
         jitter = torch.cat([rot, (centre - rot @ centre + shift)[:, None]], 1)
         matrix = (_full(jitter) @ _full(matrix))[:2].float()
         lit = 255.0 * (region / 255.0).clamp_min(0).pow(math.exp(gamma * self.max_gamma))
-        lit = lit * gains.float()[:, None, None] + brightness * self.max_brightness
+        lit = lit * gains[:, None, None] + brightness * self.max_brightness
         return TrainingFace(lit.clamp(0, 255), matrix)

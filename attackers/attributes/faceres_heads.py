@@ -38,7 +38,8 @@ class FaceResAttributes(AttributePredictor):
 
     def _predict(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         heads = self.model.heads(frames)
-        ages = torch.arange(heads.age_probs.shape[1], dtype=heads.age_probs.dtype)
+        ages = torch.arange(heads.age_probs.shape[1], dtype=heads.age_probs.dtype,
+                            device=heads.age_probs.device)
         return {"sex_male_prob": heads.male, "age_years": heads.age,
                 "age_bins": bin_ages(heads.age_probs, ages)}
 

@@ -39,7 +39,7 @@ __all__ = ["enroll"]
 def enroll(name: str, photos: tuple[Path, ...], from_video: Path | None, track: int | None,
            stride: int, faces_to: Path | None, output: Path | None, mode: str,
            eps: float | None, steps: int | None, seed: int, surrogates: tuple[str, ...] | None,
-           threads: int | None, force: bool, as_json: bool, quiet: bool,
+           threads: int | None, device: str, force: bool, as_json: bool, quiet: bool,
            protect_attributes: tuple[str, ...] = (),
            terms: tuple[str, ...] | None = None) -> None:
     """Learn NAME's mask from PHOTOS (files or folders) or a video track; write it.
@@ -70,7 +70,7 @@ def enroll(name: str, photos: tuple[Path, ...], from_video: Path | None, track: 
         raise click.UsageError(f"{target} exists; use --force to replace it or -o for another "
                                "file")
     learn = learn_settings(mode, eps, steps, seed, surrogates, threads, protect_attributes,
-                           terms)
+                           terms, device)
     if from_video is not None:
         _enroll_from_video(name, from_video, track, stride, faces_to, target, learn, as_json,
                            quiet)
@@ -96,7 +96,7 @@ def _enroll_from_video(name: str, video_path: Path, track: int | None, stride: i
     start = time.perf_counter()
     reporter = CliReporter(quiet)
     with clean_errors():
-        detector = attackers.load("mtcnn", progress=reporter.note)
+        detector = attackers.load("mtcnn", progress=reporter.note, device=learn.device)
     try:
         analysis, picked = find_track_faces(video_path, detector, stride, track,
                                             frame_progress(quiet))

@@ -1,4 +1,5 @@
-"""The options ``cloak protect`` and ``cloak enroll`` share: how a mask is learned.
+"""The options ``cloak protect`` and ``cloak enroll`` share: how a mask is learned, and the
+``--device`` of every command that runs models.
 
 Option values are parsed and checked here (exit code 2 on a bad value); heavy modules are
 imported only when an option is used.
@@ -13,7 +14,7 @@ import click
 
 from attackers import zoo
 
-__all__ = ["LEARN_OPTIONS", "MODE_HELP", "learn_options", "learn_settings"]
+__all__ = ["LEARN_OPTIONS", "MODE_HELP", "device_option", "learn_options", "learn_settings"]
 
 #: --mode presets as documented in --help; tests check them against cloak.opom.MODES.
 MODE_HELP = (
@@ -77,6 +78,26 @@ def _parse_terms(_ctx: click.Context, _param: click.Parameter,
     return names
 
 
+def _parse_device(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """Parse ``--device auto|cpu|cuda|mps`` into the torch device name it means here."""
+    from cloak.device import DeviceError, resolve_device
+
+    try:
+        return str(resolve_device(value))
+    except DeviceError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+#: ``--device``: the torch device of the run's models, optimiser and paste.
+device_option = click.option(
+    "--device", default="auto", show_default=True, callback=_parse_device,
+    metavar="auto|cpu|cuda|mps",
+    help="Where the torch models (MTCNN, the recognizers, the surrogates), the optimiser and "
+         "the paste run: auto = CUDA if torch sees a GPU, else the CPU; cuda:N picks a GPU. "
+         "Black boxes (onnxruntime, dlib) stay on the CPU. A mask learned on any device is "
+         "the same mask (its values agree within noise).")
+
+
 def learn_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options that say how a mask is learned (shared by protect and enroll)."""
     options = [
@@ -109,6 +130,7 @@ def learn_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="CPU threads for torch (default: torch's choice). On a busy machine "
                           "1 can be several times faster. Masks are reproducible for the same "
                           "seed and thread count."),
+        device_option,
     ]
     for option in reversed(options):
         command = option(command)
@@ -118,7 +140,7 @@ def learn_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def learn_settings(mode: str, eps: float | None, steps: int | None, seed: int,
                    surrogates: tuple[str, ...] | None, threads: int | None,
                    protect_attributes: tuple[str, ...] = (),
-                   terms: tuple[str, ...] | None = None) -> Any:
+                   terms: tuple[str, ...] | None = None, device: str = "cpu") -> Any:
     """The pipeline's LearnSettings; sets torch's thread count when asked."""
     import torch
 
@@ -127,4 +149,4 @@ def learn_settings(mode: str, eps: float | None, steps: int | None, seed: int,
     if threads is not None:
         torch.set_num_threads(threads)
     return LearnSettings(mode=mode, eps=eps, steps=steps, seed=seed, surrogates=surrogates,
-                         protect_attributes=protect_attributes, terms=terms)
+                         protect_attributes=protect_attributes, terms=terms, device=device)

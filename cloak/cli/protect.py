@@ -45,7 +45,8 @@ __all__ = ["protect"]
 def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, name: str | None,
             mask_file: Path | None, mode: str, eps: float | None, steps: int | None, seed: int,
             surrogates: tuple[str, ...] | None, protect_attributes: tuple[str, ...],
-            terms: tuple[str, ...] | None, threads: int | None, refine: int, all_faces: bool,
+            terms: tuple[str, ...] | None, threads: int | None, device: str, refine: int,
+            all_faces: bool,
             jpeg_quality: int, keep_location: bool, force: bool, as_json: bool,
             quiet: bool) -> None:
     """Write protected copies of a person's PHOTOS (files or folders).
@@ -82,7 +83,7 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
             raise click.BadParameter(str(err), param_hint="--mask") from None
     options = ProtectOptions(output=output, name=name, mask=mask, mask_path=mask_file,
                              learn=learn_settings(mode, eps, steps, seed, surrogates, threads,
-                                                  protect_attributes, terms),
+                                                  protect_attributes, terms, device),
                              all_faces=all_faces, jpeg_quality=jpeg_quality,
                              keep_location=keep_location, force=force, refine=refine)
     with clean_errors():

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from cloak.cli.options import device_option
 from cloak.cli.reporting import clean_errors
 
 __all__ = ["video"]
@@ -101,12 +102,13 @@ def _video_people(mask_files: tuple[Path, ...], references: dict[str, Path], det
               help="Threads per video for detection, decoding and encoding (default: all "
                    "cores; with --engine dask: 1 per worker). Outputs are identical for the "
                    "same thread count.")
+@device_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or notices; errors only.")
 def video(inputs: tuple[Path, ...], mask_files: tuple[Path, ...], references: dict[str, Path],
           output: Path | None, stride: int, min_face: int, full_every: int, crf: int,
           preset: str, engine: str, workers: int, scheduler: str | None, force: bool,
-          threads: int | None, as_json: bool, quiet: bool) -> None:
+          threads: int | None, device: str, as_json: bool, quiet: bool) -> None:
     """Protect the known people in videos (INPUTS: files or folders).
 
     Each --mask's person is recognised by the faces of their --reference photos: faces are
@@ -130,12 +132,14 @@ def video(inputs: tuple[Path, ...], mask_files: tuple[Path, ...], references: di
 
     torch.set_num_threads(1)  # parallel work is spread over threads per video (VideoOptions)
     with clean_errors():
-        detector, sface = attackers.load("mtcnn"), attackers.load("sface")
+        detector = attackers.load("mtcnn", device=device)
+        sface = attackers.load("sface", device=device)
     people = _video_people(mask_files, references, detector, sface)
     videos = find_videos(inputs)
     output = output or default_output(inputs)
     options = VideoOptions(stride=stride, min_face=min_face, full_every=full_every, crf=crf,
-                           preset=preset, threads=threads or (1 if engine == "dask" else 0))
+                           preset=preset, threads=threads or (1 if engine == "dask" else 0),
+                           device=device)
     jobs, skipped = plan_jobs(videos, output, force)
     if not quiet:
         for job in skipped:

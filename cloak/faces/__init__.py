@@ -46,7 +46,8 @@ def align_faces(images: Sequence[torch.Tensor], detector: MTCNN,
         min_face: faces whose box is narrower or shorter than this (photo pixels) are dropped.
 
     Returns:
-        per image, its faces by decreasing detection score (empty where none is found).
+        per image, its faces by decreasing detection score (empty where none is found), on
+        the detector's device.
     """
     import torch
 
@@ -60,7 +61,7 @@ def align_faces(images: Sequence[torch.Tensor], detector: MTCNN,
             result.append([])
             continue
         matrices = similarity_to_frame(torch.stack([d.landmarks for d in kept]))
-        frames = to_frame(image.float(), matrices).clamp(0, 255)
+        frames = to_frame(image.to(matrices.device).float(), matrices).clamp(0, 255)
         faces = zip(frames, matrices, kept, strict=True)
         result.append([AlignedFace(f, m, d) for f, m, d in faces])
     return result

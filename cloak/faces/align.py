@@ -70,16 +70,16 @@ def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
 
     Args:
         outer: (..., 2, 3) matrices.
-        inner: (2, 3) or (..., 2, 3) matrices (cast to ``outer``'s dtype).
+        inner: (2, 3) or (..., 2, 3) matrices (cast to ``outer``'s dtype and device).
 
     Returns:
-        (..., 2, 3) matrices, dtype of ``outer``.
+        (..., 2, 3) matrices, dtype and device of ``outer``.
 
     >>> m = torch.tensor([[2.0, 0, 1], [0, 2, 0]])
     >>> compose(m, translation(3, 4, torch.float32)).tolist()
     [[2.0, 0.0, 7.0], [0.0, 2.0, 8.0]]
     """
-    inner = inner.to(outer.dtype)
+    inner = inner.to(outer)
     return torch.cat([outer[..., :2] @ inner[..., :2],
                       outer[..., :2] @ inner[..., 2:] + outer[..., 2:]], -1)
 
@@ -137,7 +137,7 @@ def frames_footprint(matrices: torch.Tensor, height: int, width: int,
     """
     last = FRAME_SIZE - 1.0
     corners = torch.tensor([[0.0, 0.0, 1.0], [last, 0.0, 1.0], [0.0, last, 1.0],
-                            [last, last, 1.0]], dtype=torch.float64)
+                            [last, last, 1.0]], dtype=torch.float64, device=matrices.device)
     xy = torch.cat([corners @ m.T for m in invert(matrices.double())])
     return bounding_window(xy, height, width, margin)
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from attackers.frame import FRAME_SIZE
+from cloak.device import module_device
 from cloak.eot import RandomRealWorld
 from cloak.objective import feature_gradient
 from cloak.opom.attributes import DEFAULT_ATTRIBUTE_WEIGHT, AttributeSurrogate, attribute_entropy
@@ -114,7 +115,10 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
     (``requires_grad = False``). The clean features ``A_s`` (n, d_s) of each surrogate come
     from the clean frames without gradient. The result is deterministic for a given
     ``config.seed`` and attribute term (same machine, same thread count): the random start and
-    DI draw from one ``torch.Generator`` seeded with it.
+    DI draw from one CPU ``torch.Generator`` seeded with it. The optimisation runs on the first
+    surrogate's device (:func:`cloak.device.module_device`; all models must be on it): the
+    faces, ``start`` and ``anchors`` are moved there, and the draws are moved there from the
+    CPU, so every device sees the same draws.
 
     Args:
         faces: the person's training faces (:func:`training_face`), n >= 1.
@@ -133,7 +137,8 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
             anchor term pulls towards (required when ``config.anchor > 0``, else ignored).
 
     Returns:
-        the mask, (3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels.
+        the mask, (3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the
+        surrogates' device.
     """
     config = config or OpomConfig()
     if not faces:
@@ -154,6 +159,10 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
     for model in [*surrogates, *(a.predictor for a in attribute_surrogates)]:
         model.eval()
         model.requires_grad_(False)
+    device = module_device(surrogates[0])
+    faces = [f.to(device) for f in faces]
+    if anchors is not None:
+        anchors = [a.to(device) for a in anchors]
     generator = torch.Generator().manual_seed(config.seed)
     with torch.no_grad():
         clean = torch.stack([f.clean_frame() for f in faces])
@@ -162,7 +171,7 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
     eot = RandomRealWorld(generator=generator) if config.eot else None
     momentum = Momentum(config.momentum) if config.momentum > 0 else None
     delta = (random_start((3, FRAME_SIZE, FRAME_SIZE), config.eps, generator) if start is None
-             else start.detach().float().clamp(-config.eps, config.eps))
+             else start.detach().float().clamp(-config.eps, config.eps)).to(device)
     views = RandomViews(generator) if config.views else None
     pool = list(faces) * (math.ceil(MIN_VIEWS / len(faces)) if views is not None else 1)
     for step in range(config.steps):
@@ -207,7 +216,8 @@ def refine_mask(face: TrainingFace, universal: torch.Tensor, surrogates: Sequenc
         steps: refinement steps (>= 1).
 
     Returns:
-        (3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels.
+        (3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the surrogates'
+        device.
     """
     if steps < 1:
         raise ValueError(f"refinement needs at least one step, got {steps}")

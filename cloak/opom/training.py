@@ -48,6 +48,10 @@ class TrainingFace:
     region: torch.Tensor
     matrix: torch.Tensor
 
+    def to(self, device: torch.device | str) -> TrainingFace:
+        """This face with its region and matrix on ``device`` (itself when already there)."""
+        return TrainingFace(self.region.to(device), self.matrix.to(device))
+
     def clean_frame(self) -> torch.Tensor:
         """The unprotected canonical frame, (3, FRAME_SIZE, FRAME_SIZE) in [0, 255]."""
         return to_frame(self.region, self.matrix[None])[0].clamp(0, 255)

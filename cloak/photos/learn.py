@@ -1,10 +1,12 @@
 """The person's mask for a run: a given one, an earlier run's with the same settings, or one
 learned from up to :data:`TRAIN_FACES` of their faces (one per photo, the most typical first)
-and saved as soon as it exists, so an interrupted run reuses it.
+and saved as soon as it exists, so an interrupted run reuses it. The run gets it on its device
+(``LearnSettings.device``), where it is refined and pasted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,8 +96,16 @@ def learn_from_scans(scans: Sequence[Scan], person: int, learn: LearnSettings, n
 def obtain_mask(scans: Sequence[Scan], person: int | None, options: ProtectOptions,
                 name: str, mask_path: Path, reporter: Reporter, summary: Summary) -> Mask | None:
     """The given mask, an earlier run's matching mask at ``mask_path``, or a newly learned one
-    (saved there); None when there is none to give, reuse or learn. Fills the mask fields of
-    ``summary``."""
+    (saved there), its delta on ``options.learn.device``; None when there is none to give,
+    reuse or learn. Fills the mask fields of ``summary``."""
+    mask = _run_mask(scans, person, options, name, mask_path, reporter, summary)
+    return None if mask is None else dataclasses.replace(
+        mask, delta=mask.delta.to(options.learn.device))
+
+
+def _run_mask(scans: Sequence[Scan], person: int | None, options: ProtectOptions,
+              name: str, mask_path: Path, reporter: Reporter, summary: Summary) -> Mask | None:
+    """:func:`obtain_mask`'s mask, on the CPU."""
     if options.mask is not None:
         summary.mask_source, summary.mask_path = "given", options.mask_path
         return options.mask

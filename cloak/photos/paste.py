@@ -51,7 +51,8 @@ def protected_pixels(photo: Photo, matrices: torch.Tensor, delta: torch.Tensor,
 
     The mask is applied with :func:`cloak.opom.protect_photo` (bilinear, feathered, clipped to
     [0, 255]) on the window that holds the faces' frames, in strips of at most 1024 rows (the
-    result equals one call on the whole photo); every other pixel is the input's.
+    result equals one call on the whole photo), on ``delta``'s device; every other pixel is the
+    input's.
     8-bit RGB photos come back as uint8 (rounded half to even, as the writer rounds floats),
     greyscale and 16-bit photos as float32 so the writer keeps their exact grey levels.
 
@@ -72,8 +73,9 @@ def protected_pixels(photo: Photo, matrices: torch.Tensor, delta: torch.Tensor,
     x0, y0, x1, y1 = frames_footprint(matrices, photo.height, photo.width, WINDOW_MARGIN)
     for top in range(y0, y1, _STRIP_ROWS):  # strips bound the memory of a face filling a photo
         bottom = min(y1, top + _STRIP_ROWS)
-        window = protect_photo(_rgb_window(photo, (x0, top, x1, bottom)),
-                               _aligned(_shifted(matrices, x0, top)), delta, feather=feather)
+        window = protect_photo(_rgb_window(photo, (x0, top, x1, bottom)).to(delta.device),
+                               _aligned(_shifted(matrices.to(delta.device), x0, top)), delta,
+                               feather=feather).to(full.device)
         if exact:
             full[:, top:bottom, x0:x1] = window
         else:

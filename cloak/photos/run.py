@@ -53,7 +53,7 @@ def protect(inputs: Sequence[str | Path], options: ProtectOptions | None = None,
         originals = {found.path.resolve() for found, _ in files}
         summary = Summary(person=name, output=output)
 
-        models = Models(reporter)
+        models = Models(reporter, options.learn.device)
         scans = scan_photos(files, models, options.min_face, reporter)
         person = identify_person(scans, reporter)
         summary.person_photos = sum(person in s.label for s in scans if s.result is None)
@@ -99,7 +99,8 @@ def enroll(name: str, inputs: Sequence[str | Path], output: Path,
     if not paths:
         raise UsageError("no input photos or folders given")
     summary = Summary(person=name)
-    scans = scan_photos(discover(paths, None), Models(reporter), min_face, reporter)
+    scans = scan_photos(discover(paths, None), Models(reporter, learn.device), min_face,
+                        reporter)
     person = identify_person(scans, reporter)
     summary.person_photos = sum(person in s.label for s in scans if s.result is None)
     mask, used = None, set()

@@ -73,18 +73,23 @@ class Scan:
 
 
 class Models:
-    """The detector and the identity recognizer, loaded on first use."""
+    """The detector and the identity recognizer, loaded on first use.
 
-    def __init__(self, reporter: Reporter) -> None:
-        self.reporter = reporter
+    Args:
+        reporter: receives the notices of model fetches.
+        device: the torch device every model loaded here runs on (black boxes stay on the CPU).
+    """
+
+    def __init__(self, reporter: Reporter, device: torch.device | str = "cpu") -> None:
+        self.reporter, self.device = reporter, device
         self._detector: MTCNN | None = None
         self._recognizer: Recognizer | None = None
 
     def load(self, name: str) -> Any:
-        """A zoo model, fetched (with notices) if needed."""
+        """A zoo model on :attr:`device`, fetched (with notices) if needed."""
         import attackers
 
-        return attackers.load(name, progress=self.reporter.note)
+        return attackers.load(name, progress=self.reporter.note, device=self.device)
 
     @property
     def detector(self) -> MTCNN:
@@ -101,6 +106,9 @@ class Models:
 
 def find_faces(photo: Photo, models: Models, min_face: int) -> tuple[list[Face], torch.Tensor]:
     """Detect, size-filter and embed the faces of ``photo``.
+
+    The detector and recognizer run on their device; the faces and embeddings come back on
+    the CPU (they are kept per photo and clustered there).
 
     Returns:
         the faces (full-resolution alignment) and their (k, d) embeddings.
@@ -126,16 +134,16 @@ def find_faces(photo: Photo, models: Models, min_face: int) -> tuple[list[Face],
         if size < min_face:
             continue
         # pixel centres: i in the copy covers photo pixels around (i + 0.5) / s - 0.5
+        landmarks = face.detection.landmarks.double().cpu()
         scale = torch.tensor([sx, sy], dtype=torch.float64)
-        landmarks = (face.detection.landmarks.double() + 0.5) / scale - 0.5
-        matrix = similarity_to_frame(landmarks[None])[0].float()
+        matrix = similarity_to_frame((landmarks[None] + 0.5) / scale - 0.5)[0].float()
         faces.append(Face(matrix, size))
         frames.append(face.frame)
     if not faces:
         raise CloakError(photo.path, f"face too small ({largest:.0f} px, need {min_face})")
     with torch.no_grad():
         embeddings = models.recognizer.embed(torch.stack(frames))
-    return faces, embeddings
+    return faces, embeddings.cpu()
 
 
 def scan_photos(files: Sequence[tuple[FoundFile, Path]], models: Models, min_face: int,

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from cloak.device import module_device
+
 if TYPE_CHECKING:
     from attackers.detectors.mtcnn import MTCNN, Detection
     from attackers.recognizers.base import Recognizer
@@ -216,7 +218,8 @@ class StepDetector:
                     smallest = min(float(min(d.box[2] - d.box[0], d.box[3] - d.box[1]))
                                    for d in found[-1][0])
                     pyramid = min(max(finest, _COARSE_SHARE * smallest), _COARSE_MAX * finest)
-                found.append((self.detector.detect([image], min_face_size=pyramid)[0], pyramid))
+                detections = self.detector.detect([image], min_face_size=pyramid)[0]
+                found.append(([_on_cpu(d) for d in detections], pyramid))
         return found
 
     def _submit(self) -> None:
@@ -274,11 +277,19 @@ class StepDetector:
         """Embed the queued face frames in one recognizer call (cheaper per face)."""
         if not self._to_embed or self.recognizer is None:
             return
+        frames = torch.stack([f for _, f in self._to_embed])
         with torch.no_grad():
-            features = self.recognizer.embed(torch.stack([f for _, f in self._to_embed]))
+            features = self.recognizer.embed(frames.to(module_device(self.recognizer))).cpu()
         for (key, _), feature in zip(self._to_embed, features, strict=True):
             self._embeddings[key] = feature
         self._to_embed = []
+
+
+def _on_cpu(detection: Detection) -> Detection:
+    """The detection with its box and landmarks on the CPU (tracks are linked there)."""
+    from attackers.detectors.mtcnn import Detection
+
+    return Detection(detection.box.cpu(), detection.score, detection.landmarks.cpu())
 
 
 def detect_faces(batches: Iterable[torch.Tensor], detector: MTCNN, *,

@@ -93,7 +93,7 @@ def process_video(job: VideoJob, people: Sequence[EnrolledPerson], options: Vide
         progress: called with ("detecting" | "writing", frames done, frames in all).
     """
     if detector is None or recognizer is None:
-        detector, recognizer = _models()
+        detector, recognizer = _models(options.device)
     try:
         result = protect_video(job.source, job.dest, people, detector, recognizer, options,
                                progress)
@@ -103,11 +103,12 @@ def process_video(job: VideoJob, people: Sequence[EnrolledPerson], options: Vide
 
 
 @functools.cache
-def _models() -> tuple[MTCNN, Recognizer]:
-    """MTCNN and sface, loaded once per process (each Dask worker loads its own)."""
+def _models(device: str) -> tuple[MTCNN, Recognizer]:
+    """MTCNN and sface on ``device``, loaded once per process (each Dask worker loads its
+    own)."""
     import attackers
 
-    return attackers.load("mtcnn"), attackers.load("sface")
+    return attackers.load("mtcnn", device=device), attackers.load("sface", device=device)
 
 
 def _worker_job(job: VideoJob, people: Sequence[EnrolledPerson],

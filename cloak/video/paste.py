@@ -68,8 +68,9 @@ def _windows(matrices: torch.Tensor, height: int,
 
 
 def _weighted(mask: Mask) -> torch.Tensor:
-    """(4, S, S) float32: the mask times its feather weight, and the weight (as paste_back)."""
-    weight = feather_weight(mask.feather)
+    """(4, S, S) float32 on the mask's device: the mask times its feather weight, and the
+    weight (as paste_back)."""
+    weight = feather_weight(mask.feather).to(mask.delta.device)
     return torch.cat([mask.delta.float() * weight, weight[None]])
 
 
@@ -88,9 +89,9 @@ def _add_warped(window: torch.Tensor, pair: torch.Tensor, matrix: torch.Tensor) 
     ``F.grid_sample`` directly (kornia's wrapper costs more than the sampling on small windows).
 
     Args:
-        window: (3, h, w) float32 pixels, written in place.
+        window: (3, h, w) float32 pixels, written in place, on ``pair``'s device.
         pair: (4, S, S) from :func:`_weighted`.
-        matrix: (2, 3) float64 window-to-frame matrix.
+        matrix: (2, 3) float64 window-to-frame matrix, on the CPU.
     """
     h, w = window.shape[-2:]
     x0, y0, x1, y1 = frames_footprint(matrix[None], h, w)
@@ -102,8 +103,8 @@ def _add_warped(window: torch.Tensor, pair: torch.Tensor, matrix: torch.Tensor) 
                              [0.0, (out_h - 1) / 2, (out_h - 1) / 2 + y0],
                              [0.0, 0.0, 1.0]], dtype=torch.float64)
     full = torch.cat([matrix, torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
-    theta = (_normaliser(FRAME_SIZE) @ full @ to_pixel)[:2]
-    grid = F.affine_grid(theta[None].float(), [1, 4, out_h, out_w], align_corners=True)
+    theta = (_normaliser(FRAME_SIZE) @ full @ to_pixel)[:2].float().to(pair.device)
+    grid = F.affine_grid(theta[None], [1, 4, out_h, out_w], align_corners=True)
     out = F.grid_sample(pair[None], grid, mode="bilinear", padding_mode="zeros",
                         align_corners=True)[0]
     window[:, y0:y1, x0:x1] += out[:3]
@@ -119,7 +120,7 @@ def paste_faces(image: np.ndarray, faces: Sequence[FaceInFrame], masks: dict[str
     sum is clipped to [0, 255] and rounded back to 8 bits. The result equals ``paste_back`` of
     all the faces on the whole frame, rounded (8-bit pixels are already in [0, 255], so the
     clipping can skip paste_back's bookkeeping of touched pixels); pixels outside the windows
-    are never touched.
+    are never touched. The windows are pasted on the masks' device.
 
     Args:
         image: (H, W, 3) uint8 RGB frame as stored; written in place.
@@ -135,13 +136,14 @@ def paste_faces(image: np.ndarray, faces: Sequence[FaceInFrame], masks: dict[str
     height, width = image.shape[:2]
     matrices = compose(torch.stack([f.matrix for f in faces]).double(), to_display)
     pairs = {person: _weighted(masks[person]) for person in {f.person for f in faces}}
+    device = next(iter(pairs.values())).device
     groups = _windows(matrices, height, width)
     for members, (x0, y0, x1, y1) in groups:
-        window = torch.from_numpy(image[y0:y1, x0:x1]).permute(2, 0, 1).float()
+        window = torch.from_numpy(image[y0:y1, x0:x1]).permute(2, 0, 1).to(device, torch.float32)
         local = compose(matrices[members], translation(x0, y0))
         for k, matrix in zip(members, local, strict=True):
             _add_warped(window, pairs[faces[k].person], matrix)
         rounded = window.clamp_(0, 255).round_().to(torch.uint8)
-        image[y0:y1, x0:x1] = rounded.permute(1, 2, 0).numpy()
+        image[y0:y1, x0:x1] = rounded.permute(1, 2, 0).cpu().numpy()
     return [box for _, box in groups]
 

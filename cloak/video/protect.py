@@ -31,6 +31,7 @@ few of their photos; the features stay in memory (shared/DESIGN.md section 7).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from cloak.device import module_device
 from cloak.identity import CLUSTER_THRESHOLD, cluster_faces, main_identity
 from cloak.video.container import VideoInfo, probe
 from cloak.video.detection import (
@@ -125,6 +127,8 @@ class VideoOptions:
             video`` does) so that the threads share the cores instead of fighting over them.
             Outputs are bit-identical between runs with the same thread counts (x264 encodes
             differently with a different number of threads).
+        device: the torch device of the models that :mod:`cloak.video.engine` loads (MTCNN,
+            sface); the masks are pasted on the detector's device.
     """
 
     stride: int = DEFAULT_STRIDE
@@ -135,6 +139,7 @@ class VideoOptions:
     crf: int = DEFAULT_CRF
     preset: str = DEFAULT_PRESET
     threads: int = 0
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -216,7 +221,7 @@ def enroll_person(mask: Mask, photos: Sequence[torch.Tensor], detector: MTCNN,
         if not frames:
             raise ValueError(f"no face found in the {len(photos)} reference photos of "
                              f"{mask.person}")
-        features = recognizer.embed(torch.stack(frames))
+        features = recognizer.embed(torch.stack(frames).to(module_device(recognizer))).cpu()
     labels = cluster_faces(features).tolist()
     owners, sizes, start = [], [], 0
     for faces in per_photo:
@@ -364,7 +369,9 @@ def protect_video(source: Path, dest: Path, people: Sequence[EnrolledPerson], de
     start = time.perf_counter()
     analysis = analyse_video(source, people, detector, recognizer, options, progress)
     middle = time.perf_counter()
-    digest = render_video(analysis, dest, {p.name: p.mask for p in people}, options, progress)
+    device = module_device(detector)  # the masks are pasted where the models run
+    masks = {p.name: dataclasses.replace(p.mask, delta=p.mask.delta.to(device)) for p in people}
+    digest = render_video(analysis, dest, masks, options, progress)
     end = time.perf_counter()
     result = VideoResult(source, dest, analysis.detections.frame_count, end - start,
                          stage_seconds={"analyse": middle - start, "render": end - middle},
