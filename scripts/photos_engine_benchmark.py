@@ -58,14 +58,13 @@ def build_folder(lfw: Path, folder: Path, photos: int) -> dict[str, int]:
     return per_person
 
 
-def timed(command: list[str]) -> tuple[dict[str, Any], float]:
-    """Run ``command`` (a cloak command with ``--json``); its JSON summary and wall seconds."""
-    start = time.perf_counter()
+def cloak_json(*args: str | Path) -> dict[str, Any]:
+    """The JSON summary of ``cloak ARGS --json --quiet`` run in a fresh process."""
+    command = [sys.executable, "-m", "cloak.cli", *map(str, args), "--json", "--quiet"]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
-    return json.loads(done.stdout), wall
+    return json.loads(done.stdout)
 
 
 def files(folder: Path) -> dict[str, bytes]:
@@ -85,7 +84,7 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "BENCHMARKS.md")
     args = parser.parse_args()
 
-    cloak = [sys.executable, "-m", "cloak.cli"]
+    threads = ("--threads", str(args.threads))
     load_before = os.getloadavg()[0]
     runs: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="cloak-photos-engine-") as tmp:
@@ -94,16 +93,17 @@ def main() -> None:
         folder.mkdir()
         per_person = build_folder(args.lfw, folder, args.photos)
         mask = root / f"{PEOPLE[0]}.cloak"
-        learned, learn_wall = timed([
-            *cloak, "enroll", PEOPLE[0],
-            *sorted((args.lfw / "identities" / PEOPLE[0]).glob("*.jpg"))[:10], "-o", mask,
-            "--mode", "fast", "--threads", str(args.threads), "--json", "--quiet"])
+        start = time.perf_counter()
+        learned = cloak_json("enroll", PEOPLE[0],
+                             *sorted((args.lfw / "identities" / PEOPLE[0]).glob("*.jpg"))[:10],
+                             "-o", mask, "--mode", "fast", *threads)
+        learn_wall = time.perf_counter() - start
         for engine in ("local", "dask"):
-            summary, wall = timed([
-                *cloak, "protect", str(folder), "-o", str(root / engine), "--mask", str(mask),
-                "--all-faces", "--engine", engine, "--workers", str(args.workers),
-                "--threads", str(args.threads), "--json", "--quiet"])
-            runs[engine] = {"wall_s": wall, "totals": summary["totals"]}
+            start = time.perf_counter()
+            summary = cloak_json("protect", folder, "-o", root / engine, "--mask", mask,
+                                 "--all-faces", "--engine", engine, "--workers",
+                                 str(args.workers), *threads)
+            runs[engine] = {"wall_s": time.perf_counter() - start, "totals": summary["totals"]}
         local, dask = files(root / "local"), files(root / "dask")
         differing = sorted(n for n in set(local) | set(dask) if local.get(n) != dask.get(n))
     result = {
