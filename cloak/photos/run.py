@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cloak.cluster import dask_client
+from cloak.cluster import dask_client, require_dask
 from cloak.fileio import folder_lock
 from cloak.mask import MASK_SUFFIX, save_mask
 from cloak.masking import LearnSettings, mask_digest
@@ -62,6 +62,8 @@ def protect(inputs: Sequence[str | Path], options: ProtectOptions | None = None,
     if not paths:
         raise UsageError("no input photos or folders given")
     options.learn.resolve()
+    if options.engine == "dask":
+        require_dask()
     output = Path(options.output) if options.output is not None else default_output(paths)
     check_output(paths, output)
     name = safe_name(options.name or (options.mask.person if options.mask else "")
