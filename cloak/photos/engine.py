@@ -8,7 +8,8 @@ are scattered once to every worker; the detector, the recognizer and the refinem
 are loaded once per worker process. Everything else stays here: identification, learning, the
 decisions of :class:`~cloak.photos.write.PhotoWriter` and the manifest, which this process
 writes from the workers' results in discovery order, so an interrupted run resumes and a rerun
-skips finished photos as with the local engine.
+skips finished photos as with the local engine. Workers read the photos and write the copies
+at the paths this process sees: with ``--scheduler``, they need the same file system.
 
 Each task runs torch on the thread count of this process (``--threads``, default torch's
 choice): detection and refinement depend on it, and with the same count the outputs are
