@@ -8,6 +8,7 @@ is tested in test_protect.py, enroll then protect in test_cli_enroll.py.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,18 @@ def test_usage_errors_exit_2(args: list[str], message: str, colin_photos: Path,
                              tmp_path: Path) -> None:
     """Wrong requests stop before any work with exit code 2 and a clear message."""
     check_usage_error(args, message, colin_photos, tmp_path)
+
+
+def test_dask_engine_without_distributed_exit_2(monkeypatch, tmp_path: Path) -> None:
+    """--engine dask without dask.distributed says what to install, before any work."""
+    monkeypatch.setitem(sys.modules, "distributed", None)      # as if not installed
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"not read")
+    result = CliRunner().invoke(main, ["protect", str(photos), "--engine", "dask"])
+    assert result.exit_code == 2, result.output
+    assert "pip install 'cloak[distributed]'" in result.output
+    assert not (tmp_path / "photos_cloaked").exists()
 
 
 @pytest.mark.data

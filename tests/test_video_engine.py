@@ -93,7 +93,8 @@ def test_missing_dask_is_a_clear_error(monkeypatch, tmp_path) -> None:
     """Without dask.distributed installed, --engine dask says what to install (exit code 2)."""
     import sys
 
-    from cloak.video.engine import EngineError, VideoJob, run_dask
+    from cloak.cluster import EngineError
+    from cloak.video.engine import VideoJob, run_dask
     from cloak.video.protect import VideoOptions
 
     monkeypatch.setitem(sys.modules, "distributed", None)      # as if not installed

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from cloak.cli.engine import engine_options
 from cloak.cli.options import LEARN_OPTIONS, learn_options, learn_settings
 from cloak.cli.reporting import CliReporter, clean_errors, counts, finish
 
@@ -36,6 +37,10 @@ __all__ = ["protect"]
               help="Quality of JPEG outputs (lower washes the cloak out).")
 @click.option("--keep-location", is_flag=True,
               help="Keep GPS location EXIF in the outputs (removed by default).")
+@engine_options("local: photos one after the other in this process. dask: the finding of "
+                "faces and the writing of the photos spread over a dask.distributed cluster "
+                "(pip install 'cloak[distributed]'), the mask learned once in this process; "
+                "the same outputs.")
 @click.option("--force", is_flag=True,
               help="Redo everything: learn the mask again and rewrite finished outputs.")
 @click.option("--json", "as_json", is_flag=True,
@@ -46,9 +51,8 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
             mask_file: Path | None, mode: str, eps: float | None, steps: int | None, seed: int,
             surrogates: tuple[str, ...] | None, protect_attributes: tuple[str, ...],
             terms: tuple[str, ...] | None, threads: int | None, device: str, refine: int,
-            all_faces: bool,
-            jpeg_quality: int, keep_location: bool, force: bool, as_json: bool,
-            quiet: bool) -> None:
+            all_faces: bool, jpeg_quality: int, keep_location: bool, engine: str, workers: int,
+            scheduler: str | None, force: bool, as_json: bool, quiet: bool) -> None:
     """Write protected copies of a person's PHOTOS (files or folders).
 
     Finds the faces, decides whose photos these are (the person seen in the most photos;
@@ -65,7 +69,12 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
     written) is named on one error line and the batch goes on. A second run on an output folder
     that a run is writing to is refused. Exit code: 0 all done, 1 some photos failed (or the
     output folder is in use), 2 usage error.
+
+    With --engine dask the photos are scanned and written on a Dask cluster (the mask is
+    learned once, here); the outputs and the progress file are the same as with the local run
+    at the same --threads.
     """
+    from cloak.cluster import EngineError
     from cloak.mask import MaskError, load_mask
     from cloak.photos import ProtectOptions
     from cloak.photos import protect as run_protect
@@ -85,9 +94,13 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
                              learn=learn_settings(mode, eps, steps, seed, surrogates, threads,
                                                   protect_attributes, terms, device),
                              all_faces=all_faces, jpeg_quality=jpeg_quality,
-                             keep_location=keep_location, force=force, refine=refine)
+                             keep_location=keep_location, force=force, refine=refine,
+                             engine=engine, workers=workers, scheduler=scheduler)
     with clean_errors():
-        summary = run_protect(photos, options, CliReporter(quiet))
+        try:
+            summary = run_protect(photos, options, CliReporter(quiet))
+        except EngineError as err:
+            raise click.UsageError(str(err)) from None
     finish(summary, as_json, quiet,
            f"{summary.person}: {counts(summary)}; outputs in {summary.output}; mask "
            f"{summary.mask_path or 'none'} ({summary.mask_source or 'none'})")

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from cloak.cli.engine import engine_options
 from cloak.cli.options import device_option
 from cloak.cli.reporting import clean_errors
 
@@ -86,17 +87,9 @@ def _video_people(mask_files: tuple[Path, ...], references: dict[str, Path], det
                                              "fast", "medium", "slow", "slower", "veryslow"]),
               default="veryfast", show_default=True,
               help="x264 speed preset: slower presets make smaller files at the same CRF.")
-@click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
-              show_default=True,
-              help="local: videos one after the other in this process, each using all cores. "
-                   "dask: one task per video on a dask.distributed cluster (pip install "
-                   "'cloak[distributed]'); the same tracks and masked frames.")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
-              help="With --engine dask: worker processes of the local cluster (one thread "
-                   "each).")
-@click.option("--scheduler", metavar="ADDRESS",
-              help="With --engine dask: use this running scheduler (tcp://host:8786) instead "
-                   "of starting a local cluster.")
+@engine_options("local: videos one after the other in this process, each using all cores. "
+                "dask: one task per video on a dask.distributed cluster (pip install "
+                "'cloak[distributed]'); the same tracks and masked frames.")
 @click.option("--force", is_flag=True, help="Rewrite outputs that already exist.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="Threads per video for detection, decoding and encoding (default: all "
@@ -126,7 +119,8 @@ def video(inputs: tuple[Path, ...], mask_files: tuple[Path, ...], references: di
     from tqdm import tqdm
 
     import attackers
-    from cloak.video.engine import EngineError, VideoJob, run_dask, run_local
+    from cloak.cluster import EngineError
+    from cloak.video.engine import VideoJob, run_dask, run_local
     from cloak.video.inputs import default_output, find_videos, plan_jobs
     from cloak.video.protect import VideoOptions
 

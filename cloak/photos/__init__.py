@@ -26,7 +26,9 @@ The pipeline, free of any UI (:mod:`cloak.cli` parses options and draws progress
    rerun skips outputs that are already done.
 
 :mod:`~cloak.photos.run` strings the stages together (:func:`protect`, :func:`enroll`);
-:mod:`~cloak.photos.options` holds what they are given and what they report.
+:mod:`~cloak.photos.options` holds what they are given and what they report. With
+``engine="dask"`` the scanning and the writing run on a Dask cluster
+(:mod:`~cloak.photos.engine`), with the same outputs.
 
 Memory: one photo at a time; detection runs on the working copy; the mask is applied to the
 window around the faces only, in strips, and 8-bit RGB photos are assembled as uint8:

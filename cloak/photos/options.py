@@ -145,6 +145,10 @@ class ProtectOptions:
         min_face: smallest face protected, in photo pixels.
         refine: per-face refinement steps (:func:`cloak.opom.refine_mask`) with the mask's own
             surrogates and attribute predictors; 0 = paste the universal mask as it is.
+        engine: where the photos are scanned and written: ``"local"`` (this process) or
+            ``"dask"`` (a Dask cluster, :mod:`cloak.photos.engine`); the same outputs.
+        workers: worker processes of the local Dask cluster (``engine="dask"``).
+        scheduler: a running Dask scheduler's address to use instead of a local cluster.
     """
 
     output: Path | None = None
@@ -158,4 +162,7 @@ class ProtectOptions:
     force: bool = False
     min_face: int = MIN_FACE
     refine: int = 0
+    engine: str = "local"
+    workers: int = 2
+    scheduler: str | None = None
 

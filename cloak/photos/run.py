@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from cloak.cluster import dask_client, require_dask
 from cloak.fileio import folder_lock
 from cloak.mask import MASK_SUFFIX, save_mask
 from cloak.masking import LearnSettings, mask_digest
 from cloak.photos.discover import discover
+from cloak.photos.engine import scan_on_cluster, write_on_cluster
 from cloak.photos.identify import identify_person
 from cloak.photos.learn import TRAIN_FACES, learn_from_scans, obtain_mask
 from cloak.photos.options import MIN_FACE, FileResult, ProtectOptions, Reporter, Summary, UsageError
 from cloak.photos.outputs import check_output, default_name, default_output, safe_name
-from cloak.photos.scan import Models, scan_photos
+from cloak.photos.scan import Models, report_scans, scan_photos
 from cloak.photos.write import PhotoWriter
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 __all__ = ["enroll", "protect"]
+
+
+@contextmanager
+def _cluster(options: ProtectOptions) -> Iterator[Client | None]:
+    """A client of the Dask cluster for ``engine="dask"``; None for the local engine."""
+    if options.engine == "local":
+        yield None
+        return
+    with dask_client(options.workers, options.scheduler) as client:
+        yield client
 
 
 def protect(inputs: Sequence[str | Path], options: ProtectOptions | None = None,
@@ -33,6 +50,7 @@ def protect(inputs: Sequence[str | Path], options: ProtectOptions | None = None,
 
     Raises:
         UsageError: the request is wrong (output would overwrite inputs, ...): nothing was done.
+        cloak.cluster.EngineError: ``engine="dask"`` without dask.distributed installed.
         FolderBusy: another run holds the output folder's lock: nothing was done.
         ImageError: an input does not exist.
         MaskError: the mask cannot be saved.
@@ -44,6 +62,8 @@ def protect(inputs: Sequence[str | Path], options: ProtectOptions | None = None,
     if not paths:
         raise UsageError("no input photos or folders given")
     options.learn.resolve()
+    if options.engine == "dask":
+        require_dask()
     output = Path(options.output) if options.output is not None else default_output(paths)
     check_output(paths, output)
     name = safe_name(options.name or (options.mask.person if options.mask else "")
@@ -54,21 +74,28 @@ def protect(inputs: Sequence[str | Path], options: ProtectOptions | None = None,
         summary = Summary(person=name, output=output)
 
         models = Models(reporter, options.learn.device)
-        scans = scan_photos(files, models, options.min_face, reporter)
-        person = identify_person(scans, reporter)
-        summary.person_photos = sum(person in s.label for s in scans if s.result is None)
-        mask = obtain_mask(scans, person, options, name, output / f"{name}{MASK_SUFFIX}",
-                           reporter, summary)
-        if mask is not None:
-            summary.mask_sha256 = mask_digest(mask)
-        write = PhotoWriter(output, options, mask, person, originals, reporter, models.load)
-        pending = [s for s in scans if s.result is None]
-        reporter.progress("writing", 0, len(pending))
-        for done, scan in enumerate(pending, 1):
-            scan.result = write(scan)
-            scan.result.notes = scan.notes
-            reporter.file_done(scan.result)
-            reporter.progress("writing", done, len(pending))
+        with _cluster(options) as client:
+            if client is None:
+                scans = scan_photos(files, models, options.min_face, reporter)
+            else:
+                scans = report_scans(scan_on_cluster(client, files, options.min_face),
+                                     len(files), reporter)
+            person = identify_person(scans, reporter)
+            summary.person_photos = sum(person in s.label for s in scans if s.result is None)
+            mask = obtain_mask(scans, person, options, name, output / f"{name}{MASK_SUFFIX}",
+                               reporter, summary)
+            if mask is not None:
+                summary.mask_sha256 = mask_digest(mask)
+            write = PhotoWriter(output, options, mask, person, originals, reporter, models.load)
+            pending = [s for s in scans if s.result is None]
+            results = (map(write, pending) if client is None or mask is None
+                       else write_on_cluster(client, write, pending, mask, options))
+            reporter.progress("writing", 0, len(pending))
+            for done, (scan, result) in enumerate(zip(pending, results, strict=True), 1):
+                scan.result = result
+                scan.result.notes = scan.notes
+                reporter.file_done(scan.result)
+                reporter.progress("writing", done, len(pending))
         summary.files = [s.result for s in scans if s.result is not None]
     return summary
 

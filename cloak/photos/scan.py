@@ -10,7 +10,7 @@ kept.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from attackers.detectors.mtcnn import MTCNN
     from attackers.recognizers.base import Recognizer
 
-__all__ = ["DETECT_MAX_SIDE", "Face", "Models", "Scan", "find_faces", "scan_photos"]
+__all__ = ["DETECT_MAX_SIDE", "Face", "Models", "Scan", "find_faces", "report_scans", "scan_file",
+           "scan_photos"]
 
 #: Longest side in pixels of the working copy that faces are detected on.
 DETECT_MAX_SIDE = 1600
@@ -146,9 +147,48 @@ def find_faces(photo: Photo, models: Models, min_face: int) -> tuple[list[Face],
     return faces, embeddings.cpu()
 
 
+def scan_file(found: FoundFile, relative: Path, models: Models, min_face: int) -> Scan:
+    """Read one file and find its faces; a file that is skipped or fails gets its result.
+
+    Args:
+        found, relative: one file from :func:`~cloak.photos.discover.discover`.
+        models: the detector and recognizer.
+        min_face: smallest face kept, photo pixels.
+    """
+    scan = Scan(found, relative)
+    start = time.perf_counter()
+    if found.skip_reason is not None:
+        scan.result = FileResult(found.path, "skipped", reason=found.skip_reason)
+    else:
+        try:
+            photo = read_photo(found.path)
+            scan.relative = output_path(relative, photo)
+            scan.notes = list(photo.warnings)
+            scan.faces, scan.embeddings = find_faces(photo, models, min_face)
+            del photo
+        except CloakError as err:
+            scan.result = FileResult(found.path, "failed", reason=err.reason)
+    scan.seconds = time.perf_counter() - start
+    if scan.result is not None:
+        scan.result.seconds = scan.seconds
+    return scan
+
+
+def report_scans(scans: Iterable[Scan], total: int, reporter: Reporter) -> list[Scan]:
+    """Collect scans in order, reporting progress ("finding faces") and each finished file."""
+    collected = []
+    reporter.progress("finding faces", 0, total)
+    for done, scan in enumerate(scans, 1):
+        if scan.result is not None:
+            reporter.file_done(scan.result)
+        collected.append(scan)
+        reporter.progress("finding faces", done, total)
+    return collected
+
+
 def scan_photos(files: Sequence[tuple[FoundFile, Path]], models: Models, min_face: int,
                 reporter: Reporter) -> list[Scan]:
-    """Read every file once and find its faces; failures are finished and reported.
+    """Read every file once and find its faces (:func:`scan_file`), in this process.
 
     Args:
         files: from :func:`~cloak.photos.discover.discover`.
@@ -156,27 +196,5 @@ def scan_photos(files: Sequence[tuple[FoundFile, Path]], models: Models, min_fac
         min_face: smallest face kept, photo pixels.
         reporter: receives progress ("finding faces") and each failed or skipped file.
     """
-    scans = []
-    reporter.progress("finding faces", 0, len(files))
-    for done, (found, relative) in enumerate(files, 1):
-        scan = Scan(found, relative)
-        start = time.perf_counter()
-        if found.skip_reason is not None:
-            scan.result = FileResult(found.path, "skipped", reason=found.skip_reason)
-        else:
-            try:
-                photo = read_photo(found.path)
-                scan.relative = output_path(relative, photo)
-                scan.notes = list(photo.warnings)
-                scan.faces, scan.embeddings = find_faces(photo, models, min_face)
-                del photo
-            except CloakError as err:
-                scan.result = FileResult(found.path, "failed", reason=err.reason)
-        scan.seconds = time.perf_counter() - start
-        if scan.result is not None:
-            scan.result.seconds = scan.seconds
-            reporter.file_done(scan.result)
-        scans.append(scan)
-        reporter.progress("finding faces", done, len(files))
-    return scans
-
+    return report_scans((scan_file(found, relative, models, min_face)
+                         for found, relative in files), len(files), reporter)

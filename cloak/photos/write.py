@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,53 @@ from cloak.photos.options import FileResult, ProtectOptions, Reporter
 from cloak.photos.paste import photo_training_face, protected_pixels
 from cloak.photos.scan import Scan
 
-__all__ = ["PhotoWriter"]
+__all__ = ["PhotoWriter", "WriteJob", "write_copy"]
+
+
+@dataclass(frozen=True)
+class WriteJob:
+    """One protected copy to write.
+
+    Attributes:
+        source: the input photo.
+        dest: the output file.
+        matrices: (N, 2, 3) float32 photo-to-frame similarities of the faces to mask.
+    """
+
+    source: Path
+    dest: Path
+    matrices: torch.Tensor
+
+
+def write_copy(job: WriteJob, mask: Mask, refiner: MaskRefiner | None, jpeg_quality: int,
+               keep_location: bool) -> str | None:
+    """Read, mask (each face's own refined copy with ``refiner``) and write one photo.
+
+    Returns:
+        None when written, else the one-line reason it failed (naming the output when the
+        output is at fault).
+    """
+    try:
+        photo = read_photo(job.source)
+        delta = mask.delta if refiner is None else refiner(
+            [photo_training_face(photo, m) for m in job.matrices])
+        pixels = protected_pixels(photo, job.matrices, delta, mask.feather)
+        write_photo(photo, pixels, job.dest, jpeg_quality=jpeg_quality,
+                    keep_location=keep_location)
+    except CloakError as err:  # the output's own error (cannot write) names the output
+        return err.reason if err.path == job.source else f"{err.path}: {err.reason}"
+    except OSError as err:
+        return _cannot_write(err)
+    return None
+
+
+def _cannot_write(err: OSError) -> str:
+    return f"cannot write the output ({err.strerror or err})"
 
 
 class PhotoWriter:
-    """Writes the protected copies of one run, recording each in the output folder's manifest.
+    """Decides what each scanned photo needs and records each output written in the output
+    folder's manifest; writes them (:func:`write_copy`) when called.
 
     An output is recorded with a key of what made it (the mask's digest and the options that
     change pixels), so a rerun with the same key skips it (status ``"up-to-date"``).
@@ -60,51 +103,67 @@ class PhotoWriter:
         self.manifest = Manifest(output, reporter)
         self.claimed: dict[Path, Path] = {}  # output -> the input written there
 
-    def __call__(self, scan: Scan) -> FileResult:
-        """Protect and write one scanned photo (or decide it needs no writing)."""
-        options, mask, path = self.options, self.mask, scan.found.path
+    def plan(self, scan: Scan) -> tuple[FileResult, WriteJob | None]:
+        """What one scanned photo needs: its result, and the copy to write (None when it is
+        finished: failed, not the person's, or written by an earlier run)."""
+        options, path = self.options, scan.found.path
         chosen = [k for k, label in enumerate(scan.label)
                   if options.all_faces or label == self.person]
         others = len(scan.faces) - len(chosen)
         result = FileResult(path, "failed", faces=len(chosen), other_faces=others,
                             seconds=scan.seconds)
-        if mask is None:
+        if self.mask is None:
             result.reason = "no mask: the person's face could not be learned from these photos"
-            return result
+            return result, None
         if not chosen:
             result.status = "not-person"
             result.reason = (f"{others} face{'s' if others != 1 else ''} of other people, left "
                              "untouched; not written (use --all-faces to protect them)")
-            return result
+            return result, None
         dest = self.output / scan.relative
         resolved = dest.resolve()
         if resolved in self.originals:
             result.reason = f"the output {dest} would overwrite an input photo; not written"
-            return result
+            return result, None
         if resolved in self.claimed:
             result.reason = f"the output {dest} is already written for {self.claimed[resolved]}"
-            return result
+            return result, None
         self.claimed[resolved] = path
         start = time.perf_counter()
         try:
             if not options.force and self.manifest.is_done(scan.relative, path, dest, self.key):
                 result.status, result.output = "up-to-date", dest
-                return result
-            photo = read_photo(path)
-            matrices = torch.stack([scan.faces[k].matrix for k in chosen])
-            delta = mask.delta if self.refiner is None else self.refiner(
-                [photo_training_face(photo, m) for m in matrices])
-            pixels = protected_pixels(photo, matrices, delta, mask.feather)
-            write_photo(photo, pixels, dest, jpeg_quality=options.jpeg_quality,
-                        keep_location=options.keep_location)
-            del photo, pixels
-            self.manifest.record(scan.relative, path, self.key)
-            result.status, result.output = "protected", dest
-        except CloakError as err:  # the output's own error (cannot write) names the output
-            result.reason = err.reason if err.path == path else f"{err.path}: {err.reason}"
+                return result, None
         except OSError as err:
-            result.reason = f"cannot write the output ({err.strerror or err})"
+            result.reason = _cannot_write(err)
+            return result, None
         finally:
-            result.seconds = scan.seconds + time.perf_counter() - start
+            result.seconds += time.perf_counter() - start
+        return result, WriteJob(path, dest, torch.stack([scan.faces[k].matrix for k in chosen]))
+
+    def finish(self, scan: Scan, result: FileResult, job: WriteJob, error: str | None,
+               seconds: float) -> FileResult:
+        """Complete ``result`` with how writing ``job`` went (``error``, after ``seconds``);
+        record a written output in the manifest."""
+        start = time.perf_counter()
+        try:
+            if error is None:
+                self.manifest.record(scan.relative, job.source, self.key)
+                result.status, result.output = "protected", job.dest
+            else:
+                result.reason = error
+        except OSError as err:
+            result.reason = _cannot_write(err)
+        result.seconds += seconds + time.perf_counter() - start
         return result
 
+    def __call__(self, scan: Scan) -> FileResult:
+        """Protect and write one scanned photo in this process (or decide it needs no
+        writing)."""
+        result, job = self.plan(scan)
+        if job is None or self.mask is None:
+            return result
+        start = time.perf_counter()
+        error = write_copy(job, self.mask, self.refiner, self.options.jpeg_quality,
+                           self.options.keep_location)
+        return self.finish(scan, result, job, error, time.perf_counter() - start)

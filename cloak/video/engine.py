@@ -6,11 +6,10 @@ so a batch goes on with the next one. The engines only differ in where jobs run:
 
 - :func:`run_local`: one after the other in this process, each with all the threads of
   :class:`~cloak.video.protect.VideoOptions`;
-- :func:`run_dask`: on a ``dask.distributed`` cluster (by default a ``LocalCluster`` of two
-  worker processes with one thread each; or any running scheduler by address), one job per task,
-  the enrolled people scattered once to every worker, models loaded once per worker process.
-  Dask schedules; nothing here does. Needs the ``distributed`` extra
-  (``pip install 'cloak[distributed]'``).
+- :func:`run_dask`: on a ``dask.distributed`` cluster (:mod:`cloak.cluster`: by default a
+  ``LocalCluster`` of two worker processes with one thread each; or any running scheduler by
+  address), one job per task, the enrolled people scattered once to every worker, models
+  loaded once per worker process.
 
 With the same options and thread counts both give the same tracks, the same per-frame identity
 assignments and bit-identical output files (tests/test_video_engine.py). The enrolled people's
@@ -24,13 +23,12 @@ are never written (shared/DESIGN.md section 7).
 
 from __future__ import annotations
 
-import functools
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from cloak.cluster import dask_client, process_model, require_dask, submit_tasks
 from cloak.errors import CloakError
 from cloak.video.protect import EnrolledPerson, VideoOptions, VideoResult, protect_video
 
@@ -38,18 +36,10 @@ if TYPE_CHECKING:
     from attackers.detectors.mtcnn import MTCNN
     from attackers.recognizers.base import Recognizer
 
-__all__ = ["ENGINES", "EngineError", "JobOutcome", "VideoJob", "process_video", "run_dask",
-           "run_local"]
-
-#: The engines ``cloak video --engine`` offers.
-ENGINES = ("local", "dask")
+__all__ = ["JobOutcome", "VideoJob", "process_video", "run_dask", "run_local"]
 
 #: Called with (stage, frames done, frames in all) for the video being processed (local only).
 Progress = Callable[[str, int, int], None]
-
-
-class EngineError(RuntimeError):
-    """The requested engine cannot run (its package is missing, or no cluster)."""
 
 
 @dataclass(frozen=True)
@@ -102,13 +92,10 @@ def process_video(job: VideoJob, people: Sequence[EnrolledPerson], options: Vide
     return JobOutcome(job.source, result)
 
 
-@functools.cache
 def _models(device: str) -> tuple[MTCNN, Recognizer]:
     """MTCNN and sface on ``device``, loaded once per process (each Dask worker loads its
     own)."""
-    import attackers
-
-    return attackers.load("mtcnn", device=device), attackers.load("sface", device=device)
+    return process_model("mtcnn", device), process_model("sface", device)
 
 
 def _worker_job(job: VideoJob, people: Sequence[EnrolledPerson],
@@ -159,29 +146,14 @@ def run_dask(jobs: Sequence[VideoJob], people: Sequence[EnrolledPerson], options
         one :class:`JobOutcome` per job, as tasks finish.
 
     Raises:
-        EngineError: ``dask.distributed`` is not installed.
+        cloak.cluster.EngineError: ``dask.distributed`` is not installed.
     """
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise EngineError("--engine dask needs dask.distributed: pip install "
-                          "'cloak[distributed]' (or 'dask[distributed]')") from None
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+    require_dask()
     if not jobs:
         return
-    cluster: Any = None
-    if address is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
-    try:
-        with Client(address or cluster) as client:
-            shared = client.scatter(list(people), broadcast=True)
-            futures = [client.submit(_worker_job, job, shared, options, pure=False,
-                                     key=f"cloak-video-{k}-{job.source.name}")
-                       for k, job in enumerate(jobs)]
-            for future in as_completed(futures):
-                yield future.result()
-    finally:
-        if cluster is not None:
-            cluster.close()
+    from distributed import as_completed
+
+    with dask_client(workers, address) as client:
+        futures = submit_tasks(client, "cloak-video", _worker_job, jobs, [list(people), options])
+        for future in as_completed(futures):
+            yield future.result()
