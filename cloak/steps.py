@@ -203,6 +203,8 @@ def input_diversity(images: torch.Tensor, prob: float, generator: torch.Generato
         return images
     moved = KT.warp_affine(images, matrices.to(images), (h, w), mode="bilinear",
                            padding_mode="zeros", align_corners=True)
+    if chosen.all():
+        return moved
     return torch.where(chosen.to(images.device)[:, None, None, None], moved, images)
 
 

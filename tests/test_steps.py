@@ -96,6 +96,7 @@ def test_input_diversity_is_seeded():
     assert torch.equal(input_diversity(images, 0.0, gen(1)), images)
     moved = input_diversity(images, 1.0, gen(1))
     assert all((moved[i] - images[i]).abs().max().item() > 1.0 for i in range(6))
+    assert all(torch.equal(moved[i], a[i]) for i in range(6) if changed[i])  # same draws
     torch.testing.assert_close(InputDiversity(0.5, gen(1))(images), a)
     x = images.clone().requires_grad_(True)
     input_diversity(x, 1.0, gen(1)).sum().backward()
