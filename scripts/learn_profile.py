@@ -41,7 +41,7 @@ from cloak.masking import LearnSettings, MaskLearner, mask_digest
 from cloak.photos.options import Reporter
 from cloak.photos.paste import photo_training_face
 from cloak.photos.scan import Models, find_faces
-from evaluation.report import markdown_table, write_json, write_markdown_section
+from evaluation.report import markdown_table, publish
 
 REPO = Path(__file__).resolve().parents[1]
 LFW = REPO.parent / "shared" / "data" / "lfw" / "identities"
@@ -132,19 +132,18 @@ def main() -> None:
     wall = time.perf_counter() - start
     stages = dict(sorted(watch.seconds.items(), key=lambda kv: -kv[1]))
     command = " ".join(["python scripts/learn_profile.py", *sys.argv[1:]])
-    write_json(args.out, {
-        "command": command, "person": args.person, "photos": len(faces), "mode": args.mode,
+    result = {
+        "person": args.person, "photos": len(faces), "mode": args.mode,
         "steps": learner.config.steps, "surrogates": list(learner.names),
         "threads": torch.get_num_threads(), "learn_mask_s": wall, "stages_s": stages,
-        "mask_digest": mask_digest(mask)})
+        "mask_digest": mask_digest(mask)}
     rows = [[name, seconds, f"{100 * seconds / wall:.1f}%"] for name, seconds in stages.items()]
     table = markdown_table(["stage", "seconds", "share"], rows)
     body = (f"`{command}`: `learn_mask` on {len(faces)} photos of {args.person}, mode "
             f"{args.mode} ({', '.join(learner.names)}; {learner.config.steps} steps), "
             f"{torch.get_num_threads()} threads: {wall:.2f} s wall, mask digest "
-            f"`{mask_digest(mask)[:16]}`. Exclusive wall time per stage:\n\n{table}\n")
-    write_markdown_section(args.markdown, "learn-profile", body)
-    print(body)
+            f"`{result['mask_digest'][:16]}`. Exclusive wall time per stage:\n\n{table}\n")
+    print(publish(result, body, args.out, args.markdown, command, "learn-profile"))
 
 
 if __name__ == "__main__":

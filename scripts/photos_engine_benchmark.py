@@ -29,7 +29,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from evaluation.paths import DEFAULT_LFW, REPO
-from evaluation.report import markdown_table, write_json, write_markdown_section
+from evaluation.report import markdown_table, publish
 
 PEOPLE = ("George_W_Bush", "Colin_Powell", "Tony_Blair")
 
@@ -106,8 +106,8 @@ def main() -> None:
             runs[engine] = {"wall_s": time.perf_counter() - start, "totals": summary["totals"]}
         local, dask = files(root / "local"), files(root / "dask")
         differing = sorted(n for n in set(local) | set(dask) if local.get(n) != dask.get(n))
+    command = " ".join(["python scripts/photos_engine_benchmark.py", *sys.argv[1:]])
     result = {
-        "command": " ".join(["python scripts/photos_engine_benchmark.py", *sys.argv[1:]]),
         "people": per_person, "photos": args.photos, "threads": args.threads,
         "workers": args.workers, "cpu": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(), "load_average_before": load_before,
@@ -115,11 +115,10 @@ def main() -> None:
         "runs": runs, "files_compared": len(local), "files_differing": differing,
         "speedup_dask_vs_local": runs["local"]["wall_s"] / runs["dask"]["wall_s"],
     }
-    write_json(args.out, result)
     rows = [[engine, f"{run['wall_s']:.1f}", str(run["totals"].get("protected", 0)),
              str(run["totals"].get("failed", 0))] for engine, run in runs.items()]
     body = (f"## Photo archives on the Dask engine: `cloak protect --engine dask`\n\n"
-            f"`{result['command']}`: {args.photos} photos of {len(PEOPLE)} people "
+            f"`{command}`: {args.photos} photos of {len(PEOPLE)} people "
             f"({', '.join(f'{p} {n}' for p, n in per_person.items())}: LFW originals, their "
             "mirror images and copies enlarged 1.5x), one mask learned once (`cloak enroll "
             f"--mode fast`, {learn_wall:.0f} s) and applied by both runs with `--mask "
@@ -134,8 +133,7 @@ def main() -> None:
             f"the two output folders compared byte for byte (photos, progress file): "
             f"{len(local)}; "
             f"differing: {len(differing)}.\n")
-    write_markdown_section(args.markdown, "photos-engine", body)
-    print(body)
+    print(publish(result, body, args.out, args.markdown, command, "photos-engine"))
 
 
 if __name__ == "__main__":
