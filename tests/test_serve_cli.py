@@ -5,7 +5,6 @@ warning for a non-local --host, and a clear message without the web extra."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, start_serve, stop_serve
 
 from cloak.cli import main
 
@@ -21,46 +20,24 @@ pytest.importorskip("starlette", reason="the web extra is not installed: pip ins
                                         "'cloak[web]'")
 
 
-def start_server(*args: str) -> tuple[subprocess.Popen, str, Path, str]:
-    """``cloak serve --port 0 ARGS`` in a subprocess: the process, its URL, its private folder
-    and what it wrote on stderr before the folder's line."""
-    server = subprocess.Popen([sys.executable, "-m", "cloak.cli", "serve", "--port", "0",
-                               *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, cwd=REPO_ROOT,
-                              env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
-    said = ""
-    while "private temporary folder: " not in (line := server.stderr.readline()):
-        assert line, f"the server ended: {said}"
-        said += line
-    folder = Path(line.split("private temporary folder: ", 1)[1].strip())
-    url = server.stdout.readline().split("open ", 1)[1].split(" ", 1)[0]
-    return server, url, folder, said
-
-
 def test_ctrl_c_removes_every_folder() -> None:
-    server, url, folder, _ = start_server()
+    server, url, folder, _ = start_serve()
     try:
         assert url.startswith("http://127.0.0.1:") and not url.endswith(":0/")
         with urllib.request.urlopen(url, timeout=30) as page:
             assert b"<title>cloak" in page.read()
         assert folder.is_dir() and any(folder.iterdir()), "the visit made a session folder"
-        server.send_signal(signal.SIGINT)
-        out, err = server.communicate(timeout=60)
     finally:
-        if server.poll() is None:
-            server.kill()
+        out, err = stop_serve(server)
     assert not folder.exists()
-    assert "GET /" not in out + err, "no access log"
+    assert server.returncode == 0
+    assert err == "cloak serve: stopped; every uploaded photo and result is deleted\n"
+    assert out == "", "no access log, nothing else"
 
 
 def test_non_local_host_warns() -> None:
-    server, url, folder, said = start_server("--host", "0.0.0.0")
-    try:
-        server.send_signal(signal.SIGINT)
-        server.communicate(timeout=60)
-    finally:
-        if server.poll() is None:
-            server.kill()
+    server, url, folder, said = start_serve("--host", "0.0.0.0")
+    stop_serve(server)
     assert url.startswith("http://0.0.0.0:")
     assert "warning: serving on 0.0.0.0: anyone who can reach this address" in said
     assert not folder.exists()

@@ -70,6 +70,8 @@ def serve(ctx: click.Context, host: str, port: int, max_file_mb: float, max_tota
 
     try:
         run_server(store, host, port, announce)
+    except KeyboardInterrupt:  # Ctrl-C: the server has shut down and removed every folder
+        click.echo("cloak serve: stopped; every uploaded photo and result is deleted", err=True)
     except OSError as err:
         raise click.ClickException(f"cannot serve on {host}:{port}: "
                                    f"{err.strerror or err}") from None

@@ -106,12 +106,14 @@ class _Guard:
         await self.app(scope, receive, send_secured)
 
 
-def create_app(store: SessionStore, hosts: Collection[str] | None = LOCAL_HOSTS) -> Starlette:
+def create_app(store: SessionStore, hosts: Collection[str] | None = LOCAL_HOSTS,
+               on_startup: Callable[[], None] | None = None) -> Starlette:
     """The page's Starlette app over ``store`` (closed when the app shuts down).
 
     Args:
         store: the sessions.
         hosts: Host names to answer to (None: any, for a server bound to a public address).
+        on_startup: called when the server starts (its signal handlers are in place then).
     """
 
     def session_of(request: Request) -> Session:
@@ -166,11 +168,11 @@ def create_app(store: SessionStore, hosts: Collection[str] | None = LOCAL_HOSTS)
         session = session_of(request)
         upload = session.uploads.get(request.path_params["photo"])
         which = request.path_params["which"]
-        path = None
-        if upload is not None:
-            path = upload.path if which == "before" else session.output_of(upload.id)
-        if path is None or which not in ("before", "after"):
+        if upload is None or which not in ("before", "after"):
             raise HTTPException(404, "no such photo")
+        path = upload.path if which == "before" else session.output_of(upload.id)
+        if path is None:
+            raise HTTPException(404, "no protected copy of this photo")
         try:
             png = await run_in_threadpool(preview_png, path)
         except ImageError:
@@ -198,6 +200,8 @@ def create_app(store: SessionStore, hosts: Collection[str] | None = LOCAL_HOSTS)
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
+            if on_startup is not None:
+                on_startup()
             yield
         finally:
             await run_in_threadpool(store.close)
@@ -240,7 +244,8 @@ def serve(store: SessionStore, host: str, port: int, announce: Callable[[str], N
         store: the sessions.
         host: address to bind; a non-local one answers to any Host header.
         port: TCP port, 0 for any free one.
-        announce: called with the page's URL once the socket listens.
+        announce: called with the page's URL once the server has started (from then on,
+            Ctrl-C shuts it down cleanly).
 
     Raises:
         OSError: the address cannot be bound (in use, not this machine's).
@@ -250,10 +255,10 @@ def serve(store: SessionStore, host: str, port: int, announce: Callable[[str], N
         try:
             bound = sock.getsockname()[1]
             shown = f"[{host}]" if ":" in host else host
-            app = create_app(store, LOCAL_HOSTS if is_local(host) else None)
+            app = create_app(store, LOCAL_HOSTS if is_local(host) else None,
+                             lambda: announce(f"http://{shown}:{bound}/"))
             config = uvicorn.Config(app, access_log=False, log_level="warning",
                                     server_header=False, lifespan="on")
-            announce(f"http://{shown}:{bound}/")
             uvicorn.Server(config).run(sockets=[sock])
         finally:
             sock.close()

@@ -195,11 +195,18 @@ class Session:
                 results[upload_id] = result
         return results
 
+    def _outputs(self, results: dict[int, dict[str, Any]]) -> dict[int, Path]:
+        """The protected copies among ``results`` (only files inside the run's folder)."""
+        outputs = {}
+        for upload_id, result in results.items():
+            output = None if result["output"] is None else Path(result["output"])
+            if output is not None and self.run_folder in output.parents:
+                outputs[upload_id] = output
+        return outputs
+
     def output_of(self, upload_id: int) -> Path | None:
         """The protected copy of an upload, when the latest run wrote one."""
-        output = self._results().get(upload_id, {}).get("output")
-        path = None if output is None else Path(output)
-        return path if path is not None and self.run_folder in path.parents else None
+        return self._outputs(self._results()).get(upload_id)
 
     def mask_file(self) -> Path | None:
         """The latest run's mask file, when it learned one."""
@@ -214,8 +221,8 @@ class Session:
         with self.lock:
             if self.job is None or self.job.snapshot().state != "done":
                 return None
-            pairs = [(u, self.output_of(u.id)) for u in self.uploads.values()]
-            pairs = [(u, out) for u, out in pairs if out is not None]
+            outputs = self._outputs(self._results())
+            pairs = [(u, outputs[u.id]) for u in self.uploads.values() if u.id in outputs]
             if not pairs:
                 return None
             if not self.zip_path.exists():
@@ -235,6 +242,7 @@ class Session:
         (with ``"check": None``, the slot for ``cloak check`` verdicts) and downloads."""
         job = None if self.job is None else self.job.snapshot()
         results = self._results()
+        outputs = self._outputs(results)
         done = job is not None and job.state == "done"
         return {
             "limits": {"max_file_mb": megabytes(self.limits.max_file_bytes),
@@ -246,9 +254,9 @@ class Session:
                 "error": None if job.error is None else self.public(job.error),
                 "notes": [self.public(n) for n in job.notes]},
             "results": [{"id": u.id, "name": u.name, **_outcome(results[u.id], self.public),
-                         "after": self.output_of(u.id) is not None, "check": None}
+                         "after": u.id in outputs, "check": None}
                         for u in self.uploads.values() if u.id in results],
-            "downloads": {"zip": done and any(self.output_of(i) for i in results),
+            "downloads": {"zip": done and bool(outputs),
                           "mask": done and self.mask_file() is not None},
         }
 
