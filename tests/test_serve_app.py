@@ -206,3 +206,16 @@ def test_everything_is_removed_on_shutdown(tmp_path: Path) -> None:
 
 def test_limits_default() -> None:
     assert Limits().max_file_bytes == 25 * MB and Limits().max_total_bytes == 200 * MB
+
+
+def test_names_are_only_shown() -> None:
+    """Names as sent are reduced to a harmless label: no folders, no control or bidi
+    characters, bounded length."""
+    from cloak.web.uploads import display_name
+
+    assert display_name("..\\..\\Windows\\win.ini") == "win.ini"
+    assert display_name("/etc/passwd") == "passwd"
+    assert display_name("evil\u202egpj.exe") == "evilgpj.exe"
+    assert display_name("a\x00b\nc.jpg") == "abc.jpg"
+    assert display_name("") == display_name("/") == "unnamed"
+    assert len(display_name("x" * 500 + ".jpg")) == 120

@@ -16,6 +16,10 @@ outcome in plain words and links to the protected photos (a zip) and the mask fi
   Starlette and uvicorn (the ``web`` extra), and only :mod:`cloak.cli.serve` imports it, when
   the command runs, so ``cloak --help`` works without the extra.
 
+Check results: each per-photo result of ``/api/state`` has a ``"check"`` field (None for now)
+and each before/after pair on the page an empty ``.check-verdict`` element that ``renderCheck``
+in ``static/app.js`` fills from it: the place where ``cloak check`` verdicts are to appear.
+
 Privacy: uploaded photos, previews and results live only in the session's folder (mode 0700)
 and are deleted with the session; file names are shown on the page but never used as paths
 and never logged.

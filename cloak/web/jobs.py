@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JobSettings", "ProtectJob"]
+__all__ = ["JobSettings", "Progress", "ProtectJob"]
 
 #: Seconds between checks that the child is still alive while it reports nothing.
 _POLL = 0.2
@@ -79,8 +79,20 @@ def _protect_in_child(messages: Any, inputs: str, output: str, name: str,
 
 
 @dataclass
-class _Progress:
-    """What the page shows of a run (guarded by :attr:`ProtectJob.lock`)."""
+class Progress:
+    """What the page shows of a run (:meth:`ProtectJob.snapshot`).
+
+    Attributes:
+        state: ``"waiting"`` (for another run), ``"running"``, ``"done"``, ``"failed"`` or
+            ``"stopped"``.
+        stage: the pipeline's stage (``"finding faces"``, ``"learning mask"``, ``"writing"``),
+            or ``"starting"``, or the state once it has ended.
+        done, total: units of the stage finished, of how many (photos, or optimiser steps).
+        notes: the pipeline's notices.
+        files: each file's result (:meth:`cloak.photos.FileResult.to_json`), as reported.
+        summary: :meth:`cloak.photos.Summary.to_json` once the run has finished.
+        error: why the run failed (one line), or None.
+    """
 
     state: str = "waiting"  # waiting | running | done | failed | stopped
     stage: str = "waiting for another run to finish"
@@ -113,7 +125,7 @@ class ProtectJob:
         self.args = (str(inputs), str(output), name, settings)
         self.gate = gate
         self.lock = threading.Lock()
-        self.progress = _Progress()
+        self.progress = Progress()
         self.process: multiprocessing.process.BaseProcess | None = None
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name="cloak-protect", daemon=True)
@@ -125,11 +137,11 @@ class ProtectJob:
         with self.lock:
             return self.progress.state in ("waiting", "running")
 
-    def snapshot(self) -> _Progress:
+    def snapshot(self) -> Progress:
         """A copy of the run's progress, safe to read while it goes on."""
         with self.lock:
             p = self.progress
-            return _Progress(p.state, p.stage, p.done, p.total, list(p.notes), list(p.files),
+            return Progress(p.state, p.stage, p.done, p.total, list(p.notes), list(p.files),
                              p.summary, p.error)
 
     def stop(self) -> None:

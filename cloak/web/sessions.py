@@ -24,7 +24,7 @@ from typing import Any
 from cloak.errors import ImageError
 from cloak.imageio import read_photo
 from cloak.web.files import write_zip, zip_names
-from cloak.web.jobs import JobSettings, ProtectJob
+from cloak.web.jobs import JobSettings, Progress, ProtectJob
 from cloak.web.uploads import Received, megabytes
 
 __all__ = ["MB", "PERSON", "Limits", "Session", "SessionBusy", "SessionStore", "Upload"]
@@ -83,6 +83,7 @@ class Session:
         self.incoming, self.uploads_folder = folder / "incoming", folder / "uploads"
         for path in (folder, self.incoming, self.uploads_folder):
             path.mkdir(mode=0o700, exist_ok=True)
+        #: Accepted photos by id; replaced, never changed in place, so readers need no lock.
         self.uploads: dict[int, Upload] = {}
         self.next_id = 1
         self.job: ProtectJob | None = None
@@ -105,7 +106,13 @@ class Session:
     @property
     def busy(self) -> bool:
         """True while a protection run waits or runs."""
-        return self.job is not None and self.job.active
+        job = self.job
+        return job is not None and job.active
+
+    def progress(self) -> Progress | None:
+        """The latest run's progress, or None when there is none."""
+        job = self.job
+        return None if job is None else job.snapshot()
 
     def remaining_bytes(self) -> int:
         """Bytes of photos this session may still receive."""
@@ -138,7 +145,8 @@ class Session:
                 upload_id, self.next_id = self.next_id, self.next_id + 1
                 path = self.uploads_folder / f"{upload_id:04d}{suffix}"
                 item.path.rename(path)
-                self.uploads[upload_id] = Upload(upload_id, item.name, path, item.size)
+                self.uploads = {**self.uploads,
+                                upload_id: Upload(upload_id, item.name, path, item.size)}
             outcome.update(id=upload_id, accepted=True, message=f"{item.name}: added")
             outcomes.append(outcome)
         return outcomes
@@ -163,9 +171,9 @@ class Session:
         """Stop any run and delete every photo and result of this session."""
         with self.lock:
             self._clear_run()
-            for upload in self.uploads.values():
+            uploads, self.uploads = self.uploads, {}
+            for upload in uploads.values():
                 upload.path.unlink(missing_ok=True)
-            self.uploads.clear()
 
     def _clear_run(self) -> None:
         if self.job is not None:
@@ -183,13 +191,11 @@ class Session:
 
     # -- what the page shows and downloads ------------------------------------------------
 
-    def _results(self) -> dict[int, dict[str, Any]]:
-        """The latest run's file results by upload id."""
-        if self.job is None:
-            return {}
+    def _results(self, progress: Progress | None) -> dict[int, dict[str, Any]]:
+        """The file results of a run's ``progress`` by upload id."""
         by_name = {u.path.name: u.id for u in self.uploads.values()}
         results = {}
-        for result in self.job.snapshot().files:
+        for result in [] if progress is None else progress.files:
             upload_id = by_name.get(Path(result["input"]).name)
             if upload_id is not None:
                 results[upload_id] = result
@@ -206,11 +212,12 @@ class Session:
 
     def output_of(self, upload_id: int) -> Path | None:
         """The protected copy of an upload, when the latest run wrote one."""
-        return self._outputs(self._results()).get(upload_id)
+        return self._outputs(self._results(self.progress())).get(upload_id)
 
     def mask_file(self) -> Path | None:
         """The latest run's mask file, when it learned one."""
-        summary = None if self.job is None else self.job.snapshot().summary
+        progress = self.progress()
+        summary = None if progress is None else progress.summary
         mask = None if summary is None else summary["mask"]["path"]
         path = None if mask is None else Path(mask)
         return path if path is not None and path.parent == self.run_folder else None
@@ -219,9 +226,10 @@ class Session:
         """The zip of the latest run's protected photos (named as uploaded, with the written
         format's suffix), or None when the run is not done or protected nothing."""
         with self.lock:
-            if self.job is None or self.job.snapshot().state != "done":
+            progress = self.progress()
+            if progress is None or progress.state != "done":
                 return None
-            outputs = self._outputs(self._results())
+            outputs = self._outputs(self._results(progress))
             pairs = [(u, outputs[u.id]) for u in self.uploads.values() if u.id in outputs]
             if not pairs:
                 return None
@@ -240,22 +248,22 @@ class Session:
     def state(self) -> dict[str, Any]:
         """Everything the page shows, JSON-ready: limits, photos, the run, per-photo results
         (with ``"check": None``, the slot for ``cloak check`` verdicts) and downloads."""
-        job = None if self.job is None else self.job.snapshot()
-        results = self._results()
+        job, uploads = self.progress(), self.uploads
+        results = self._results(job)
         outputs = self._outputs(results)
         done = job is not None and job.state == "done"
         return {
             "limits": {"max_file_mb": megabytes(self.limits.max_file_bytes),
                        "max_total_mb": megabytes(self.limits.max_total_bytes)},
             "photos": [{"id": u.id, "name": u.name, "size_mb": megabytes(u.size)}
-                       for u in self.uploads.values()],
+                       for u in uploads.values()],
             "job": None if job is None else {
                 "state": job.state, "stage": job.stage, "done": job.done, "total": job.total,
                 "error": None if job.error is None else self.public(job.error),
                 "notes": [self.public(n) for n in job.notes]},
             "results": [{"id": u.id, "name": u.name, **_outcome(results[u.id], self.public),
                          "after": u.id in outputs, "check": None}
-                        for u in self.uploads.values() if u.id in results],
+                        for u in uploads.values() if u.id in results],
             "downloads": {"zip": done and bool(outputs),
                           "mask": done and self.mask_file() is not None},
         }
