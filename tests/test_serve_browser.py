@@ -1,0 +1,110 @@
+"""``cloak serve`` end to end in a real headless browser (Chromium driven by Playwright): three
+real LFW photos of one person uploaded through the page, protected with ``cloak protect``'s
+defaults, shown as before/after pairs and downloaded as a zip whose photos differ from the
+inputs by at most eps; a too-large file and a non-image get their messages on the page.
+
+Set ``CLOAK_SERVE_SCREENSHOT=docs/serve.png`` to also save a screenshot of the page with the
+results (the README's picture).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import lfw_photos, start_serve, stop_serve
+from PIL import Image
+
+pytestmark = pytest.mark.data
+
+#: The mask's L-inf budget (cloak protect's default), in levels of 255.
+EPS = 8
+
+
+@pytest.fixture
+def browser():
+    """A headless Chromium from the system (never `playwright install`)."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium): the browser test "
+                    "needs a real browser")
+    pytest.importorskip("starlette", reason="the web extra is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is not installed (pip install playwright)")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.mark.timeout(1800)
+def test_page_protects_photos_in_a_browser(browser, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    photos = []
+    for path in lfw_photos("Colin_Powell", 3):  # as lossless PNG: the bound is exact then
+        photos.append(tmp_path / f"{path.stem}.png")
+        Image.open(path).save(photos[-1])
+    big = tmp_path / "huge.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (800, 800, 3), np.uint8)).save(big)
+    assert big.stat().st_size > 1024 * 1024
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo\n" * 100)
+
+    server, url, folder, _ = start_serve("--threads", "1", "--max-file-mb", "1")
+    try:
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(url)
+        page.set_input_files("#photos", [str(p) for p in photos])
+        expect(page.locator("#photo-count")).to_have_text("3 photos ready.", timeout=60_000)
+        page.click("#protect")
+        expect(page.locator("#stage")).to_contain_text("Learning the mask", timeout=600_000)
+        expect(page.locator("#bar")).to_be_visible()
+        expect(page.locator("#download-zip")).to_be_visible(timeout=1_200_000)
+        expect(page.locator("#stage")).to_have_text("Done")
+        pairs = page.locator(".pair")
+        expect(pairs).to_have_count(3)
+        page.wait_for_function("() => [...document.querySelectorAll('.pair img')]"
+                               ".filter(i => i.complete && i.naturalWidth > 0).length === 6")
+        assert pairs.locator(".status").all_inner_texts() == ["Protected (1 face)."] * 3
+        assert pairs.locator("h3").all_inner_texts() == [p.name for p in photos]
+
+        with page.expect_download() as download:
+            page.click("#download-zip")
+        archive = tmp_path / "protected.zip"
+        download.value.save_as(archive)
+        with page.expect_download() as download:
+            page.click("#download-mask")
+        assert download.value.suggested_filename == "person.cloak"
+
+        page.set_input_files("#photos", [str(big), str(text)])
+        refused = page.locator("#upload-messages li.refused")
+        expect(refused).to_have_count(2, timeout=60_000)
+        messages = refused.all_inner_texts()
+        assert messages[0].startswith("huge.png: too large: ")
+        assert messages[0].endswith("MB, the limit is 1 MB per photo")
+        assert messages[1] == ("notes.jpg: not accepted: not an image (or a format Pillow "
+                               "cannot read)")
+        if shot := os.environ.get("CLOAK_SERVE_SCREENSHOT"):
+            page.screenshot(path=shot, full_page=True)
+        page.close()
+    finally:
+        out, err = stop_serve(server)
+    assert not folder.exists(), "Ctrl-C removes the uploads and results"
+    assert "Colin" not in out + err and "notes.jpg" not in out + err, "no file names logged"
+
+    with zipfile.ZipFile(archive) as zipped:
+        assert sorted(zipped.namelist()) == [p.name for p in photos]
+        for photo in photos:
+            before = np.asarray(Image.open(photo).convert("RGB"), dtype=np.int16)
+            after = np.asarray(Image.open(io.BytesIO(zipped.read(photo.name))).convert("RGB"),
+                               dtype=np.int16)
+            change = np.abs(after - before)
+            assert after.shape == before.shape
+            assert change.max() <= EPS + 1, f"{photo.name}: changed by {change.max()} levels"
+            assert (change > 0).mean() > 0.05, f"{photo.name}: hardly changed"
