@@ -10,8 +10,8 @@ import torch
 from conftest import lfw_photos
 from scipy.signal import correlate2d
 
+from cloak.quality import linf, photo_quality, psnr, ssim
 from evaluation.protocol.lfw import load_rgb
-from evaluation.quality import linf, photo_quality, psnr, ssim
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +84,21 @@ def test_exception(photo):
         ssim(photo[:, :8, :8], photo[:, :8, :8])
     with pytest.raises(ValueError, match="photos must be"):
         linf(photo[0], photo[0])
+
+
+def test_ssim_in_strips_equals_one_map():
+    """A photo taller than a strip is scored strip by strip with overlapping windows: the mean
+    is the one-map mean of kornia (and of numpy), to rounding."""
+    from kornia.metrics import ssim as kornia_ssim
+
+    from cloak.quality import SSIM_STRIP_ROWS, SSIM_WINDOW
+
+    gen = torch.Generator().manual_seed(2)
+    height = 2 * SSIM_STRIP_ROWS + 37                   # three strips, the last short
+    a = torch.rand(3, height, 40, generator=gen, dtype=torch.float64) * 255
+    b = (a + torch.empty_like(a).uniform_(-9, 9, generator=gen)).clamp(0, 255)
+    whole = float(kornia_ssim(a[None], b[None], SSIM_WINDOW, max_val=255.0,
+                              padding="valid").mean())
+    assert ssim(a, b) == pytest.approx(whole, abs=1e-12)
+    assert ssim(a, b) == pytest.approx(numpy_ssim(a.numpy(), b.numpy()), abs=1e-9)
+    assert ssim(a, b) < 0.999                                          # not trivially 1

@@ -3,7 +3,9 @@
 Computed on the full-resolution photos (the whole picture, not the face crop), pixel values in
 [0, 255]. SSIM is kornia's (Gaussian window 11, sigma 1.5, K1 = 0.01, K2 = 0.03, Wang et al.
 2004) over the valid windows only (no zero padding at the border), averaged over the map and the
-RGB channels.
+RGB channels. Tall photos are scored in strips of :data:`SSIM_STRIP_ROWS` map rows (windows
+overlapping, so the mean is the whole map's, to rounding) to bound the memory of SSIM's
+intermediate maps.
 
 >>> import torch
 >>> a = torch.full((3, 32, 32), 100.0)
@@ -23,6 +25,8 @@ __all__ = ["PhotoQuality", "linf", "photo_quality", "psnr", "ssim"]
 
 #: SSIM window side in pixels (the Gaussian window of Wang et al. 2004).
 SSIM_WINDOW = 11
+#: Rows of the SSIM map computed at once (each strip reads ``SSIM_WINDOW - 1`` more rows).
+SSIM_STRIP_ROWS = 512
 
 
 def _batch(original: torch.Tensor, protected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,7 +70,13 @@ def ssim(original: torch.Tensor, protected: torch.Tensor, max_val: float = 255.0
     if min(a.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(f"SSIM needs photos of at least {SSIM_WINDOW} pixels a side, got "
                          f"{tuple(a.shape[-2:])}")
-    return float(kornia_ssim(a, b, SSIM_WINDOW, max_val=max_val, padding="valid").mean())
+    total, count = 0.0, 0
+    for top in range(0, a.shape[-2] - SSIM_WINDOW + 1, SSIM_STRIP_ROWS):
+        rows = slice(top, top + SSIM_STRIP_ROWS + SSIM_WINDOW - 1)
+        window = kornia_ssim(a[..., rows, :], b[..., rows, :], SSIM_WINDOW, max_val=max_val,
+                             padding="valid")
+        total, count = total + float(window.sum()), count + window.numel()
+    return total / count
 
 
 def linf(original: torch.Tensor, protected: torch.Tensor) -> float:
