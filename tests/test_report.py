@@ -260,3 +260,32 @@ def test_protect_report_on_lfw(colin_photos: Path, tmp_path: Path) -> None:
     assert given.exit_code == 1, given.output
     page = parse_report(tmp_path / "given" / "report.html")
     assert sorted(page["photos"]) == sorted(names) and "eps = 8 levels" in page["text"]
+
+
+def test_large_photo_measured_on_downscaled_copies(tmp_path: Path, monkeypatch) -> None:
+    """Above QUALITY_MAX_SIDE, SSIM and PSNR compare both photos area-averaged alike (and the
+    page says at which size); the largest change is the full-resolution one."""
+    import cloak.report.write
+
+    monkeypatch.setattr(cloak.report.write, "QUALITY_MAX_SIDE", 100)
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:240, 0:300]
+    photo = np.stack([x // 2, 40 + y // 2, 250 - (x + y) // 3], axis=-1).astype(np.uint8)
+    protected = photo.copy()
+    protected[60:180, 90:210] = (photo[60:180, 90:210]
+                                 + rng.integers(-7, 8, (120, 120, 3))).clip(0, 255)
+    for folder, image in (("in", photo), ("out", protected)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(image).save(tmp_path / folder / "p.png")
+    out = write_report([PhotoPair("p.png", tmp_path / "in" / "p.png", tmp_path / "out" / "p.png")],
+                       tmp_path / "r.html", eps=8.0)
+    text = parse_report(out)["photos"]["p.png"]
+    assert "area-averaged to 100×80 px" in text and "300×240 px" in text
+    a, b = (np.asarray(Image.fromarray(i).resize((100, 80), Image.Resampling.BOX), np.float64)
+            for i in (photo, protected))
+    ssim, psnr = _shown_quality(text)
+    assert ssim == pytest.approx(numpy_ssim(a.transpose(2, 0, 1), b.transpose(2, 0, 1)),
+                                 abs=5e-5)
+    assert psnr == pytest.approx(10 * math.log10(255 ** 2 / np.mean((a - b) ** 2)), abs=5e-3)
+    largest = np.abs(protected.astype(int) - photo.astype(int)).max()
+    assert f"largest change {largest} levels" in text and largest == 7

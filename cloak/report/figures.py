@@ -18,10 +18,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["THUMB_SIDE", "difference_image", "image_uri", "protection_plot"]
+from cloak.quality import STRIP_ROWS
+
+__all__ = ["QUALITY_MAX_SIDE", "THUMB_SIDE", "difference_image", "image_uri", "protection_plot"]
 
 #: Longest side in pixels of every picture embedded in the report.
 THUMB_SIDE = 512
+#: Longest side in pixels at which SSIM and PSNR are measured: larger photos are compared on
+#: copies area-averaged to this size (:meth:`cloak.imageio.Photo.downscaled`, both alike), which
+#: bounds the time (SSIM of a 48 MP photo at full resolution: minutes on one core).
+QUALITY_MAX_SIDE = 1600
 #: JPEG quality of the embedded photo thumbnails (the difference image is PNG, exact).
 _THUMB_QUALITY = 85
 
@@ -31,8 +37,8 @@ def difference_image(original: torch.Tensor, protected: torch.Tensor,
     """``|protected - original|``, largest over the colour channels, times ``scale``, clipped.
 
     Args:
-        original: (3, H, W) RGB in [0, 255], uint8 (exact, 2 bytes a sample while comparing)
-            or float.
+        original: (3, H, W) RGB in [0, 255], uint8 (exact) or float; compared
+            :data:`~cloak.quality.STRIP_ROWS` rows at a time.
         protected: same shape.
         scale: amplification: ``255 / eps`` shows a change of eps levels as white.
 
@@ -41,8 +47,12 @@ def difference_image(original: torch.Tensor, protected: torch.Tensor,
     """
     exact = original.dtype == protected.dtype == torch.uint8
     dtype = torch.int16 if exact else torch.float32
-    change = (protected.to(dtype) - original.to(dtype)).abs().amax(dim=0)
-    return (change * scale).round().clamp(0, 255).to(torch.uint8).numpy()
+    picture = np.empty(original.shape[1:], np.uint8)
+    for top in range(0, original.shape[1], STRIP_ROWS):  # bounded memory on large photos
+        rows = slice(top, top + STRIP_ROWS)
+        change = (protected[:, rows].to(dtype) - original[:, rows].to(dtype)).abs().amax(dim=0)
+        picture[rows] = (change * scale).round().clamp(0, 255).to(torch.uint8).numpy()
+    return picture
 
 
 def _data_uri(data: bytes, mime: str) -> str:

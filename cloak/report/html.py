@@ -13,6 +13,7 @@ from html import escape
 from string import Template
 
 from cloak.quality import PhotoQuality
+from cloak.report.figures import QUALITY_MAX_SIDE
 from cloak.report.inputs import NotWritten
 
 __all__ = ["PhotoView", "SummaryView", "render_page"]
@@ -52,7 +53,8 @@ $summary
 <p class="note">Left: the original; middle: the protected copy; right: where they differ,
 $amplification The orange box is where the mask can land: the window the face's aligned frame
 covers; a faint pattern elsewhere is the JPEG re-encoding, which changes pixels by a level or
-two. SSIM (1 = identical) and PSNR (higher = closer) compare the whole photos at full
+two. SSIM (1 = identical) and PSNR (higher = closer) compare the whole photos, at full
+resolution up to $quality_side pixels a side; the largest change is counted at full
 resolution.</p>
 $photos
 $not_written
@@ -73,6 +75,9 @@ class PhotoView:
             bottom) in [0, 1].
         quality: full-resolution quality of the pair, or None.
         size: (width, height) in pixels, or None.
+        measured: (width, height) at which SSIM and PSNR were measured (``size``, or a copy
+            area-averaged to at most :data:`~cloak.report.figures.QUALITY_MAX_SIDE` pixels a
+            side), or None.
         error: why the pair could not be shown, or None.
         verdicts: recognizer -> protected (True) / matched (False), or None without checks.
     """
@@ -82,6 +87,7 @@ class PhotoView:
     boxes: tuple[tuple[float, float, float, float], ...] = ()
     quality: PhotoQuality | None = None
     size: tuple[int, int] | None = None
+    measured: tuple[int, int] | None = None
     error: str | None = None
     verdicts: Mapping[str, bool] | None = None
 
@@ -135,8 +141,11 @@ def _photo(view: PhotoView) -> str:
             for uri, caption in zip(view.pictures, captions, strict=True)) + "</div>")
     if view.quality is not None and view.size is not None:
         faces = len(view.boxes)
-        parts.append(f'<p>SSIM {view.quality.ssim:.4f} &middot; PSNR {_psnr(view.quality.psnr)} '
-                     f"&middot; largest change {view.quality.linf:.0f} levels &middot; "
+        where = ("" if view.measured in (None, view.size) else
+                 f" (measured on copies area-averaged to {view.measured[0]}&times;"
+                 f"{view.measured[1]} px)")
+        parts.append(f'<p>SSIM {view.quality.ssim:.4f} &middot; PSNR {_psnr(view.quality.psnr)}'
+                     f"{where} &middot; largest change {view.quality.linf:.0f} levels &middot; "
                      f"{faces} face{'s' if faces != 1 else ''} masked &middot; "
                      f"{view.size[0]}&times;{view.size[1]} px</p>")
     if view.verdicts is not None:
@@ -185,5 +194,6 @@ def render_page(summary: SummaryView, photos: Sequence[PhotoView],
     return _PAGE.substitute(title=escape(summary.title), meta=escape(summary.meta), css=_CSS,
                             summary=_summary(summary, photos),
                             amplification=escape(summary.amplification),
+                            quality_side=QUALITY_MAX_SIDE,
                             photos="\n".join(_photo(p) for p in photos),
                             not_written=_not_written(not_written))

@@ -1,4 +1,6 @@
-"""Writing the report: each pair read at full resolution, measured (:mod:`cloak.quality`),
+"""Writing the report: each pair read, measured (:mod:`cloak.quality`: L-inf at full
+resolution, SSIM and PSNR at full resolution up to
+:data:`~cloak.report.figures.QUALITY_MAX_SIDE` pixels a side),
 shown as thumbnails and an amplified difference picture, and the page written atomically.
 """
 
@@ -16,8 +18,8 @@ from cloak.fileio import write_bytes_atomic
 from cloak.imageio import Photo, read_photo
 from cloak.mask import load_mask
 from cloak.photos.options import Summary
-from cloak.quality import photo_quality
-from cloak.report.figures import difference_image, image_uri, protection_plot
+from cloak.quality import PhotoQuality, linf, psnr, ssim
+from cloak.report.figures import QUALITY_MAX_SIDE, difference_image, image_uri, protection_plot
 from cloak.report.html import PhotoView, SummaryView, render_page
 from cloak.report.inputs import (
     NotWritten,
@@ -55,9 +57,13 @@ def _view(pair: PhotoPair, gain: float, verdicts: dict[str, bool] | None) -> Pho
     boxes = () if pair.faces is None else tuple(
         (x0 / width, y0 / height, x1 / width, y1 / height)
         for x0, y0, x1, y1 in (frames_footprint(m[None], height, width) for m in pair.faces))
-    pictures = (image_uri(a), image_uri(b), image_uri(difference_image(a, b, gain)))
-    return PhotoView(pair.name, pictures, boxes, photo_quality(a, b), (width, height),
-                     verdicts=verdicts)
+    small_a, _ = original.downscaled(QUALITY_MAX_SIDE)
+    small_b, _ = protected.downscaled(QUALITY_MAX_SIDE)
+    quality = PhotoQuality(psnr(small_a, small_b), ssim(small_a, small_b), linf(a, b))
+    pictures = (image_uri(small_a), image_uri(small_b),
+                image_uri(difference_image(a, b, gain)))
+    return PhotoView(pair.name, pictures, boxes, quality, (width, height),
+                     (small_a.shape[2], small_a.shape[1]), verdicts=verdicts)
 
 
 def write_report(pairs: Sequence[PhotoPair], out_path: str | Path,
