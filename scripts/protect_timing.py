@@ -13,7 +13,7 @@ the masks before the anti-linkage and view terms), so the cost of the terms is a
 ratio.
 
 Then PSNR, SSIM and L-inf of every written photo against its original (8-bit pixels as written,
-JPEG quality 95, :mod:`evaluation.quality`). Writes JSON (``--out``) and the ``protect-timing``
+JPEG quality 95, :mod:`cloak.quality`). Writes JSON (``--out``) and the ``protect-timing``
 section of docs/BENCHMARKS.md.
 
     python scripts/protect_timing.py                      # balanced mode, Colin_Powell, 2 threads
@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from cloak.quality import photo_quality
 from evaluation.paths import DEFAULT_LFW, REPO
 from evaluation.protocol.lfw import load_rgb
-from evaluation.quality import photo_quality
 from evaluation.report import markdown_table, write_json, write_markdown_section
 
 

@@ -173,6 +173,26 @@ def check_usage_error(args: list[str], message: str, photos: Path, tmp_path: Pat
     assert not (tmp_path / "Colin_cloaked").exists()
 
 
+def numpy_ssim(a: np.ndarray, b: np.ndarray, max_val: float = 255.0) -> float:
+    """SSIM written out after Wang et al. (2004): Gaussian window 11, sigma 1.5, valid windows,
+    mean over channels; ``a`` and ``b`` (C, H, W) float64."""
+    from scipy.signal import correlate2d
+
+    x = np.arange(11) - 5.0
+    g = np.exp(-x ** 2 / (2 * 1.5 ** 2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    c1, c2 = (0.01 * max_val) ** 2, (0.03 * max_val) ** 2
+    maps = []
+    for u, v in zip(a, b, strict=True):
+        mu_u, mu_v = correlate2d(u, w, "valid"), correlate2d(v, w, "valid")
+        var_u = correlate2d(u * u, w, "valid") - mu_u ** 2
+        var_v = correlate2d(v * v, w, "valid") - mu_v ** 2
+        cov = correlate2d(u * v, w, "valid") - mu_u * mu_v
+        maps.append((2 * mu_u * mu_v + c1) * (2 * cov + c2)
+                    / ((mu_u ** 2 + mu_v ** 2 + c1) * (var_u + var_v + c2)))
+    return float(np.mean(maps))
+
+
 # -- video clips (cloak.video) ------------------------------------------------------------------
 
 #: Test clips of :func:`make_clip` (cloak.video): size, frame rate and frame count.

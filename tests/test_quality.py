@@ -7,33 +7,15 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import lfw_photos
-from scipy.signal import correlate2d
+from conftest import lfw_photos, numpy_ssim
 
+from cloak.quality import linf, photo_quality, psnr, ssim
 from evaluation.protocol.lfw import load_rgb
-from evaluation.quality import linf, photo_quality, psnr, ssim
 
 
 @pytest.fixture(scope="module")
 def photo() -> torch.Tensor:
     return load_rgb(lfw_photos("Colin_Powell", 1)[0])                 # (3, 250, 250)
-
-
-def numpy_ssim(a: np.ndarray, b: np.ndarray, max_val: float = 255.0) -> float:
-    """Wang et al. (2004): Gaussian window 11, sigma 1.5, valid windows, mean over channels."""
-    x = np.arange(11) - 5.0
-    g = np.exp(-x ** 2 / (2 * 1.5 ** 2))
-    w = np.outer(g, g) / np.outer(g, g).sum()
-    c1, c2 = (0.01 * max_val) ** 2, (0.03 * max_val) ** 2
-    maps = []
-    for u, v in zip(a, b, strict=True):
-        mu_u, mu_v = correlate2d(u, w, "valid"), correlate2d(v, w, "valid")
-        var_u = correlate2d(u * u, w, "valid") - mu_u ** 2
-        var_v = correlate2d(v * v, w, "valid") - mu_v ** 2
-        cov = correlate2d(u * v, w, "valid") - mu_u * mu_v
-        maps.append((2 * mu_u * mu_v + c1) * (2 * cov + c2)
-                    / ((mu_u ** 2 + mu_v ** 2 + c1) * (var_u + var_v + c2)))
-    return float(np.mean(maps))
 
 
 @pytest.mark.data
@@ -84,3 +66,28 @@ def test_exception(photo):
         ssim(photo[:, :8, :8], photo[:, :8, :8])
     with pytest.raises(ValueError, match="photos must be"):
         linf(photo[0], photo[0])
+
+
+def test_strips_equal_one_pass():
+    """A photo taller than a strip is scored strip by strip (SSIM's windows overlapping): the
+    figures are the one-pass ones (kornia's SSIM map, numpy's SSIM and MSE), to rounding; uint8
+    photos are converted strip by strip."""
+    from kornia.metrics import ssim as kornia_ssim
+
+    from cloak.quality import SSIM_WINDOW, STRIP_ROWS
+
+    gen = torch.Generator().manual_seed(2)
+    height = 2 * STRIP_ROWS + 37                                   # three strips, the last short
+    a = torch.randint(0, 256, (3, height, 40), generator=gen, dtype=torch.uint8)
+    noise = torch.randint(-9, 10, a.shape, generator=gen)
+    b = (a.int() + noise).clamp(0, 255).to(torch.uint8)
+    x, y = a.double(), b.double()
+    whole = float(kornia_ssim(x[None], y[None], SSIM_WINDOW, max_val=255.0,
+                              padding="valid").mean())
+    assert ssim(a, b) == pytest.approx(whole, abs=1e-12)
+    assert ssim(a, b) == pytest.approx(numpy_ssim(x.numpy(), y.numpy()), abs=1e-9)
+    assert ssim(a, b) < 0.999                                          # not trivially 1
+    mse = float(((x - y) ** 2).mean())
+    assert psnr(a, b) == pytest.approx(10 * math.log10(255 ** 2 / mse), abs=1e-9)
+    assert psnr(a, a) == math.inf
+    assert linf(a, b) == float((x - y).abs().max()) == 9.0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from click.core import ParameterSource
@@ -10,6 +12,9 @@ from click.core import ParameterSource
 from cloak.cli.engine import engine_options
 from cloak.cli.options import LEARN_OPTIONS, learn_options, learn_settings
 from cloak.cli.reporting import CliReporter, clean_errors, counts, finish
+
+if TYPE_CHECKING:
+    from cloak.photos import Summary
 
 __all__ = ["protect"]
 
@@ -43,6 +48,11 @@ __all__ = ["protect"]
                 "the same outputs.")
 @click.option("--force", is_flag=True,
               help="Redo everything: learn the mask again and rewrite finished outputs.")
+@click.option("--report", is_flag=True,
+              help="After the run, write <output>/report.html: each protected photo beside its "
+                   "original, the difference amplified, SSIM and PSNR, the face boxes, and the "
+                   "photos not written with their reasons. One self-contained file that opens "
+                   "offline (pictures embedded, at most 512 px a side).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON summary on stdout (per file: status, faces, output, seconds).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or notices; errors only.")
@@ -52,7 +62,8 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
             surrogates: tuple[str, ...] | None, protect_attributes: tuple[str, ...],
             terms: tuple[str, ...] | None, threads: int | None, device: str, refine: int,
             all_faces: bool, jpeg_quality: int, keep_location: bool, engine: str, workers: int,
-            scheduler: str | None, force: bool, as_json: bool, quiet: bool) -> None:
+            scheduler: str | None, force: bool, report: bool, as_json: bool,
+            quiet: bool) -> None:
     """Write protected copies of a person's PHOTOS (files or folders).
 
     Finds the faces, decides whose photos these are (the person seen in the most photos;
@@ -63,7 +74,8 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
 
     The mask is saved as <output>/<name>.cloak as soon as it is learned; a rerun reuses it and
     skips photos already written with it (--force redoes them). Keep the mask file private:
-    whoever holds it can try to subtract it from your photos.
+    whoever holds it can try to subtract it from your photos. With --report the run ends by
+    writing <output>/report.html over every copy present (written now or earlier).
 
     Each photo that fails (unreadable, no face, face too small, not a regular file, cannot be
     written) is named on one error line and the batch goes on. A second run on an output folder
@@ -101,6 +113,24 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
             summary = run_protect(photos, options, CliReporter(quiet))
         except EngineError as err:
             raise click.UsageError(str(err)) from None
+    report_failed = report and not _write_report(summary, quiet)
     finish(summary, as_json, quiet,
            f"{summary.person}: {counts(summary)}; outputs in {summary.output}; mask "
            f"{summary.mask_path or 'none'} ({summary.mask_source or 'none'})")
+    if report_failed:
+        sys.exit(1)
+
+
+def _write_report(summary: Summary, quiet: bool) -> bool:
+    """Write the run's report (:func:`cloak.report.protect_report`); False when it cannot be
+    written (one error line)."""
+    from cloak.report import protect_report
+
+    try:
+        path = protect_report(summary)
+    except OSError as err:
+        click.echo(f"error: {summary.output}: cannot write the report ({err})", err=True)
+        return False
+    if not quiet:
+        click.echo(f"note: report written to {path}", err=True)
+    return True

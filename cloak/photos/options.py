@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from cloak.mask import Mask
 from cloak.masking import LearnSettings
 
@@ -40,6 +42,8 @@ class FileResult:
         seconds: time spent on this file (reading, finding faces, writing), learning excluded.
         reason: why it failed or was skipped.
         notes: conversions worth knowing (e.g. "CMYK converted to RGB").
+        matrices: (N, 2, 3) photo-to-frame similarities of the faces masked in ``output``
+            (for :mod:`cloak.report`), or None; alignment only, never in :meth:`to_json`.
     """
 
     path: Path
@@ -50,6 +54,7 @@ class FileResult:
     seconds: float = 0.0
     reason: str | None = None
     notes: list[str] = field(default_factory=list)
+    matrices: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings); holds no face data."""

@@ -129,6 +129,7 @@ class PhotoWriter:
             result.reason = f"the output {dest} is already written for {self.claimed[resolved]}"
             return result, None
         self.claimed[resolved] = path
+        matrices = result.matrices = torch.stack([scan.faces[k].matrix for k in chosen])
         start = time.perf_counter()
         try:
             if not options.force and self.manifest.is_done(scan.relative, path, dest, self.key):
@@ -139,7 +140,7 @@ class PhotoWriter:
             return result, None
         finally:
             result.seconds += time.perf_counter() - start
-        return result, WriteJob(path, dest, torch.stack([scan.faces[k].matrix for k in chosen]))
+        return result, WriteJob(path, dest, matrices)
 
     def finish(self, scan: Scan, result: FileResult, job: WriteJob, error: str | None,
                seconds: float) -> FileResult:

@@ -63,7 +63,7 @@ def condition_records(made: Sequence[FaceConditions], conditions: Sequence[str],
             ``"identity"`` (recognizer -> cosine of the clean and the protected frame's
             features) and ``"ssim"`` (of the protected photo to the clean one).
     """
-    from evaluation.quality import ssim
+    from cloak.quality import ssim
 
     folds = folds or {}
     chosen = [named(c) for c in conditions]

@@ -11,7 +11,7 @@ all distractors (:mod:`evaluation.protocol.gallery`). PSR@1 and PSR@5
 (:mod:`evaluation.protocol.ranks`) are reported per recognizer and averaged over recognizers, with
 percentile-bootstrap intervals over identities; a probe in which no face is
 found again counts as protected and is counted in ``undetected``. Also measured: PSNR, SSIM and
-L-inf of each protected photo (:mod:`evaluation.quality`), seconds to learn a mask, to protect a
+L-inf of each protected photo (:mod:`cloak.quality`), seconds to learn a mask, to protect a
 photo and to detect faces, wall seconds per identity.
 
 Modules: :mod:`~evaluation.opom.settings` (what runs), :mod:`~evaluation.opom.conditions`,

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm import tqdm
 
+from cloak.quality import photo_quality
 from evaluation.opom.conditions import CONDITION_BY_NAME, Protection
 from evaluation.opom.settings import BenchmarkSettings
 from evaluation.protocol.folds import Fold, all_tested
 from evaluation.protocol.lfw import Photo
 from evaluation.protocol.ranks import identity_ranks
 from evaluation.protocol.recognition import embed, paste_and_round, redetect
-from evaluation.quality import photo_quality
 from evaluation.verification import gallery_ranks
 
 if TYPE_CHECKING:

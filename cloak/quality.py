@@ -3,7 +3,10 @@
 Computed on the full-resolution photos (the whole picture, not the face crop), pixel values in
 [0, 255]. SSIM is kornia's (Gaussian window 11, sigma 1.5, K1 = 0.01, K2 = 0.03, Wang et al.
 2004) over the valid windows only (no zero padding at the border), averaged over the map and the
-RGB channels.
+RGB channels. The photos may be of any dtype (uint8 views cost nothing); they are converted to
+float64 :data:`STRIP_ROWS` rows at a time, so memory stays bounded on large photos: SSIM's
+strips overlap by ``SSIM_WINDOW - 1`` rows (the mean is the whole map's, to rounding), PSNR of a
+photo taller than one strip adds up the squared errors strip by strip.
 
 >>> import torch
 >>> a = torch.full((3, 32, 32), 100.0)
@@ -13,6 +16,8 @@ RGB channels.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +28,8 @@ __all__ = ["PhotoQuality", "linf", "photo_quality", "psnr", "ssim"]
 
 #: SSIM window side in pixels (the Gaussian window of Wang et al. 2004).
 SSIM_WINDOW = 11
+#: Rows converted to float64 and compared at once (SSIM reads ``SSIM_WINDOW - 1`` more).
+STRIP_ROWS = 512
 
 
 def _batch(original: torch.Tensor, protected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,14 +40,23 @@ def _batch(original: torch.Tensor, protected: torch.Tensor) -> tuple[torch.Tenso
         original, protected = original[None], protected[None]
     if original.ndim != 4:
         raise ValueError(f"photos must be (3, H, W) or (N, 3, H, W), got {tuple(original.shape)}")
-    return original.double(), protected.double()
+    return original, protected
+
+
+def _strips(a: torch.Tensor, b: torch.Tensor,
+            overlap: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Float64 row strips of (N, C, H, W) ``a`` and ``b``: :data:`STRIP_ROWS` rows each, plus
+    ``overlap`` rows shared with the next strip."""
+    for top in range(0, max(1, a.shape[-2] - overlap), STRIP_ROWS):
+        rows = slice(top, top + STRIP_ROWS + overlap)
+        yield a[..., rows, :].double(), b[..., rows, :].double()
 
 
 def psnr(original: torch.Tensor, protected: torch.Tensor, max_val: float = 255.0) -> float:
     """Peak signal-to-noise ratio in dB, ``10 log10(max_val^2 / MSE)`` over all pixels.
 
     Args:
-        original: (3, H, W) or (N, 3, H, W) in [0, ``max_val``].
+        original: (3, H, W) or (N, 3, H, W) in [0, ``max_val``], any dtype.
         protected: same shape.
         max_val: the peak value.
 
@@ -48,14 +64,17 @@ def psnr(original: torch.Tensor, protected: torch.Tensor, max_val: float = 255.0
         PSNR in dB; ``inf`` when the photos are identical.
     """
     a, b = _batch(original, protected)
-    return float(kornia_psnr(b, a, max_val))
+    if a.shape[-2] <= STRIP_ROWS:  # one strip: kornia's own formula
+        return float(kornia_psnr(b.double(), a.double(), max_val))
+    squared = sum(float(((y - x) ** 2).sum()) for x, y in _strips(a, b))
+    return 10 * math.log10(max_val ** 2 * a.numel() / squared) if squared else math.inf
 
 
 def ssim(original: torch.Tensor, protected: torch.Tensor, max_val: float = 255.0) -> float:
     """Mean structural similarity (kornia, valid windows) over pixels and channels.
 
     Args:
-        original: (3, H, W) or (N, 3, H, W) in [0, ``max_val``], H and W >= 11.
+        original: (3, H, W) or (N, 3, H, W) in [0, ``max_val``], any dtype, H and W >= 11.
         protected: same shape.
         max_val: the peak value.
 
@@ -66,13 +85,16 @@ def ssim(original: torch.Tensor, protected: torch.Tensor, max_val: float = 255.0
     if min(a.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(f"SSIM needs photos of at least {SSIM_WINDOW} pixels a side, got "
                          f"{tuple(a.shape[-2:])}")
-    return float(kornia_ssim(a, b, SSIM_WINDOW, max_val=max_val, padding="valid").mean())
+    total, count = 0.0, 0
+    for x, y in _strips(a, b, overlap=SSIM_WINDOW - 1):
+        window = kornia_ssim(x, y, SSIM_WINDOW, max_val=max_val, padding="valid")
+        total, count = total + float(window.sum()), count + window.numel()
+    return total / count
 
 
 def linf(original: torch.Tensor, protected: torch.Tensor) -> float:
     """Largest absolute pixel change, in pixel levels."""
-    a, b = _batch(original, protected)
-    return float((a - b).abs().max())
+    return max(float((x - y).abs().max()) for x, y in _strips(*_batch(original, protected)))
 
 
 @dataclass(frozen=True)
