@@ -4,6 +4,7 @@
 - :mod:`cloak.cli.protect`: ``cloak protect``;
 - :mod:`cloak.cli.enroll`: ``cloak enroll`` (from photos or a video track);
 - :mod:`cloak.cli.video`: ``cloak video``;
+- :mod:`cloak.cli.check`: ``cloak check`` (would recognizers still match protected photos?);
 - :mod:`cloak.cli.options` and :mod:`cloak.cli.reporting`: what protect and enroll share.
 
 Commands that other packages register under the ``cloak.commands`` entry point group (e.g.
@@ -18,7 +19,7 @@ from typing import Any
 
 import click
 
-from cloak.cli import enroll, models, protect, video
+from cloak.cli import check, enroll, models, protect, video
 
 __all__ = ["main"]
 
@@ -57,3 +58,4 @@ main.add_command(models.models)
 main.add_command(protect.protect)
 main.add_command(enroll.enroll)
 main.add_command(video.video)
+main.add_command(check.check)
