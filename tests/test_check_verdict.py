@@ -110,3 +110,31 @@ def test_table_agrees_with_json() -> None:
     result.failures.clear()
     result.photos.pop(0)
     assert format_table(result).splitlines()[-1].startswith("passed: no recognizer matched")
+
+
+def test_rules_agree_with_the_benchmarks() -> None:
+    """On the same features, ``top1`` is the benchmarks' rank-0 and ``far`` their acceptance:
+    :func:`evaluation.verification.gallery_ranks` (query i against the others' rows and the
+    distractors) and :func:`~evaluation.verification.rejection_rate` at a
+    :func:`~evaluation.verification.far_threshold` calibrated on distractor pairs."""
+    from evaluation.verification import (
+        far_threshold,
+        gallery_ranks,
+        impostor_scores,
+        rejection_rate,
+    )
+
+    generator = torch.Generator().manual_seed(0)
+    person = torch.nn.functional.normalize(torch.randn(1, 16, generator=generator), dim=1)
+    photos = torch.nn.functional.normalize(
+        person + 0.9 * torch.randn(6, 16, generator=generator), dim=1)
+    distractors = torch.nn.functional.normalize(torch.randn(40, 16, generator=generator), dim=1)
+    ranks = gallery_ranks(photos, photos, distractors)
+    threshold = far_threshold(impostor_scores(distractors), 0.05)
+    for i in range(len(photos)):
+        others = torch.cat([photos[:i], photos[i + 1:]])
+        verdict = judge(photos[i:i + 1], others, distractors, threshold)
+        assert verdict.rank == ranks[i]
+        scores = (others.double() @ photos[i].double()).numpy()
+        assert verdict.far_matched == (rejection_rate(scores.max(keepdims=True), threshold) == 0)
+    assert 0 < int((ranks == 0).sum()) < len(photos)          # both outcomes occur

@@ -22,7 +22,8 @@ def _fraction(count: int, total: int) -> str:
 
 def format_table(result: CheckResult) -> str:
     """The table, summary lines and verdict as text (no trailing newline)."""
-    rule = result.rule if result.top1_available else "far"
+    rule = result.rule if result.top1_available or result.rule == "far" else (
+        f"{result.rule} -> far (no distractors)")
     names = result.recognizers
     header = ["photo", *names]
     rows = [[p.path.name, *(f"{_word(p.matched(n, result.rule), 'MATCHED', 'protected')} "

@@ -86,7 +86,14 @@ def check(protected: tuple[Path, ...], references: tuple[Path, ...], mask_file: 
     if json_out == "-":
         click.echo(text)
     elif json_out is not None:
-        Path(json_out).write_text(text + "\n", encoding="utf-8")
+        from cloak.fileio import write_bytes_atomic
+
+        try:
+            write_bytes_atomic(Path(json_out), (text + "\n").encode("utf-8"))
+        except OSError as err:
+            raise click.ClickException(f"{json_out}: cannot write: {err.strerror or err}") from None
+    if not result.photos:
+        click.echo("error: no protected photo could be checked", err=True)
     if not quiet or not result.passed:
         click.echo(format_table(result), err=json_out == "-")
     if not result.passed:
