@@ -128,6 +128,19 @@ def test_json_agrees_with_table(checked) -> None:
                 assert r["matched"] == ref["far_matched"]                  # rule far
 
 
+def test_distractors_read_once(setup, checked) -> None:
+    """Distractors read once (:func:`cloak.check.read_distractors`) give the same verdicts,
+    similarities and ranks as distractor folders read by the check itself."""
+    from cloak.check import check_photos, read_distractors
+
+    names = ["sface", "mobilefacenet", "faceres"]
+    distractors = read_distractors([setup["distractors"]], names)
+    assert distractors.photos == 20 and set(distractors.features) == set(names)
+    again = check_photos([setup["protected"]], [setup["references"]], setup["mask"],
+                         distractors, rule="far").to_json()
+    assert again == checked["protected"][1]
+
+
 def test_unknown_mask_and_another_person_passes(setup) -> None:
     """Without a mask every recognizer is used (said so); another person's photo is matched
     by none of them: exit 0. Without distractors top-1 cannot answer and far decides."""

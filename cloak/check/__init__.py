@@ -9,7 +9,8 @@ photo's faces with the person's clean reference photos:
   above the threshold) and ``top1`` (the nearest of references plus distractors is a reference);
 - :mod:`~cloak.check.photos`: reading photos into per-recognizer face features (in memory only,
   DESIGN section 7) and finding the mask file beside the protected photos;
-- :mod:`~cloak.check.run`: :func:`check_photos`, the whole check;
+- :mod:`~cloak.check.run`: :func:`check_photos`, the whole check, and
+  :func:`read_distractors` to read distractors once for many checks;
 - :mod:`~cloak.check.result`: its :class:`CheckResult` (per photo and recognizer; JSON);
 - :mod:`~cloak.check.table`: the result as a terminal table.
 
@@ -21,7 +22,8 @@ The recognizers are the zoo's, not the attacker's: passing is evidence, not a gu
 
 from cloak.check.photos import find_mask
 from cloak.check.result import CheckResult, PhotoCheck
-from cloak.check.run import check_photos
+from cloak.check.run import Distractors, check_photos, read_distractors
 from cloak.check.verdict import RULES, Verdict, judge
 
-__all__ = ["RULES", "CheckResult", "PhotoCheck", "Verdict", "check_photos", "find_mask", "judge"]
+__all__ = ["RULES", "CheckResult", "Distractors", "PhotoCheck", "Verdict", "check_photos",
+           "find_mask", "judge", "read_distractors"]

@@ -1,10 +1,14 @@
 """``cloak check`` as a function: :func:`check_photos` reads the photos, judges every protected
 photo with every recognizer that did not make its mask, and returns a :class:`CheckResult`.
+
+Distractors can be read once (:func:`read_distractors`) and given to many checks (a service
+checking many people, or a benchmark checking many masks); their features stay in memory.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,7 +25,25 @@ from cloak.photos.identify import identify_person
 from cloak.photos.options import MIN_FACE, FileResult, Reporter, UsageError
 from cloak.photos.scan import Models
 
-__all__ = ["check_photos"]
+__all__ = ["Distractors", "check_photos", "read_distractors"]
+
+
+@dataclass(frozen=True)
+class Distractors:
+    """Other people's faces for the ``top1`` rule, read once.
+
+    Attributes:
+        photos: distractor photos with a face.
+        features: recognizer name -> (n, D) float32 L2-normalised features of every face found
+            in them; personal data of those people, in memory only.
+    """
+
+    photos: int
+    features: dict[str, torch.Tensor]
+
+    @property
+    def faces(self) -> int:
+        return len(next(iter(self.features.values()))) if self.features else 0
 
 
 def _read_all(inputs: Sequence[Path], role: str, stage: str,
@@ -47,6 +69,15 @@ def _read_all(inputs: Sequence[Path], role: str, stage: str,
     return done
 
 
+def _distractors(paths: Sequence[Path], names: Sequence[str],
+                 read: Callable[[FoundFile], FaceFeatures], reporter: Reporter) -> Distractors:
+    """Every face of the distractor photos under each recognizer (a photo that cannot be used
+    is a notice, not a failure)."""
+    others = _read_all(paths, "distractor", "reading distractors", read, reporter,
+                       CheckResult("far", {}))
+    return Distractors(len(others), {n: _stack(others, n) for n in names} if others else {})
+
+
 def _recognizer_names(surrogates: list[str] | None, all_recognizers: bool) -> list[str]:
     """The recognizers to check with: those sharing no model with a surrogate."""
     if surrogates is None or all_recognizers:
@@ -62,7 +93,7 @@ def _stack(items: Sequence[FaceFeatures], name: str) -> torch.Tensor | None:
 
 
 def check_photos(protected: Sequence[Path], references: Sequence[Path], mask: Path | None,
-                 distractors: Sequence[Path] = (), rule: str = "both", *,
+                 distractors: Sequence[Path] | Distractors = (), rule: str = "both", *,
                  all_recognizers: bool = False, min_face: int = MIN_FACE,
                  reporter: Reporter | None = None, device: str = "cpu") -> CheckResult:
     """Would face recognizers still match the protected photos to the person?
@@ -73,7 +104,8 @@ def check_photos(protected: Sequence[Path], references: Sequence[Path], mask: Pa
             the person is the one seen in the most photos (as ``cloak protect`` decides).
         mask: the mask file the photos were protected with (its surrogates are left out), or
             None: unknown, every recognizer is used.
-        distractors: photos of other people (files or folders) for the ``top1`` rule; their
+        distractors: photos of other people (files or folders) for the ``top1`` rule, or
+            :class:`Distractors` already read (with every recognizer used here); their
             features are held in memory only. Empty: ``top1`` cannot answer and the verdict
             falls back to ``far``.
         rule: ``"far"``, ``"top1"`` or ``"both"`` (matched when either rule matches).
@@ -123,9 +155,12 @@ def check_photos(protected: Sequence[Path], references: Sequence[Path], mask: Pa
                                  if rows]) for n in names}
         result.reference_photos = sum(bool(rows) for rows in mine)
         result.reference_faces = sum(len(rows) for rows in mine)
-    others = _read_all(distractors, "distractor", "reading distractors", read, reporter, result)
-    result.distractor_photos = len(others)
-    result.distractor_faces = sum(len(o.scan.faces) for o in others)
+    if not isinstance(distractors, Distractors):
+        distractors = _distractors(distractors, names, read, reporter)
+    missing = [n for n in names if distractors.photos and n not in distractors.features]
+    if missing:
+        raise UsageError(f"the distractors were read without {', '.join(missing)}")
+    result.distractor_photos, result.distractor_faces = distractors.photos, distractors.faces
     if not result.top1_available:
         result.notes.append("no --distractors: the top-1 rule needs other people to search "
                             "among (the nearest of the references alone is always one of "
@@ -135,7 +170,7 @@ def check_photos(protected: Sequence[Path], references: Sequence[Path], mask: Pa
         result.notes.append("no usable face of the person in the references: nothing to "
                             "compare the protected photos with")
         return result
-    strangers = {n: _stack(others, n) for n in names}
+    strangers = {n: distractors.features.get(n) for n in names}
     for i, shot in enumerate(shots):
         rest = [s for j, s in enumerate(shots) if j != i]
         checks = {}
@@ -147,3 +182,23 @@ def check_photos(protected: Sequence[Path], references: Sequence[Path], mask: Pa
             checks[n] = RecognizerCheck(usual, linkage)
         result.photos.append(PhotoCheck(shot.scan.found.path, len(shot.scan.faces), checks))
     return result
+
+
+def read_distractors(paths: Sequence[Path], names: Sequence[str] = tuple(BLACK_BOXES), *,
+                     min_face: int = MIN_FACE, reporter: Reporter | None = None,
+                     device: str = "cpu") -> Distractors:
+    """Read other people's photos once for many :func:`check_photos` calls.
+
+    Args:
+        paths: photos and folders of photos (a photo without a face is left out, with a notice).
+        names: the recognizers (keys of :data:`~attackers.black_boxes.BLACK_BOXES`) to embed
+            with.
+        min_face: smallest face used, photo pixels.
+        reporter: receives progress ("reading distractors") and notices.
+        device: torch device of the detector and the identity model.
+    """
+    reporter = reporter or Reporter()
+    models = Models(reporter, device)
+    recognizers = {n: load_black_box(n, reporter.note) for n in names}
+    return _distractors(paths, names,
+                        lambda found: read_faces(found, models, recognizers, min_face), reporter)
