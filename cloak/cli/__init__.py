@@ -5,6 +5,7 @@
 - :mod:`cloak.cli.enroll`: ``cloak enroll`` (from photos or a video track);
 - :mod:`cloak.cli.video`: ``cloak video``;
 - :mod:`cloak.cli.serve`: ``cloak serve`` (a local web page; needs the ``web`` extra);
+- :mod:`cloak.cli.check`: ``cloak check`` (would recognizers still match protected photos?);
 - :mod:`cloak.cli.options` and :mod:`cloak.cli.reporting`: what protect and enroll share.
 
 Commands that other packages register under the ``cloak.commands`` entry point group (e.g.
@@ -19,7 +20,7 @@ from typing import Any
 
 import click
 
-from cloak.cli import enroll, models, protect, serve, video
+from cloak.cli import check, enroll, models, protect, serve, video
 
 __all__ = ["main"]
 
@@ -58,4 +59,5 @@ main.add_command(models.models)
 main.add_command(protect.protect)
 main.add_command(enroll.enroll)
 main.add_command(video.video)
+main.add_command(check.check)
 main.add_command(serve.serve)

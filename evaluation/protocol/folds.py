@@ -12,7 +12,9 @@ dlib-native are one model). :data:`FOLD_PLANS`:
 - ``"full"``: one fold per tested recognizer, the four other models as surrogates.
 
 Tested recognizers run their reference runtime where the zoo has one (dlib-native = dlib-bin;
-sface, mobilefacenet = onnxruntime); facenet and faceres have only the torch port.
+sface, mobilefacenet = onnxruntime); facenet and faceres have only the torch port. That choice,
+:data:`BLACK_BOXES` and :func:`model_of` live in :mod:`attackers.black_boxes`, shared with
+``cloak check``.
 
 >>> [f.name for f in FOLD_PLANS["two"]]
 ['A', 'B']
@@ -26,28 +28,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from attackers.black_boxes import BLACK_BOXES, load_black_box, model_of
+
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
 
 __all__ = ["BLACK_BOXES", "FOLD_PLANS", "WHITE_BOXES", "Fold", "check_folds", "load_black_boxes",
            "load_surrogates", "model_of", "all_tested"]
 
-#: Recognizers that can be tested: name -> (zoo name, use the zoo's reference runtime).
-BLACK_BOXES: dict[str, tuple[str, bool]] = {
-    "dlib-native": ("dlib-native", False),
-    "sface": ("sface", True),
-    "mobilefacenet": ("mobilefacenet", True),
-    "facenet": ("facenet", False),
-    "faceres": ("faceres", False),
-}
 #: White-box recognizers that can be surrogates.
 WHITE_BOXES: tuple[str, ...] = ("facenet", "dlib-resnet", "sface", "mobilefacenet", "faceres")
-_SAME_MODEL = {"dlib-native": "dlib", "dlib-resnet": "dlib"}
-
-
-def model_of(name: str) -> str:
-    """The underlying model of a recognizer name (dlib-resnet and dlib-native are ``"dlib"``)."""
-    return _SAME_MODEL.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -108,9 +98,7 @@ def all_tested(folds: Iterable[Fold]) -> list[str]:
 
 def load_black_boxes(names: Iterable[str]) -> dict[str, Recognizer]:
     """The tested recognizers by name, each on its :data:`BLACK_BOXES` runtime."""
-    import attackers
-
-    return {n: attackers.load(BLACK_BOXES[n][0], reference=BLACK_BOXES[n][1]) for n in names}
+    return {n: load_black_box(n) for n in names}
 
 
 def load_surrogates(folds: Iterable[Fold]) -> dict[str, Recognizer]:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from attackers.detectors.mtcnn import MTCNN
     from attackers.recognizers.base import Recognizer
 
-__all__ = ["Models", "run_identity"]
+__all__ = ["Models", "fold_mask", "run_identity"]
 
 
 @dataclass
@@ -63,7 +63,7 @@ def _scores(values: np.ndarray) -> list[float | None]:
     return [None if math.isnan(v) else float(v) for v in values]
 
 
-def _mask(masks: MaskStore, name: str, photos: Sequence[Photo], fold: Fold,
+def fold_mask(masks: MaskStore, name: str, photos: Sequence[Photo], fold: Fold,
           models: Models, settings: RobustnessSettings) -> tuple[torch.Tensor, float, bool]:
     """The mask learned from ``photos`` by the fold's surrogates: stored, or learned and stored.
 
@@ -140,7 +140,7 @@ def _per_photo(record: dict[str, Any], person: str, probes: Sequence[Photo], fol
     feather = settings.opom.config("convex").feather
     own_photos, own_learn, own_apply, own_reused = [], [], [], []
     for probe in probes:
-        own, seconds, was_stored = _mask(
+        own, seconds, was_stored = fold_mask(
             masks, f"{person}__{fold.name}__{probe.path.stem}", [probe], fold, models, settings)
         out, applied = paste_and_round([probe], own, feather, settings.opom.paste_mode)
         own_photos += out
@@ -185,7 +185,7 @@ def run_identity(person: str, train: Sequence[Photo], probes: Sequence[Photo],
 
     for fold in folds:
         names = list(fold.tested)
-        delta, learn_s, reused = _mask(masks, f"{person}__{fold.name}", train, fold, models,
+        delta, learn_s, reused = fold_mask(masks, f"{person}__{fold.name}", train, fold, models,
                                        settings)
         photos, apply_s = paste_and_round(probes, delta, config.feather, opom.paste_mode)
         protected: dict[str, torch.Tensor] = {}

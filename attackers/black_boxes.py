@@ -1,0 +1,50 @@
+"""The recognizers a cloak is measured against, each on the runtime it is measured with.
+
+One source of truth for the product's ``cloak check`` (:mod:`cloak.check`) and the benchmarks
+(:mod:`evaluation.protocol.folds`): a recognizer name maps to its zoo model and whether the
+zoo's reference runtime is used (dlib-native = dlib-bin; sface and mobilefacenet =
+onnxruntime; facenet and faceres have only the torch port). dlib-resnet and dlib-native are
+the same weights, so they count as one model (:func:`model_of`).
+
+>>> BLACK_BOXES["sface"]
+('sface', True)
+>>> model_of("dlib-resnet") == model_of("dlib-native")
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from attackers.recognizers.base import Recognizer
+
+__all__ = ["BLACK_BOXES", "load_black_box", "model_of"]
+
+#: Recognizers that can be tested: name -> (zoo name, use the zoo's reference runtime).
+BLACK_BOXES: dict[str, tuple[str, bool]] = {
+    "dlib-native": ("dlib-native", False),
+    "sface": ("sface", True),
+    "mobilefacenet": ("mobilefacenet", True),
+    "facenet": ("facenet", False),
+    "faceres": ("faceres", False),
+}
+_SAME_MODEL = {"dlib-native": "dlib", "dlib-resnet": "dlib"}
+
+
+def model_of(name: str) -> str:
+    """The underlying model of a recognizer name (dlib-resnet and dlib-native are ``"dlib"``)."""
+    return _SAME_MODEL.get(name, name)
+
+
+def load_black_box(name: str, progress: Callable[[str], None] | None = None) -> Recognizer:
+    """Recognizer ``name`` (a key of :data:`BLACK_BOXES`) on its runtime, fetched if needed.
+
+    Raises:
+        KeyError: ``name`` is not a key of :data:`BLACK_BOXES`.
+    """
+    import attackers
+
+    zoo_name, reference = BLACK_BOXES[name]
+    return attackers.load(zoo_name, progress, reference=reference)
