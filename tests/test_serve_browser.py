@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import lfw_photos, start_serve, stop_serve
+from conftest import lfw_photos
 from PIL import Image
+from serving import start_serve, stop_serve
 
 pytestmark = pytest.mark.data
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import REPO_ROOT, start_serve, stop_serve
+from conftest import REPO_ROOT
+from serving import start_serve, stop_serve
 
 from cloak.cli import main
 
