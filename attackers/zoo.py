@@ -227,6 +227,9 @@ _register(ModelSpec(
     "faceres", "recognizer", "white-box", {"graph": _FACERES_JSON, "weights": _FACERES_BIN},
     "attackers.recognizers.faceres:load",
     "Human faceres (TF.js graph run in torch), 224x224, 1024-d + gender + age"))
+# The package's third recognizer, mobilefacenet.json (sirius-ai MobileFaceNet_TF, 192-d; not the
+# faceplugin network above), is left out: it ran as TF.js does (2e-7) but was weak on LFW
+# (rank-1 0.14-0.24 on 20 people x 10 photos for every crop, pixel range and channel order tried).
 _register(ModelSpec(
     "faceres-deep", "recognizer", "white-box",
     {"graph": Artifact(HUMAN_MODELS, "package/models/faceres-deep.json",

@@ -18,11 +18,13 @@ sface, mobilefacenet = onnxruntime); facenet and faceres have only the torch por
 :func:`with_extra_surrogates` can add to every fold whose tested recognizers are of another
 model family. Families (:func:`model_of`): dlib-resnet and dlib-native run the same weights;
 faceres-deep is faceres' network (same graph, node names and heads from the same HSE project)
-with other weights. The pairwise cosine similarities of 50 LFW photos (20 people, 1,225 pairs)
-correlate between faceres and faceres-deep at Pearson r 0.69, no closer than unrelated models
-(sface vs mobilefacenet 0.86, facenet vs mobilefacenet 0.78), so it is not a copy; it is counted
-as faceres' family anyway, the cautious choice for leave-one-out. mobileface (becauseofAI
-MobileFace, 256-d) correlates at r 0.44-0.66 with every other model and is its own family.
+with other weights. The pairwise cosine similarities of 50 LFW photos (25 people x 2, 1,225
+pairs; ``scripts/zoo_family.py``, docs/BENCHMARKS.md ``zoo-family``) correlate at Pearson r
+1.000 for dlib-resnet vs dlib-native (one model) but 0.71 for faceres vs faceres-deep, no closer
+than unrelated models (sface vs mobilefacenet 0.83, facenet vs mobilefacenet 0.72), so
+faceres-deep is not a copy; it is counted as faceres' family anyway, the cautious choice for
+leave-one-out. mobileface (becauseofAI MobileFace, 256-d) correlates at r 0.45-0.61 with every
+other model and is its own family.
 
 >>> [f.name for f in FOLD_PLANS["two"]]
 ['A', 'B']
