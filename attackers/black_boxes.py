@@ -30,11 +30,14 @@ BLACK_BOXES: dict[str, tuple[str, bool]] = {
     "facenet": ("facenet", False),
     "faceres": ("faceres", False),
 }
-_SAME_MODEL = {"dlib-native": "dlib", "dlib-resnet": "dlib"}
+#: Model families: dlib-resnet and dlib-native run the same weights; faceres-deep is faceres'
+#: network with other weights, counted as one family for leave-one-out (evaluation.protocol.folds).
+_SAME_MODEL = {"dlib-native": "dlib", "dlib-resnet": "dlib", "faceres-deep": "faceres"}
 
 
 def model_of(name: str) -> str:
-    """The underlying model of a recognizer name (dlib-resnet and dlib-native are ``"dlib"``)."""
+    """The model family of a recognizer name (dlib-resnet and dlib-native are ``"dlib"``,
+    faceres-deep is ``"faceres"``)."""
     return _SAME_MODEL.get(name, name)
 
 

@@ -227,6 +227,27 @@ _register(ModelSpec(
     "faceres", "recognizer", "white-box", {"graph": _FACERES_JSON, "weights": _FACERES_BIN},
     "attackers.recognizers.faceres:load",
     "Human faceres (TF.js graph run in torch), 224x224, 1024-d + gender + age"))
+# The package's third recognizer, mobilefacenet.json (sirius-ai MobileFaceNet_TF, 192-d; not the
+# faceplugin network above), is left out: it ran as TF.js does (2e-7) but was weak on LFW
+# (rank-1 0.14-0.24 on 20 people x 10 photos for every crop, pixel range and channel order tried).
+_register(ModelSpec(
+    "faceres-deep", "recognizer", "white-box",
+    {"graph": Artifact(HUMAN_MODELS, "package/models/faceres-deep.json",
+                       "a98d8d87d533afeb6064822d33c80d45c5eaca4a436cef11c9c2084fff0c0dfe", 63_195),
+     "weights": Artifact(HUMAN_MODELS, "package/models/faceres-deep.bin",
+                         "b0ea2cc4805891a0f22dc57b06b57806b967831305c40818400fda40aec341f4",
+                         13_957_620)},
+    "attackers.recognizers.faceres:load_deep",
+    "Human faceres-deep (faceres' network, other float32 weights), 224x224, 1024-d"))
+_register(ModelSpec(
+    "mobileface", "recognizer", "white-box",
+    {"graph": Artifact(HUMAN_MODELS, "package/models/mobileface.json",
+                       "b62d89d9e1401a2572e011e8691699f2432c1a6f56cda0dad7ddbdecacf1bbab", 33_044),
+     "weights": Artifact(HUMAN_MODELS, "package/models/mobileface.bin",
+                         "403b53d95120c93c8417951b05d816197aa1794372b47e7629801156c701be5c",
+                         2_183_192)},
+    "attackers.recognizers.mobileface:load",
+    "MobileFace V3 (becauseofAI, via Human; TF.js graph run in torch), ArcFace 112, 256-d"))
 _register(ModelSpec(
     "faceres-attributes", "attributes", "white-box",
     {"graph": _FACERES_JSON, "weights": _FACERES_BIN},

@@ -145,12 +145,16 @@ def benchmark() -> None:
                             "opom+views, opom+linkage+views."),
           click.option("--refine-steps", type=click.IntRange(min=1),
                        help="Per-probe steps of the refine condition (default 10)."),
-          LOO, _mode("balanced"), STEPS, EPS, EOT, SEED, THREADS, CACHE, _report("opom"))
+          LOO,
+          click.option("--extra-surrogates", metavar="A,B,...",
+                       help="More white boxes (e.g. faceres-deep,mobileface) added to the "
+                            "surrogates of every fold that tests no model of their family."),
+          _mode("balanced"), STEPS, EPS, EOT, SEED, THREADS, CACHE, _report("opom"))
 def opom(lfw: Path | None, limit: int | None, people: tuple[str, ...], distractors: int | None,
-         conditions: str | None, refine_steps: int | None, loo: str, mode: str,
-         steps: int | None, eps: float | None, eot: bool, seed: int, threads: int | None,
-         cache: Path | None, out: Path, markdown: Path | None, section: str,
-         quiet: bool) -> None:
+         conditions: str | None, refine_steps: int | None, loo: str,
+         extra_surrogates: str | None, mode: str, steps: int | None, eps: float | None,
+         eot: bool, seed: int, threads: int | None, cache: Path | None, out: Path,
+         markdown: Path | None, section: str, quiet: bool) -> None:
     """The OPOM protocol: PSR against black-box recognizers.
 
     Per identity, 10 photos learn a mask and 5 other photos are protected, re-detected and
@@ -163,10 +167,16 @@ def opom(lfw: Path | None, limit: int | None, people: tuple[str, ...], distracto
     from evaluation.opom.report import write_report
     from evaluation.opom.run import run_benchmark
     from evaluation.opom.settings import DEFAULT_REFINE_STEPS, BenchmarkSettings
+    from evaluation.protocol.folds import FOLD_PLANS, with_extra_surrogates
 
+    extra = [e.strip() for e in (extra_surrogates or "").split(",") if e.strip()]
+    try:
+        folds = with_extra_surrogates(FOLD_PLANS[loo], extra) if extra else None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--extra-surrogates") from None
     settings = BenchmarkSettings(
-        limit=limit, people=people or None, distractors=distractors, loo=loo, mode=mode,
-        steps=steps, eps=eps, eot=eot or None, seed=seed, progress=not quiet,
+        limit=limit, people=people or None, distractors=distractors, loo=loo, folds=folds,
+        mode=mode, steps=steps, eps=eps, eot=eot or None, seed=seed, progress=not quiet,
         refine_steps=refine_steps or DEFAULT_REFINE_STEPS,
         conditions=_conditions(conditions, CONDITIONS, DEFAULT_CONDITIONS),
         **_paths(lfw=lfw, cache_dir=cache))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from evaluation.protocol.lfw import LfwPhoto, central_face_index, identity_photo
 from evaluation.report import markdown_table, write_json, write_markdown_section
 
 __all__ = ["THRESHOLDS", "detect_and_align", "embed_all", "report_markdown",
-           "run_zoo_benchmark", "write_report"]
+           "run_zoo_benchmark", "similarity_correlations", "write_report"]
 
 #: Acceptance thresholds of the zoo issue (rank-1).
 THRESHOLDS = {"facenet": 0.97, "dlib-resnet": 0.97, "dlib-native": 0.97, "sface": 0.97,
@@ -77,6 +77,31 @@ def embed_all(name: str, frames: torch.Tensor, batch: int,
             feats.append(model.embed(frames[i:i + batch]))
     seconds = time.perf_counter() - start
     return torch.cat(feats), len(frames) / seconds
+
+
+def similarity_correlations(features: Mapping[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+    """How alike two models see the same faces: Pearson r of their pairwise cosine similarities.
+
+    Two copies of one model (or one model and a rotation of its features) give r = 1; unrelated
+    recognizers still agree on who looks alike, so r is high but clearly below 1.
+
+    Args:
+        features: model name -> (F, D_model) L2-normalised features of the same F >= 3 photos,
+            in the same order.
+
+    Returns:
+        r[a][b] over the F (F - 1) / 2 distinct photo pairs, for every two models (r[a][a] = 1).
+
+    >>> x = torch.nn.functional.normalize(torch.randn(6, 4), dim=1)
+    >>> round(similarity_correlations({"a": x, "b": -x})["a"]["b"], 6)
+    1.0
+    """
+    sims = {}
+    for name, feats in features.items():
+        upper = torch.triu_indices(len(feats), len(feats), 1)
+        sims[name] = (feats @ feats.T)[upper[0], upper[1]].double()
+    return {a: {b: float(torch.corrcoef(torch.stack([sa, sb]))[0, 1]) for b, sb in sims.items()}
+            for a, sa in sims.items()}
 
 
 def run_zoo_benchmark(lfw: Path, people: int | None = None, per_person: int | None = None,

@@ -24,7 +24,7 @@ from evaluation.opom.report import write_report
 from evaluation.opom.run import run_benchmark
 from evaluation.opom.settings import DEFAULT_REFINE_STEPS, BenchmarkSettings
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW, REPO
-from evaluation.protocol.folds import FOLD_PLANS
+from evaluation.protocol.folds import FOLD_PLANS, with_extra_surrogates
 
 
 def main() -> None:
@@ -40,6 +40,9 @@ def main() -> None:
                         help="refine: per-probe steps after the convex mask")
     parser.add_argument("--loo", choices=list(FOLD_PLANS), default="two",
                         help="leave-one-out plan: one (fold A), two (A+B), full (one per model)")
+    parser.add_argument("--extra-surrogates", nargs="+", default=[], metavar="MODEL",
+                        help="more white boxes (e.g. faceres-deep mobileface) for every fold "
+                             "that tests no model of their family")
     parser.add_argument("--mode", choices=list(MODES), default="balanced",
                         help="optimiser preset (default: balanced, what cloak protect ships)")
     parser.add_argument("--person", action="append", default=None,
@@ -81,6 +84,8 @@ def main() -> None:
     settings = BenchmarkSettings(
         lfw=args.lfw, limit=args.limit, distractors=args.distractors,
         conditions=tuple(c for c in CONDITIONS if c in args.conditions), loo=args.loo,
+        folds=(with_extra_surrogates(FOLD_PLANS[args.loo], args.extra_surrogates)
+               if args.extra_surrogates else None),
         mode=args.mode, steps=args.steps, eps=args.eps, step_size=args.step_size,
         feather=args.feather, momentum=args.momentum,
         diversity=args.diversity, ti_kernel=args.ti_kernel, paste=args.paste,

@@ -46,6 +46,7 @@ def test_help(path: tuple[str, ...]) -> None:
     (["attributes", "--conditions", "clean,blur"], "blur"),
     (["opom", "--limit", "0"], "--limit"),
     (["opom", "--loo", "three"], "--loo"),
+    (["opom", "--extra-surrogates", "mobileface,sface-x"], "--extra-surrogates"),
     (["nope"], "No such command"),
 ])
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:
@@ -75,6 +76,23 @@ def test_opom(tmp_path: Path) -> None:
     assert data["summary"]["clean"]["recognizers"]["sface"]["psr@1"] <= 0.2
     assert "<!-- BEGIN opom -->" in report.read_text()
     assert "PSR@1" in result.output
+
+
+@pytest.mark.data
+def test_opom_extra_surrogates(tmp_path: Path) -> None:
+    """`--extra-surrogates` joins the folds that test none of its family, and is recorded."""
+    out = tmp_path / "b.json"
+    args = ["benchmark", "opom", "--lfw", str(shared_data("lfw")), "--limit", "1",
+            "--distractors", "20", "--conditions", "clean", "--extra-surrogates",
+            "faceres-deep,mobileface", "--cache", str(tmp_path / "cache"), "--out", str(out), "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert [f["surrogates"] for f in data["folds"]] == [
+        ["facenet", "faceres", "mobilefacenet", "faceres-deep", "mobileface"],
+        ["dlib-resnet", "sface", "mobileface"]]
+    assert "--extra-surrogates faceres-deep,mobileface" in data["command"]
+    assert "surrogates dlib-resnet, sface, mobileface -> tested on facenet" in result.output
 
 
 @pytest.mark.data

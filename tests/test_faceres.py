@@ -1,4 +1,4 @@
-"""faceres (TF.js graph -> torch): agreement with TensorFlow.js, LFW behaviour."""
+"""faceres and faceres-deep (TF.js graphs -> torch): agreement with TensorFlow.js, LFW behaviour."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from attackers.recognizers import faceres
 from attackers.recognizers.base import Recognizer
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "faceres_reference.json").read_text())
+DEEP_REFERENCE = json.loads(
+    (Path(__file__).parent / "data" / "faceres_deep_reference.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -33,34 +35,55 @@ def reference_heads(model, reference_crops) -> faceres.FaceResOutput:
         return model.heads_crop(reference_crops)
 
 
-@pytest.mark.data
-def test_smoke(model):
-    assert isinstance(model, Recognizer) and not model.training
-    assert (model.name, model.crop, model.dim) == ("faceres", faceres.CropSpec(224, 0.8), 1024)
-    assert model.graph.placeholders == ["input_1"]
-    assert not any(b.requires_grad for b in model.buffers())
+@pytest.fixture(scope="module")
+def deep() -> faceres.FaceRes:
+    return attackers.load("faceres-deep")
 
 
 @pytest.mark.data
-def test_reference_agreement(reference_heads):
-    """All three heads match TensorFlow.js' run of the same files (tests/data JSON)."""
-    items = REFERENCE["items"]
-    out = reference_heads
+def test_smoke(model, deep):
+    for rec, name in ((model, "faceres"), (deep, "faceres-deep")):
+        assert isinstance(rec, Recognizer) and not rec.training
+        assert (rec.name, rec.crop, rec.dim) == (name, faceres.CropSpec(224, 0.8), 1024)
+        assert rec.graph.placeholders == ["input_1"]
+        assert not any(b.requires_grad for b in rec.buffers())
+
+
+def _reference_errors(out: faceres.FaceResOutput, reference: dict) -> dict[str, float]:
+    """Largest differences between our heads and TensorFlow.js' recorded ones."""
+    items = reference["items"]
     head = torch.tensor([it["embedding_head"] for it in items])
     norm = torch.tensor([it["embedding_norm"] for it in items])
     male = torch.tensor([it["gender"] for it in items])
     age = torch.tensor([it["age_expectation"] for it in items])
     emb = torch.nn.functional.normalize(out.embedding, dim=1)
-    errors = {
+    assert out.age_probs.argmax(dim=1).tolist() == [it["age_argmax"] for it in items]
+    return {
         "embedding_head": (out.embedding[:, :16] - head).abs().max().item(),
         "embedding_norm": ((out.embedding.norm(dim=1) - norm) / norm).abs().max().item(),
         "gender": (out.male - male).abs().max().item(),
-        "cosine": (emb @ emb.T - torch.tensor(REFERENCE["cosine"])).abs().max().item(),
+        "cosine": (emb @ emb.T - torch.tensor(reference["cosine"])).abs().max().item(),
         "age_expectation": (out.age - age).abs().max().item(),
     }
+
+
+@pytest.mark.data
+def test_reference_agreement(reference_heads):
+    """All three heads match TensorFlow.js' run of the same files (tests/data JSON)."""
+    errors = _reference_errors(reference_heads, REFERENCE)
     # measured: head 2.7e-6, norm 4e-7 (relative), gender 1.1e-6, cosine 6e-7, age 3.8e-5 years
     assert max(errors.values()) < 1e-3, errors
-    assert out.age_probs.argmax(dim=1).tolist() == [it["age_argmax"] for it in items]
+
+
+@pytest.mark.data
+def test_deep_reference_agreement(deep, reference_crops):
+    """faceres-deep's three heads match TensorFlow.js' run of its files on the same crops."""
+    assert [it["crop_sha256"] for it in DEEP_REFERENCE["items"]] == [
+        it["crop_sha256"] for it in REFERENCE["items"]]
+    with torch.no_grad():
+        errors = _reference_errors(deep.heads_crop(reference_crops), DEEP_REFERENCE)
+    # measured: head 1.1e-6, norm 5e-7 (relative), gender 5e-7, cosine 5e-7, age 2.3e-5 years
+    assert max(errors.values()) < 1e-3, errors
 
 
 @pytest.mark.data

@@ -25,6 +25,8 @@ MARGINS = {
     ("mobilefacenet", False): 0.5,  # 0.76
     ("mobilefacenet", True): 0.5,
     ("faceres", False): 0.2,  # 0.30
+    ("faceres-deep", False): 0.25,  # 0.38
+    ("mobileface", False): 0.3,  # 0.47
 }
 
 
@@ -42,12 +44,12 @@ def test_embed_contract(name, reference, lfw_faces):
     assert same.median() - diff.median() > MARGINS[(name, reference)]
 
 
-@pytest.mark.parametrize("name", ["facenet", "faceres"])
+@pytest.mark.parametrize("name", ["facenet", "faceres", "faceres-deep"])
 def test_gradients_reach_pixels(name, lfw_frames):
     """Gradients of a similarity reach the canonical-frame pixels, finite and non-zero.
 
-    (dlib-resnet, sface and mobilefacenet have their own tests, which also check which part
-    of the frame their crop covers.)
+    (dlib-resnet, sface, mobilefacenet and mobileface have their own tests, which also check
+    which part of the frame their crop covers.)
     """
     model = attackers.load(name)
     frames = lfw_frames["Colin_Powell"][:2].clone().requires_grad_(True)

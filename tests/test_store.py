@@ -12,6 +12,7 @@ import torch
 
 from evaluation.opom.run import record_store
 from evaluation.opom.settings import BenchmarkSettings
+from evaluation.protocol.folds import with_extra_surrogates
 from evaluation.robustness.run import stores
 from evaluation.robustness.settings import RobustnessSettings
 from evaluation.store import (
@@ -49,6 +50,16 @@ def test_benchmark_keys_are_unchanged():
     assert mask_store(video, video.folds()).folder == Path("/c/video-masks/4ebc42f54639c058")
     other = VideoBenchmarkSettings(cache_dir=Path("/c"), steps=3, loo="one", seed=2)
     assert mask_store(other, other.folds()).folder == Path("/c/video-masks/2aae570e73dd0031")
+
+
+def test_extra_surrogates_key_only_when_given():
+    """No extra surrogates: the pinned folder; some: a folder of their own (no mix-up)."""
+    opom = BenchmarkSettings(cache_dir=Path("/c"), limit=3, conditions=("clean", "convex"))
+    none = replace(opom, folds=with_extra_surrogates(opom.fold_plan(), []))
+    assert record_store(none, none.fold_plan(), FILES).folder == Path("/c/runs/d75a4b7f1be0ce0d")
+    extra = replace(opom, folds=with_extra_surrogates(opom.fold_plan(), ["mobileface"]))
+    assert record_store(extra, extra.fold_plan(), FILES).folder != Path(
+        "/c/runs/d75a4b7f1be0ce0d")
 
 
 def test_files_digest(tmp_path):

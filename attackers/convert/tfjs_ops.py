@@ -160,6 +160,36 @@ def _mean(x: torch.Tensor, dim: list[int], keepdim: bool) -> torch.Tensor:
     return torch.mean(x, dim=dim, keepdim=keepdim)
 
 
+def _sum(x: torch.Tensor, dim: list[int], keepdim: bool) -> torch.Tensor:
+    return torch.sum(x, dim=dim, keepdim=keepdim)
+
+
+def _pad(node: Node, x: Value, paddings: Value) -> Value:
+    """TF ``Pad``: zeros before and after each axis; ``paddings`` is (rank, 2) in TF's layout."""
+    pairs = paddings.tensor.reshape(-1, 2).tolist()
+    rank = x.tensor.dim()
+    if len(pairs) != rank:
+        raise TFJSFormatError(f"Pad {node.name!r}: {len(pairs)} paddings for a rank-{rank} tensor")
+    logical_of = _NCHW if x.nchw else tuple(range(rank))
+    flat: list[int] = []
+    for phys in reversed(range(rank)):  # F.pad lists the last dimension first
+        flat.extend(int(v) for v in pairs[logical_of[phys]])
+    return Value(F.pad(x.tensor, flat), x.nchw)
+
+
+def _reshape(node: Node, x: Value, shape: Value) -> Value:
+    """TF ``Reshape``, in TF's logical (row-major NHWC) element order."""
+    return Value(x.logical().reshape([int(v) for v in shape.tensor.reshape(-1).tolist()]))
+
+
+def _squeeze(node: Node, x: Value) -> Value:
+    """TF ``Squeeze``: drop the size-1 axes ``squeeze_dims`` (all size-1 axes when empty)."""
+    t = x.logical()
+    dims = [int(d) % t.dim() for d in node.attrs.get("squeeze_dims", ())]
+    dims = dims or [d for d, n in enumerate(t.shape) if n == 1]
+    return Value(t.squeeze(dims) if dims else t)
+
+
 def _matmul(node: Node, a: Value, b: Value, bias: Value | None = None) -> Value:
     ta, tb = a.logical(), b.logical()
     if node.attrs.get("transpose_a"):
@@ -174,6 +204,9 @@ _UNARY: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "Identity": lambda t: t,
     "Relu": torch.relu,
     "Sigmoid": torch.sigmoid,
+    "Abs": torch.abs,
+    "Square": torch.square,
+    "Rsqrt": torch.rsqrt,
 }
 _FUSED_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "Relu": torch.relu,
@@ -182,6 +215,7 @@ _FUSED_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 _BINARY: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "Add": torch.add,
     "AddV2": torch.add,
+    "Sub": torch.sub,
     "Mul": torch.mul,
     "Minimum": torch.minimum,
     "Maximum": torch.maximum,
@@ -197,6 +231,10 @@ _OPS: dict[str, Callable[..., Value]] = {
     "Softmax": _softmax,
     "Mean": _reduce(_mean),
     "Max": _reduce(_amax),
+    "Sum": _reduce(_sum),
+    "Pad": _pad,
+    "Reshape": _reshape,
+    "Squeeze": _squeeze,
     "MaxPool": _max_pool,
     "MatMul": _matmul,
 }

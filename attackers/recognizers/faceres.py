@@ -12,6 +12,11 @@ The graph takes NHWC RGB in [0, 255] with no normalisation inside: Human's ``fac
 its 0..1 face crop to 224x224 and multiplies by 255 before ``execute``. Our crop is the ArcFace
 template scaled by 0.8 in 224x224.
 
+``faceres-deep`` (``faceres-deep.json`` + ``.bin`` of the same package, float32 weights) is the
+same network with the same node names and heads but other weights; Human runs it through the
+same code, so it takes the same crop and pixel range (on 20 LFW people x 10 photos, scales 0.75
+to 0.9 and BGR all gave rank-1 0.97-0.975; :func:`load_deep`).
+
 >>> # rec = attackers.load("faceres"); rec.embed(frames).shape == (N, 1024)
 """
 
@@ -27,7 +32,7 @@ from attackers.convert.tfjs_graph import GraphModel, load_graph_model
 from attackers.frame import CropSpec, warp_to_crop
 from attackers.recognizers.base import Recognizer
 
-__all__ = ["FaceRes", "FaceResOutput", "load"]
+__all__ = ["FaceRes", "FaceResOutput", "load", "load_deep"]
 
 _INPUT = "input_1"
 _EMBEDDING = "global_pooling/Mean"
@@ -62,6 +67,7 @@ class FaceRes(Recognizer):
 
     Args:
         graph: the faceres TF.js graph (:func:`attackers.convert.tfjs_graph.load_graph_model`).
+        name: zoo name (``"faceres"`` or ``"faceres-deep"``, the same network).
 
     Example:
         >>> # rec = attackers.load("faceres"); out = rec.heads(frames); out.male, out.age
@@ -71,9 +77,10 @@ class FaceRes(Recognizer):
     crop = CropSpec(224, 0.8)
     dim = 1024
 
-    def __init__(self, graph: GraphModel) -> None:
+    def __init__(self, graph: GraphModel, name: str = "faceres") -> None:
         super().__init__()
         self.graph = graph
+        self.name = name
 
     def forward_crop(self, crops: torch.Tensor) -> torch.Tensor:
         """Raw 1024-d descriptors (node ``global_pooling/Mean``).
@@ -121,3 +128,10 @@ def load(files: Mapping[str, Path]) -> FaceRes:
         attackers.convert.tfjs_format.UnsupportedOpError: the graph uses an op we do not run.
     """
     return FaceRes(load_graph_model(files["graph"], [files["weights"]])).eval()
+
+
+def load_deep(files: Mapping[str, Path]) -> FaceRes:
+    """Zoo loader of ``faceres-deep``: :func:`load` on ``faceres-deep.json`` + ``.bin``."""
+    model = load(files)
+    model.name = "faceres-deep"
+    return model
