@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_gradients_in_centred_crop, pair_similarities, recorded_crops
+from conftest import recorded_crops
+from recognizer_checks import assert_gradients_in_centred_crop, pair_similarities
 
 import attackers
 from attackers.frame import warp_to_crop

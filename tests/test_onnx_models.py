@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_gradients_in_centred_crop, pair_similarities
+from recognizer_checks import assert_gradients_in_centred_crop, pair_similarities
 
 import attackers
 from attackers.convert.onnx_torch import OnnxConversionError, OnnxGraph, UnsupportedOnnxOpError

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import pair_similarities
+from recognizer_checks import pair_similarities
 
 import attackers
 from evaluation.identification import leave_one_out_rank1
