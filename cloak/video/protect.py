@@ -14,8 +14,8 @@ Two passes over each video (decoding is cheap next to detection):
 Speed: frames stay 8-bit; only the frames detected are converted for the detector; the mask is
 pasted in float only on the window its canonical frames cover, with rotation folded into the
 alignment, so frames are never turned (:mod:`cloak.video.paste`); MTCNN runs on several frames
-at once in helper threads and every other detection step skips the pyramid's fine levels when
-all faces in view are large (:class:`~cloak.video.detection.StepDetector`); faces are embedded
+at once in helper threads and three detection steps of four skip the pyramid's fine levels
+when all faces in view are large (:class:`~cloak.video.detection.StepDetector`); faces are embedded
 every fourth step, twelve at a time; decoding runs ahead in a helper thread and encoding catches
 up in another (:mod:`cloak.video.overlap`); x264 runs its ``veryfast`` preset at CRF 16 (as good
 as ``medium`` at CRF 18, :mod:`cloak.video.writing`). On a 1280x720, 25 fps clip of two enrolled
