@@ -21,8 +21,9 @@ when all faces in view are large (:class:`~cloak.video.detection.StepDetector`);
 every fourth step, twelve at a time; decoding runs ahead in a helper thread and encoding catches
 up in another (:mod:`cloak.video.overlap`); x264 runs its ``veryfast`` preset at CRF 16 (as good
 as ``medium`` at CRF 18, :mod:`cloak.video.writing`). On a 1280x720, 25 fps clip of two enrolled
-people and a stranger (evaluation/video_clips.py) on a shared 2-core CPU this runs at about 10
-frames per second, every mask on the right face.
+people and a stranger (evaluation/video_clips.py) this takes 63 CPU ms per frame (analysis 37,
+render 27), 12 frames per second on a shared, busy 2-core CPU, every mask on the right face
+(docs/BENCHMARKS.md, "video-speed").
 
 A person is enrolled with their mask (a ``.cloak`` file) and reference features computed from a
 few of their photos; the features stay in memory (shared/DESIGN.md section 7).
