@@ -17,12 +17,13 @@ Speed: frames stay 8-bit; only the frames detected are converted for the detecto
 pasted in float only on the window its canonical frames cover, with rotation folded into the
 alignment, so frames are never turned (:mod:`cloak.video.paste`); MTCNN runs on several frames
 at once in helper threads and three detection steps of four skip the pyramid's fine levels
-when all faces in view are large (:class:`~cloak.video.detection.StepDetector`); faces are embedded
+when all faces in view are large, and build it level from level
+(:class:`~cloak.video.detection.StepDetector`); faces are embedded
 every fourth step, twelve at a time; decoding runs ahead in a helper thread and encoding catches
 up in another (:mod:`cloak.video.overlap`); x264 runs its ``veryfast`` preset at CRF 16 (as good
 as ``medium`` at CRF 18, :mod:`cloak.video.writing`). On a 1280x720, 25 fps clip of two enrolled
-people and a stranger (evaluation/video_clips.py) this takes 63 CPU ms per frame (analysis 37,
-render 27), 12 frames per second on a shared, busy 2-core CPU, every mask on the right face
+people and a stranger (evaluation/video_clips.py) this takes 58 CPU ms per frame (analysis 31,
+render 27), 16.6 frames per second on a shared 2-core CPU, every mask on the right face
 (docs/BENCHMARKS.md, "video-speed").
 
 A person is enrolled with their mask (a ``.cloak`` file) and reference features computed from a
