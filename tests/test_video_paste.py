@@ -12,6 +12,8 @@ import torch
 from attackers.frame import FRAME_SIZE
 from cloak.faces.align import invert, paste_back
 from cloak.mask import Mask
+from cloak.video.colour import to_yuv420p, window_rgb
+from cloak.video.container import ColorTags
 from cloak.video.paste import display_matrix, paste_faces
 from cloak.video.tracks import FaceInFrame
 
@@ -49,9 +51,38 @@ def test_equals_paste_back_rounded(scene):
     difference = np.abs(pasted.astype(int) - expected.astype(int))
     assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
     outside = np.ones(image.shape[:2], dtype=bool)
-    for x0, y0, x1, y1 in windows:
+    for (x0, y0, x1, y1), pixels in windows:
         outside[y0:y1, x0:x1] = False
+        assert np.array_equal(pixels, pasted[y0:y1, x0:x1])
     assert np.array_equal(pasted[outside], image[outside])
+
+
+def test_yuv420p_frames_are_pasted_in_rgb_windows(scene):
+    """A yuv420p frame gets the RGB paste on windows with even corners; elsewhere its planes
+    are kept as they are."""
+    image, faces, masks = scene
+    color = ColorTags(1, 1, 1, 1)                       # BT.709, limited range
+    planes = to_yuv420p(image, color).to_ndarray()
+    decoded = window_rgb(planes, (0, 0, 200, 150), color)   # what the decoder shows
+    expected = decoded.copy()
+    paste_faces(expected, faces, masks, display_matrix(0, 200, 150))
+    pasted = planes.copy()
+    windows = paste_faces(pasted, faces, masks, display_matrix(0, 200, 150), color)
+    assert len(windows) == 2
+    luma_outside = np.ones((150, 200), dtype=bool)
+    for box, pixels in windows:
+        x0, y0, x1, y1 = box
+        assert all(v % 2 == 0 for v in box)
+        assert np.abs(pixels.astype(int) - expected[y0:y1, x0:x1]).max() <= 1
+        luma_outside[y0:y1, x0:x1] = False
+        back = to_yuv420p(pixels, color).to_ndarray()
+        assert np.array_equal(pasted[y0:y1, x0:x1], back[:y1 - y0])
+    assert np.array_equal(pasted[:150][luma_outside], planes[:150][luma_outside])
+    chroma_outside = luma_outside[::2, ::2]
+    for plane in range(2):
+        ours = pasted[150:].reshape(2, 75, 100)[plane]
+        theirs = planes[150:].reshape(2, 75, 100)[plane]
+        assert np.array_equal(ours[chroma_outside], theirs[chroma_outside])
 
 
 @pytest.mark.parametrize("rotation", [90, 180, 270])

@@ -5,6 +5,7 @@ Clips are made by ``conftest.make_clip`` (160x120, 48 frames, x264 near-lossless
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import CLIP_FPS as FPS
@@ -12,8 +13,9 @@ from conftest import CLIP_HEIGHT as H
 from conftest import CLIP_WIDTH as W
 from conftest import MAX_MEAN_ERROR, decode_all, make_clip, round_trip
 
+from cloak.video.colour import window_rgb
 from cloak.video.container import probe
-from cloak.video.reading import FrameBatch, read_frames, to_display, to_stored
+from cloak.video.reading import FrameBatch, iter_frames, read_frames, to_display, to_stored
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -50,3 +52,24 @@ def test_rotation(tmp_path):
     assert torch.equal(to_stored(shown, info.rotation), frames[:1])
     with pytest.raises(ValueError, match="rotation"):
         to_display(frames, 45)
+
+
+def test_yuv420p_frames_unconverted(tmp_path):
+    """keep_yuv420p hands 8-bit 4:2:0 frames over as planes; converted, they are the RGB frames;
+    other pixel formats still come as RGB."""
+    path, other = tmp_path / "clip.mp4", tmp_path / "444.mkv"
+    make_clip(path, audio=None, bt709=True)
+    info = probe(path)
+    rgb = list(iter_frames(path, threads=1))
+    planar = list(iter_frames(path, threads=1, keep_yuv420p=True,
+                              select=lambda i: i % 4 == 0))
+    assert [f.pts for f in planar] == [f.pts for f in rgb]
+    kept = [f for f in planar if f.image is not None]
+    assert len(kept) == 13 and all(f.planar for f in kept)          # 0, 4, ..., 44 and the last
+    for frame in kept:
+        assert frame.image.shape == (H * 3 // 2, W) and frame.image.dtype == np.uint8
+        shown = window_rgb(frame.image, (0, 0, W, H), info.color)
+        assert np.array_equal(shown, rgb[frame.index].image)
+    make_clip(other, audio=None, codec="ffv1", pix_fmt="yuv444p")
+    first = next(iter_frames(other, threads=1, keep_yuv420p=True))
+    assert not first.planar and first.image.shape == (H, W, 3)

@@ -19,7 +19,7 @@ from conftest import CLIP_WIDTH as W
 from conftest import MAX_MEAN_ERROR, audio_packets, decode_all, make_clip, round_trip
 
 from cloak.video.container import VideoError, probe
-from cloak.video.reading import read_frames
+from cloak.video.reading import iter_frames, read_frames
 from cloak.video.writing import VideoWriter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -119,3 +119,21 @@ def test_writer_refusals(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mov"]
     round_trip(src, tmp_path / "out.mov")
     assert audio_packets(tmp_path / "out.mov") == audio_packets(src)
+
+
+def test_planes_are_encoded_as_they_are(tmp_path):
+    """Decoded yuv420p planes written back need no colour conversion: the output decodes close
+    to the source (x264 is the only loss), and wrong shapes are refused."""
+    src, dest = tmp_path / "clip.mp4", tmp_path / "out.mp4"
+    make_clip(src, audio=None, bt709=True)
+    info = probe(src)
+    frames = list(iter_frames(src, threads=1, keep_yuv420p=True))
+    assert all(f.planar for f in frames)
+    with VideoWriter(dest, info, threads=1) as writer:
+        writer.write_planes([f.image for f in frames], [f.pts for f in frames])
+        with pytest.raises(ValueError, match="planes must be uint8"):
+            writer.write_planes([frames[0].image[:-2]], [10**6])
+    assert probe(dest).color == info.color
+    before = np.stack([f.image for f in frames]).astype(float)
+    after = np.stack([f.image for f in iter_frames(dest, threads=1, keep_yuv420p=True)])
+    assert np.abs(after - before).mean() < MAX_MEAN_ERROR

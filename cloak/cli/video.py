@@ -76,7 +76,7 @@ def _video_people(mask_files: tuple[Path, ...], references: dict[str, Path], det
 @click.option("--min-face", type=click.IntRange(12, 2000), default=20, show_default=True,
               help="Smallest face in pixels that is looked for and protected (larger is "
                    "faster: 40 halves detection time on 720p).")
-@click.option("--full-every", type=click.IntRange(1, 16), default=2, show_default=True,
+@click.option("--full-every", type=click.IntRange(1, 16), default=4, show_default=True,
               help="Look for faces down to --min-face every N detections; in between, only "
                    "for faces at least half as large as the smallest one in view (faster; a "
                    "much smaller face that appears is found up to N x --stride frames later).")

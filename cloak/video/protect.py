@@ -9,18 +9,22 @@ Two passes over each video (decoding is cheap next to detection):
 2. :func:`render_video`: decode again and paste each named track's mask through the track's
    smoothed alignment (:func:`cloak.faces.align.paste_back`, bilinear and feathered, as for
    photos); faces of unknown people stay untouched; frames, timestamps, rotation and audio are
-   kept (:class:`cloak.video.writing.VideoWriter`).
+   kept (:class:`cloak.video.writing.VideoWriter`). 8-bit 4:2:0 frames (most H.264) stay in
+   YUV: only the windows the masks cover go to RGB and back (:mod:`cloak.video.colour`), so
+   the rest of each frame reaches the encoder exactly as decoded.
 
 Speed: frames stay 8-bit; only the frames detected are converted for the detector; the mask is
 pasted in float only on the window its canonical frames cover, with rotation folded into the
 alignment, so frames are never turned (:mod:`cloak.video.paste`); MTCNN runs on several frames
-at once in helper threads and every other detection step skips the pyramid's fine levels when
-all faces in view are large (:class:`~cloak.video.detection.StepDetector`); faces are embedded
+at once in helper threads and three detection steps of four skip the pyramid's fine levels
+when all faces in view are large, and build it level from level
+(:class:`~cloak.video.detection.StepDetector`); faces are embedded
 every fourth step, twelve at a time; decoding runs ahead in a helper thread and encoding catches
 up in another (:mod:`cloak.video.overlap`); x264 runs its ``veryfast`` preset at CRF 16 (as good
 as ``medium`` at CRF 18, :mod:`cloak.video.writing`). On a 1280x720, 25 fps clip of two enrolled
-people and a stranger (evaluation/video_clips.py) on a shared 2-core CPU this runs at about 10
-frames per second, every mask on the right face.
+people and a stranger (evaluation/video_clips.py) this takes 58 CPU ms per frame (analysis 31,
+render 27), 16.6 frames per second on a shared 2-core CPU, every mask on the right face
+(docs/BENCHMARKS.md, "video-speed").
 
 A person is enrolled with their mask (a ``.cloak`` file) and reference features computed from a
 few of their photos; the features stay in memory (shared/DESIGN.md section 7).
@@ -302,7 +306,7 @@ def render_video(analysis: VideoAnalysis, dest: Path, masks: dict[str, Mask],
     """The second pass: write ``dest`` with each named track's mask on its faces.
 
     Returns a digest of the pixels the masks changed (each frame's index, windows and their
-    8-bit contents after pasting; every other pixel is the decoder's): runs that give the same
+    8-bit RGB contents after pasting; every other pixel is the decoder's): runs that give the same
     digest handed the encoder the same frames. The file itself may differ in a few bits between
     runs: this build of x264 is not bit-reproducible even on one thread (1-3 different streams
     in 8 encodes of the same frames in one process, each decoding to frames that differ by a
@@ -330,16 +334,21 @@ def render_video(analysis: VideoAnalysis, dest: Path, masks: dict[str, Mask],
     say = progress or (lambda *_: None)
     turn = display_matrix(info.rotation, info.width, info.height)
     digest = hashlib.blake2b(digest_size=16)
-    decoded = prefetch(iter_frames(info.path, threads=options.threads), _QUEUE_DEPTH)
+    decoded = prefetch(iter_frames(info.path, threads=options.threads, keep_yuv420p=True),
+                       _QUEUE_DEPTH)
     with closing(decoded), VideoWriter(dest, info, crf=options.crf, preset=options.preset,
                                        threads=options.threads) as writer:
-        with Background(writer.write_images, _QUEUE_DEPTH) as encoder:
+        def encode(image: np.ndarray, pts: int, planar: bool) -> None:
+            (writer.write_planes if planar else writer.write_images)([image], [pts])
+
+        with Background(encode, _QUEUE_DEPTH) as encoder:
             for frame in decoded:
                 faces = [f for f in analysis.plan[frame.index] if f.person in masks]
-                for x0, y0, x1, y1 in paste_faces(frame.image, faces, masks, turn):
-                    digest.update(np.array([frame.index, x0, y0, x1, y1]).tobytes())
-                    digest.update(frame.image[y0:y1, x0:x1].tobytes())
-                encoder.put([frame.image], [frame.pts])
+                color = info.color if frame.planar else None
+                for box, pixels in paste_faces(frame.image, faces, masks, turn, color):
+                    digest.update(np.array([frame.index, *box]).tobytes())
+                    digest.update(pixels.tobytes())
+                encoder.put(frame.image, frame.pts, frame.planar)
                 if (frame.index + 1) % 25 == 0 or frame.last:
                     say("writing", frame.index + 1, info.frame_count)
     return digest.hexdigest()

@@ -9,8 +9,9 @@ and turning them upright (:func:`to_display`) and back (:func:`to_stored`).
 - Colour: decoding converts to RGB with the source's YUV matrix and range. The pipeline is
   8-bit: 10-bit and HDR sources come back as 8-bit.
 - Speed: :func:`iter_frames` converts to RGB only the frames asked for (a detection pass needs
-  every fourth), as 8-bit arrays. FFmpeg runs its own threads with the GIL released, so
-  decoding overlaps with work in Python threads.
+  every fourth), as 8-bit arrays, or hands 8-bit 4:2:0 frames over unconverted (a render pass
+  converts only the windows it pastes into, :mod:`cloak.video.colour`). FFmpeg runs its own
+  threads with the GIL released, so decoding overlaps with work in Python threads.
 
 >>> # for batch in read_frames("clip.mp4"):
 >>> #     upright = to_display(batch.frames, info.rotation)
@@ -69,18 +70,21 @@ class DecodedFrame:
         index: position of the frame in the video, 0-based, in presentation order.
         pts: presentation timestamp in the stream's time base ticks.
         image: (H, W, 3) uint8 RGB as stored (see :func:`to_display`), or None when the frame
-            was not asked for.
+            was not asked for; with ``planar``, the frame's (H * 3/2, W) uint8 yuv420p planes
+            (:mod:`cloak.video.colour`).
         last: it is the last frame of the video.
+        planar: ``image`` holds yuv420p planes, not RGB.
     """
 
     index: int
     pts: int
     image: np.ndarray | None
     last: bool
+    planar: bool = False
 
 
 def iter_frames(path: str | Path, *, select: Callable[[int], bool] | None = None,
-                threads: int = 0) -> Iterator[DecodedFrame]:
+                threads: int = 0, keep_yuv420p: bool = False) -> Iterator[DecodedFrame]:
     """Decode the video frames of a file one by one, converting only the frames asked for.
 
     Every frame is decoded (the codec needs them), but only the frames that ``select`` picks,
@@ -91,9 +95,11 @@ def iter_frames(path: str | Path, *, select: Callable[[int], bool] | None = None
         path: the video file.
         select: called with each frame index; None converts every frame.
         threads: decoder threads; 0 lets FFmpeg choose.
+        keep_yuv420p: frames stored as 8-bit 4:2:0 YUV of even width and height come as their
+            planes, unconverted (``planar``); other frames as RGB.
 
     Yields:
-        :class:`DecodedFrame`, images (H, W, 3) uint8 RGB.
+        :class:`DecodedFrame`, images (H, W, 3) uint8 RGB (or planes, see ``keep_yuv420p``).
 
     Raises:
         VideoError: the file cannot be opened or decoded, a frame is damaged (the decoder had
@@ -103,9 +109,12 @@ def iter_frames(path: str | Path, *, select: Callable[[int], bool] | None = None
     path = Path(path)
 
     def emit(frame: av.VideoFrame, index: int, last: bool) -> DecodedFrame:
-        wanted = last or select is None or select(index)
-        image = frame.to_ndarray(format="rgb24") if wanted else None
-        return DecodedFrame(index, frame.pts, image, last)
+        if not (last or select is None or select(index)):
+            return DecodedFrame(index, frame.pts, None, last)
+        if keep_yuv420p and frame.format.name == "yuv420p" and not (
+                frame.width % 2 or frame.height % 2):
+            return DecodedFrame(index, frame.pts, frame.to_ndarray(), last, planar=True)
+        return DecodedFrame(index, frame.pts, frame.to_ndarray(format="rgb24"), last)
 
     with open_input(path) as container:
         stream = video_stream(container, path)

@@ -15,8 +15,9 @@ audio (:class:`VideoWriter`).
   or height gets one replicated column or row on the right or bottom. MP4 and MOV get
   ``+faststart`` (index first, for playback while downloading).
 - Speed: :meth:`VideoWriter.write_images` takes 8-bit arrays, so frames that are mostly
-  unchanged never go through float. x264 runs its own threads with the GIL released, so
-  encoding overlaps with work in Python threads.
+  unchanged never go through float; :meth:`VideoWriter.write_planes` takes 8-bit 4:2:0 YUV
+  (as decoded), so they need no colour conversion either. x264 runs its own threads with the
+  GIL released, so encoding overlaps with work in Python threads.
 - Audio: every audio stream is copied packet for packet (remuxed, not re-encoded). Subtitles,
   data streams and container metadata (which may hold a location) are not copied.
 - Writing is atomic: a temporary file beside the output, renamed over it on success, deleted on
@@ -36,6 +37,7 @@ import av
 import numpy as np
 import torch
 
+from cloak.video.colour import to_yuv420p
 from cloak.video.container import VideoError, VideoInfo, fraction, open_input, reason
 
 __all__ = ["DEFAULT_CRF", "DEFAULT_PRESET", "OUTPUT_FORMATS", "VideoWriter"]
@@ -49,11 +51,6 @@ OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska
 
 _X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                  "slower", "veryslow", "placebo")
-#: FFmpeg AVColorSpace -> the swscale matrix name PyAV's reformat takes.
-_SWS_MATRIX = {1: "itu709", 4: "fcc", 5: "itu601", 6: "itu601", 7: "smpte240m", 9: "bt2020",
-               10: "bt2020"}
-#: AVColorRange limited (16-235), what an unspecified range means.
-_RANGE_LIMITED = 1
 
 
 class VideoWriter:
@@ -169,26 +166,54 @@ class VideoWriter:
             ValueError: wrong shape, dtype, count, or timestamps that do not increase.
             VideoError: the encoder or the disk failed.
         """
-        stamps = [int(p) for p in (pts.tolist() if isinstance(pts, torch.Tensor) else pts)]
-        if len(stamps) != len(images):
-            raise ValueError(f"{len(images)} frames but {len(stamps)} timestamps")
         expected = (self.source.height, self.source.width, 3)
         pad = ((0, self.height - self.source.height), (0, self.width - self.source.width), (0, 0))
-        time_base = self.source.time_base
-        matrix = _SWS_MATRIX.get(self.source.color.space, "itu601")
-        color_range = self.source.color.range or _RANGE_LIMITED
-        for image, stamp in zip(images, stamps, strict=True):
+        frames = []
+        for image in images:
             if image.shape != expected or image.dtype != np.uint8:
                 raise ValueError(f"images must be uint8 {expected}, got {image.dtype} "
                                  f"{image.shape}")
+            if any(p[1] for p in pad):
+                image = np.pad(image, pad, mode="edge")
+            frames.append(to_yuv420p(image, self.source.color))
+        self._encode(frames, pts)
+
+    def write_planes(self, planes: Sequence[np.ndarray], pts: torch.Tensor | Sequence[int]
+                     ) -> None:
+        """Encode 8-bit 4:2:0 YUV frames as they are (no colour conversion), each at its
+        presentation timestamp.
+
+        Args:
+            planes: (H * 3/2, W) uint8 yuv420p planes in PyAV's layout
+                (:mod:`cloak.video.colour`) at the source's size (even), in the source's
+                colour matrix and range.
+            pts: as :meth:`write_images`.
+
+        Raises:
+            ValueError: wrong shape, dtype, count, or timestamps that do not increase.
+            VideoError: the encoder or the disk failed.
+        """
+        expected = (self.height * 3 // 2, self.width)
+        frames = []
+        for image in planes:
+            if (image.shape != expected or image.dtype != np.uint8
+                    or (self.width, self.height) != (self.source.width, self.source.height)):
+                raise ValueError(f"planes must be uint8 {expected} of an even-sized source, "
+                                 f"got {image.dtype} {image.shape}")
+            frames.append(av.VideoFrame.from_ndarray(image, format="yuv420p"))
+        self._encode(frames, pts)
+
+    def _encode(self, frames: Sequence[av.VideoFrame], pts: torch.Tensor | Sequence[int]
+                ) -> None:
+        """Encode yuv420p frames at their timestamps (with the audio up to them)."""
+        stamps = [int(p) for p in (pts.tolist() if isinstance(pts, torch.Tensor) else pts)]
+        if len(stamps) != len(frames):
+            raise ValueError(f"{len(frames)} frames but {len(stamps)} timestamps")
+        time_base = self.source.time_base
+        for frame, stamp in zip(frames, stamps, strict=True):
             if self._last_pts is not None and stamp <= self._last_pts:
                 raise ValueError(f"timestamps must increase: {stamp} after {self._last_pts}")
             self._last_pts = stamp
-            if any(p[1] for p in pad):
-                image = np.pad(image, pad, mode="edge")
-            rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            frame = rgb.reformat(format="yuv420p", dst_colorspace=matrix,
-                                 dst_color_range=color_range)
             frame.pts = stamp
             frame.time_base = time_base
             try:

@@ -29,7 +29,12 @@ if TYPE_CHECKING:
     from cloak.mask import Mask
     from evaluation.video_clips import SyntheticClip
 
-__all__ = ["run_clip", "run_video_benchmark"]
+__all__ = ["clip_stranger", "run_clip", "run_video_benchmark"]
+
+
+def clip_stranger(distractors: Sequence[Path], clip: int, seed: int) -> Path:
+    """The distractor photo that plays the stranger of clip number ``clip`` (0-based)."""
+    return distractors[(7919 * (clip + 1) + seed) % len(distractors)]
 
 
 def run_video_benchmark(settings: VideoBenchmarkSettings,
@@ -88,9 +93,8 @@ def run_video_benchmark(settings: VideoBenchmarkSettings,
         with tempfile.TemporaryDirectory(prefix="cloak-video-bench-") as tmp:
             for k in range(0, len(people), 2):
                 pair = people[k:k + 2]
-                stranger = distractors[(7919 * (k // 2 + 1) + settings.seed)
-                                       % len(distractors)]
-                actors = crossing_scene([p.probes[0].path for p in pair], stranger)
+                actors = crossing_scene([p.probes[0].path for p in pair],
+                                        clip_stranger(distractors, k // 2, settings.seed))
                 source = Path(tmp) / f"clip{k // 2}.mp4"
                 clip = render_clip_file(actors, detector, source, size=size,
                                         frames=frames_per_clip, fps=settings.fps,
