@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
 
-__all__ = ["BLACK_BOXES", "load_black_box", "model_of"]
+__all__ = ["BLACK_BOXES", "RECOGNIZERS", "load_black_box", "model_of"]
 
 #: Recognizers that can be tested: name -> (zoo name, use the zoo's reference runtime).
 BLACK_BOXES: dict[str, tuple[str, bool]] = {
@@ -29,6 +29,14 @@ BLACK_BOXES: dict[str, tuple[str, bool]] = {
     "mobilefacenet": ("mobilefacenet", True),
     "facenet": ("facenet", False),
     "faceres": ("faceres", False),
+}
+#: Every recognizer that can judge a cloak: the benchmarks' :data:`BLACK_BOXES` and the zoo's
+#: white boxes that the benchmarks' fold plans leave out (torch runtime); ``cloak check`` asks
+#: all of these that share no model with the mask's surrogates.
+RECOGNIZERS: dict[str, tuple[str, bool]] = {
+    **BLACK_BOXES,
+    "faceres-deep": ("faceres-deep", False),
+    "mobileface": ("mobileface", False),
 }
 #: Model families: dlib-resnet and dlib-native run the same weights; faceres-deep is faceres'
 #: network with other weights, counted as one family for leave-one-out (evaluation.protocol.folds).
@@ -42,12 +50,12 @@ def model_of(name: str) -> str:
 
 
 def load_black_box(name: str, progress: Callable[[str], None] | None = None) -> Recognizer:
-    """Recognizer ``name`` (a key of :data:`BLACK_BOXES`) on its runtime, fetched if needed.
+    """Recognizer ``name`` (a key of :data:`RECOGNIZERS`) on its runtime, fetched if needed.
 
     Raises:
-        KeyError: ``name`` is not a key of :data:`BLACK_BOXES`.
+        KeyError: ``name`` is not a key of :data:`RECOGNIZERS`.
     """
     import attackers
 
-    zoo_name, reference = BLACK_BOXES[name]
+    zoo_name, reference = RECOGNIZERS[name]
     return attackers.load(zoo_name, progress, reference=reference)

@@ -1,6 +1,6 @@
 """Calibrate the verification thresholds ``cloak check`` ships (cloak/data/thresholds.json).
 
-Per recognizer of :data:`attackers.black_boxes.BLACK_BOXES` (on the runtime the benchmarks use
+Per recognizer of :data:`attackers.black_boxes.RECOGNIZERS` (on the runtime the benchmarks use
 for it), the cosine-similarity threshold at each false-accept rate, computed exactly as the
 robustness benchmark does: features of the LFW distractor photos
 (:func:`evaluation.protocol.gallery.distractor_features`, read from its cache when present),
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from attackers import zoo
-from attackers.black_boxes import BLACK_BOXES, load_black_box
+from attackers.black_boxes import RECOGNIZERS, load_black_box
 from cloak.check.thresholds import THRESHOLD_FARS, THRESHOLDS_FILE
 from evaluation.opom.settings import BenchmarkSettings
 from evaluation.paths import DEFAULT_CACHE, DEFAULT_LFW
@@ -48,13 +48,13 @@ def calibrate(lfw: Path, cache_dir: Path, distractors: int | None,
 
     _, files = BenchmarkSettings(lfw=lfw, distractors=distractors,
                                  cache_dir=cache_dir).photo_sets()
-    names = list(BLACK_BOXES)
+    names = list(RECOGNIZERS)
     gallery = distractor_features(files, names, _Recognizers(), attackers.load("mtcnn"),
                                   cache_dir, progress=True)
     found = verification_thresholds(gallery, fars)
     recognizers = {}
     for name in names:
-        zoo_name, reference = BLACK_BOXES[name]
+        zoo_name, reference = RECOGNIZERS[name]
         recognizers[name] = {
             "zoo": zoo_name, "reference_runtime": reference,
             "weights": zoo.weights_digests(zoo_name),

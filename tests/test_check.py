@@ -90,15 +90,16 @@ def test_expected_direction(checked) -> None:
     (clean_run, clean), (prot_run, prot) = checked["clean"], checked["protected"]
     assert clean_run.exit_code == prot_run.exit_code == 1        # some photo matched
     assert list(clean["recognizers"]) == list(prot["recognizers"]) \
-        == ["sface", "mobilefacenet", "faceres"]
+        == ["sface", "mobilefacenet", "faceres", "faceres-deep", "mobileface"]
     assert clean["excluded"] == ["dlib-native", "facenet"]
-    assert sum(matched(clean)) >= 0.8 * len(matched(clean)) == 12
-    print(f"\nrecognizer-photos protected: clean {matched(clean).count(False)}/15, "
-          f"protected {matched(prot).count(False)}/15; mean similarity to the references: "
-          f"clean {sum(similarities(clean)) / 15:.3f}, protected "
-          f"{sum(similarities(prot)) / 15:.3f}")
+    n = len(matched(clean))
+    assert n == 25 and sum(matched(clean)) >= 0.8 * n
+    print(f"\nrecognizer-photos protected: clean {matched(clean).count(False)}/{n}, "
+          f"protected {matched(prot).count(False)}/{n}; mean similarity to the references: "
+          f"clean {sum(similarities(clean)) / n:.3f}, protected "
+          f"{sum(similarities(prot)) / n:.3f}")
     assert matched(prot).count(False) > matched(clean).count(False)
-    assert sum(similarities(prot)) / 15 < sum(similarities(clean)) / 15 - 0.15
+    assert sum(similarities(prot)) / n < sum(similarities(clean)) / n - 0.15
     assert prot["mask"]["path"] == str(checked_mask(prot)) and prot["mask"]["known"]
     assert prot["top1_available"] and prot["distractors"]["faces"] >= 20
     assert prot["references"] == {"photos": 5, "faces": 5}
@@ -133,7 +134,7 @@ def test_distractors_read_once(setup, checked) -> None:
     similarities and ranks as distractor folders read by the check itself."""
     from cloak.check import check_photos, read_distractors
 
-    names = ["sface", "mobilefacenet", "faceres"]
+    names = ["sface", "mobilefacenet", "faceres", "faceres-deep", "mobileface"]
     distractors = read_distractors([setup["distractors"]], names)
     assert distractors.photos == 20 and set(distractors.features) == set(names)
     again = check_photos([setup["protected"]], [setup["references"]], setup["mask"],
@@ -148,7 +149,7 @@ def test_unknown_mask_and_another_person_passes(setup) -> None:
     assert result.exit_code == 0, result.output
     assert data["passed"] and not data["mask"]["known"] and data["excluded"] == []
     assert list(data["recognizers"]) == ["dlib-native", "sface", "mobilefacenet", "facenet",
-                                         "faceres"]
+                                         "faceres", "faceres-deep", "mobileface"]
     assert not data["top1_available"]
     assert any("mask unknown" in n for n in data["notes"])
     assert any("top-1 rule needs other people" in n for n in data["notes"])

@@ -1,7 +1,7 @@
 """``cloak check``: would face recognizers still match protected photos to the person?
 
 For each protected photo, each zoo recognizer that was not a surrogate of its mask
-(:data:`attackers.black_boxes.BLACK_BOXES`, on the runtimes the benchmarks use) compares the
+(:data:`attackers.black_boxes.RECOGNIZERS`, on the runtimes the benchmarks use) compares the
 photo's faces with the person's clean reference photos:
 
 - :mod:`~cloak.check.thresholds`: the benchmark-calibrated thresholds (FAR 1e-3) it judges with;

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attackers.black_boxes import BLACK_BOXES
+from attackers.black_boxes import RECOGNIZERS
 from cloak.check.thresholds import CHECK_FAR
 from cloak.check.verdict import Verdict
 
@@ -99,7 +99,7 @@ class CheckResult:
 
     @property
     def recognizers(self) -> list[str]:
-        """The recognizers used, in :data:`~attackers.black_boxes.BLACK_BOXES` order."""
+        """The recognizers used, in :data:`~attackers.black_boxes.RECOGNIZERS` order."""
         return list(self.thresholds)
 
     @property
@@ -144,8 +144,8 @@ class CheckResult:
             "rule": self.rule, "far": CHECK_FAR, "top1_available": self.top1_available,
             "mask": {"path": None if self.mask_path is None else str(self.mask_path),
                      "known": self.surrogates is not None, "surrogates": self.surrogates},
-            "recognizers": {n: {"zoo": BLACK_BOXES[n][0],
-                                "reference_runtime": BLACK_BOXES[n][1],
+            "recognizers": {n: {"zoo": RECOGNIZERS[n][0],
+                                "reference_runtime": RECOGNIZERS[n][1],
                                 "threshold": t} for n, t in self.thresholds.items()},
             "excluded": self.excluded,
             "references": {"photos": self.reference_photos, "faces": self.reference_faces},

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from attackers.black_boxes import BLACK_BOXES, load_black_box, model_of
+from attackers.black_boxes import RECOGNIZERS, load_black_box, model_of
 from cloak.check.photos import FaceFeatures, photo_files, read_faces
 from cloak.check.result import CheckResult, InputFailure, PhotoCheck, RecognizerCheck
 from cloak.check.thresholds import load_thresholds
@@ -81,9 +81,9 @@ def _distractors(paths: Sequence[Path], names: Sequence[str],
 def _recognizer_names(surrogates: list[str] | None, all_recognizers: bool) -> list[str]:
     """The recognizers to check with: those sharing no model with a surrogate."""
     if surrogates is None or all_recognizers:
-        return list(BLACK_BOXES)
+        return list(RECOGNIZERS)
     made = {model_of(s) for s in surrogates}
-    return [n for n in BLACK_BOXES if model_of(n) not in made]
+    return [n for n in RECOGNIZERS if model_of(n) not in made]
 
 
 def _stack(items: Sequence[FaceFeatures], name: str) -> torch.Tensor | None:
@@ -136,7 +136,7 @@ def check_photos(protected: Sequence[Path], references: Sequence[Path], mask: Pa
                          "for an optimistic check against them")
     thresholds = load_thresholds()
     result = CheckResult(rule, {n: thresholds[n] for n in names}, surrogates, mask,
-                         excluded=[n for n in BLACK_BOXES if n not in names])
+                         excluded=[n for n in RECOGNIZERS if n not in names])
     if surrogates is None:
         result.notes.append("mask unknown: every recognizer is used, also any that made the "
                             "mask (its verdicts are then optimistic)")
@@ -184,14 +184,14 @@ def check_photos(protected: Sequence[Path], references: Sequence[Path], mask: Pa
     return result
 
 
-def read_distractors(paths: Sequence[Path], names: Sequence[str] = tuple(BLACK_BOXES), *,
+def read_distractors(paths: Sequence[Path], names: Sequence[str] = tuple(RECOGNIZERS), *,
                      min_face: int = MIN_FACE, reporter: Reporter | None = None,
                      device: str = "cpu") -> Distractors:
     """Read other people's photos once for many :func:`check_photos` calls.
 
     Args:
         paths: photos and folders of photos (a photo without a face is left out, with a notice).
-        names: the recognizers (keys of :data:`~attackers.black_boxes.BLACK_BOXES`) to embed
+        names: the recognizers (keys of :data:`~attackers.black_boxes.RECOGNIZERS`) to embed
             with.
         min_face: smallest face used, photo pixels.
         reporter: receives progress ("reading distractors") and notices.

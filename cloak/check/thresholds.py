@@ -1,7 +1,7 @@
 """The verification thresholds ``cloak check`` judges with, calibrated by the benchmarks.
 
 ``cloak/data/thresholds.json`` holds, per recognizer of
-:data:`attackers.black_boxes.BLACK_BOXES`, the cosine-similarity thresholds at false-accept
+:data:`attackers.black_boxes.RECOGNIZERS`, the cosine-similarity thresholds at false-accept
 rates 1e-2 and 1e-3 on every pair of the 2,679 LFW distractors, computed exactly as the
 robustness benchmark computes them (``python scripts/calibrate_thresholds.py`` writes it; the
 product never imports the benchmarks). Each entry records the zoo model, its runtime and its
@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from attackers import zoo
-from attackers.black_boxes import BLACK_BOXES
+from attackers.black_boxes import RECOGNIZERS
 
 __all__ = ["CHECK_FAR", "THRESHOLDS_FILE", "THRESHOLD_FARS", "load_thresholds"]
 
@@ -34,13 +34,13 @@ def load_thresholds(far: float = CHECK_FAR, path: Path = THRESHOLDS_FILE) -> dic
 
     Raises:
         ValueError: the file lacks ``far``, or an entry's zoo model, runtime or weights differ
-            from :data:`~attackers.black_boxes.BLACK_BOXES` and the zoo (recalibrate).
+            from :data:`~attackers.black_boxes.RECOGNIZERS` and the zoo (recalibrate).
     """
     data = json.loads(path.read_text(encoding="utf-8"))
     key = f"{far:g}"
     out = {}
     for name, entry in data["recognizers"].items():
-        zoo_name, reference = BLACK_BOXES[name]
+        zoo_name, reference = RECOGNIZERS[name]
         if (entry["zoo"], entry["reference_runtime"]) != (zoo_name, reference) or (
                 entry["weights"] != zoo.weights_digests(zoo_name)):
             raise ValueError(f"{path}: {name} was calibrated on another model or runtime; "

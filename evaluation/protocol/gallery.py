@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from attackers import zoo
-from evaluation.protocol.folds import BLACK_BOXES
+from attackers.black_boxes import RECOGNIZERS
 from evaluation.protocol.lfw import central_faces, load_rgb
 from evaluation.protocol.recognition import embed
 from evaluation.store import ArrayCache, files_digest
@@ -51,7 +51,7 @@ def distractor_features(files: Sequence[Path], tested: Sequence[str],
 
     Args:
         files: the distractor photos, in order.
-        tested: black-box names (keys of :data:`evaluation.protocol.folds.BLACK_BOXES`).
+        tested: recognizer names (keys of :data:`attackers.black_boxes.RECOGNIZERS`).
         recognizers: the loaded recognizers by name.
         detector: MTCNN, used only when the landmark cache is missing.
         cache_dir: cache folder.
@@ -77,8 +77,8 @@ def distractor_features(files: Sequence[Path], tested: Sequence[str],
     has_face = ~np.isnan(landmarks).any(axis=(1, 2))
     caches = {name: ArrayCache(cache_dir, f"{name}-{tag}", {
         **base, "array": "(N, D) float32 L2-normalised features; NaN where no face",
-        "recognizer": name, "zoo": BLACK_BOXES[name][0], "reference_runtime": BLACK_BOXES[name][1],
-        "weights": zoo.weights_digests(BLACK_BOXES[name][0]),
+        "recognizer": name, "zoo": RECOGNIZERS[name][0], "reference_runtime": RECOGNIZERS[name][1],
+        "weights": zoo.weights_digests(RECOGNIZERS[name][0]),
         "landmarks": marks_cache.array_path.name}) for name in tested}
     features = {name: cache.load(len(files)) for name, cache in caches.items()}
     missing = [name for name, feats in features.items() if feats is None]
