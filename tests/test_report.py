@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import lfw_photos, numpy_ssim
+from conftest import lfw_photos, numpy_ssim, shared_data
 from PIL import Image
 
 from cloak.check import check_photos
@@ -211,6 +211,21 @@ def test_check_that_cannot_run_leaves_a_note(tmp_path: Path) -> None:
     _page_checks(page, out.read_text(encoding="utf-8"))
     assert checks.note in page["text"] and len(page["images"]) == 3
     assert check_run([], None).note == "No recognizer verdicts: no protected photo to check."
+
+
+@pytest.mark.data
+@pytest.mark.usefixtures("one_torch_thread")
+def test_check_run_of_unprotected_copies() -> None:
+    """A "copy" identical to its original is matched by every recognizer (mask unknown: all
+    five); a copy without a face has no verdicts and the note says so."""
+    photo, no_face = lfw_photos("Colin_Powell", 1)[0], shared_data("bad_inputs", "no_face.jpg")
+    checks = check_run([PhotoPair("a.jpg", photo, photo),
+                        PhotoPair("blank.jpg", no_face, no_face)], None)
+    assert checks.rows == [PhotoChecks("a.jpg", dict.fromkeys(
+        ["dlib-native", "sface", "mobilefacenet", "facenet", "faceres"], False))]
+    assert checks.note.startswith("Verdicts of cloak check, rule far")
+    assert checks.note.endswith(" blank.jpg: not checked (no face found).")
+    assert checks.note.count("not checked") == 1
 
 
 def test_thumbnails_are_downscaled(tmp_path: Path) -> None:

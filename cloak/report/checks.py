@@ -72,8 +72,10 @@ def check_run(pairs: Sequence[PhotoPair], mask: Path | None,
             and notices.
 
     Returns:
-        the rows and :data:`SAME_PHOTO_NOTE`, or no rows and a one-line reason when the check
-        cannot run (no copy, no recognizer left, a model that cannot be fetched, ...).
+        the rows and :data:`SAME_PHOTO_NOTE` (and each copy that could not be checked, with
+        its reason), or no rows and a one-line reason when the check cannot run
+        (no copy, no recognizer left, a model that cannot be fetched, no face in the
+        originals, ...).
     """
     if not pairs:
         return RunChecks(None, "No recognizer verdicts: no protected photo to check.")
@@ -83,5 +85,11 @@ def check_run(pairs: Sequence[PhotoPair], mask: Path | None,
                               rule="far", reporter=reporter)
     except (CloakError, MaskError, FetchError, UsageError) as err:
         return RunChecks(None, f"No recognizer verdicts: the check failed ({err}).")
-    return RunChecks(photo_checks(result, {p.protected: p.name for p in pairs}),
-                     SAME_PHOTO_NOTE)
+    names = {p.protected: p.name for p in pairs}
+    if not result.photos:
+        return RunChecks(None, "No recognizer verdicts: "
+                         + "; ".join([*result.notes, *(f.reason for f in result.failures)]
+                                     or ["no protected copy could be checked"]) + ".")
+    unchecked = "".join(f" {names.get(f.path, f.path)}: not checked ({f.reason})."
+                        for f in result.failures if f.role == "protected")
+    return RunChecks(photo_checks(result, names), SAME_PHOTO_NOTE + unchecked)
