@@ -55,11 +55,11 @@ class _QueueReporter:
 
 
 class _CheckReporter(_QueueReporter):
-    """Relays the check's progress and notices; its per-file lines are the check's own (the
-    protection's file results stand)."""
+    """Relays the check's progress and notices, not its file results: the page shows the
+    protection's result per file, and a copy the check cannot use simply has no verdicts."""
 
     def file_done(self, result: Any) -> None:
-        """Ignored: a copy the check cannot use simply has no verdicts."""
+        """Ignored."""
 
 
 def _protect_in_child(messages: Any, inputs: str, output: str, name: str,
@@ -110,7 +110,7 @@ class Progress:
         summary: :meth:`cloak.photos.Summary.to_json` once the photos are written.
         check: once checked, ``{"note": one line (what the verdicts mean, or why there are
             none), "photos": {copy's path in the output folder: {recognizer: protected}} or
-            None}`` (:class:`cloak.report.RunChecks`).
+            None}`` (:class:`cloak.report.checks.RunChecks`).
         error: why the run failed (one line), or None.
     """
 
