@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import lfw_photos, shared_data
 from test_photos import BAD
+from test_report import data_uri_image, parse_report
 
 from cloak.cli import main
 from cloak.masking import LearnSettings
@@ -80,7 +81,8 @@ def checked(setup: dict[str, Path]) -> dict[str, tuple[Result, dict]]:
     found beside the protected photos, given for the clean ones)."""
     common = ["--reference", setup["references"], "--distractors", setup["distractors"],
               "--rule", "far"]
-    return {"protected": run(setup["protected"], *common),
+    return {"protected": run(setup["protected"], *common, "--report",
+                             setup["protected"].parent / "protected.html"),
             "clean": run(setup["clean"], *common, "--mask", setup["mask"])}
 
 
@@ -129,6 +131,43 @@ def test_json_agrees_with_table(checked) -> None:
                 assert r["matched"] == ref["far_matched"]                  # rule far
 
 
+def report_agrees(page: dict, data: dict, pictures: int) -> None:
+    """The ``--report`` page of a check shows each photo checked with ``pictures`` pictures
+    that decode, its verdicts as the JSON gives them, the share per recognizer and the plot."""
+    assert len(page["images"]) == 1 + pictures * len(data["photos"])
+    for uri in page["images"]:
+        data_uri_image(uri)
+    assert all(link.startswith("data:image/") for link in page["links"])
+    assert sorted(page["photos"]) == sorted(Path(p["path"]).name for p in data["photos"])
+    for photo in data["photos"]:
+        shown = page["photos"][Path(photo["path"]).name].replace(" ", "")
+        for name, entry in photo["recognizers"].items():
+            assert f"{name}{'matched' if entry['matched'] else 'protected'}" in shown
+    for name, entry in data["summary"].items():
+        assert f"{name}{entry['protected']} of {entry['photos']}" in page["text"]
+
+
+def test_report_of_copies_alone(setup, checked) -> None:
+    """``--report`` when no reference has a protected photo's name: each copy alone."""
+    page = parse_report(setup["protected"].parent / "protected.html")
+    report_agrees(page, checked["protected"][1], pictures=1)
+    assert page["text"].count("protected (original not known)") == 5
+
+
+def test_report_with_originals(setup, tmp_path: Path) -> None:
+    """``--report`` with the originals among the references (same file names): each copy
+    beside its original and the difference; the originals themselves match closely."""
+    result, data = run(setup["protected"], "--reference", setup["clean"], "--rule", "far",
+                       "--report", tmp_path / "r.html")
+    assert result.exit_code in (0, 1), result.output
+    page = parse_report(tmp_path / "r.html")
+    report_agrees(page, data, pictures=3)
+    for photo in data["photos"]:
+        text = page["photos"][Path(photo["path"]).name]
+        assert "SSIM 0." in text and "largest change" in text and "masked" not in text
+    assert "top-1 rule needs other people" in page["text"]
+
+
 def test_distractors_read_once(setup, checked) -> None:
     """Distractors read once (:func:`cloak.check.read_distractors`) give the same verdicts,
     similarities and ranks as distractor folders read by the check itself."""
@@ -160,7 +199,8 @@ def test_bad_inputs(setup) -> None:
     """bad_inputs as protected photos and as references: one error line per bad file, the
     others used, exit 1."""
     bad = shared_data("bad_inputs")
-    as_protected, data = run(bad, "--reference", setup["references"], "--mask", setup["mask"])
+    as_protected, data = run(bad, "--reference", setup["references"], "--mask", setup["mask"],
+                             "--report", setup["protected"].parent / "bad.html")
     as_references, refs = run(setup["clean"], "--reference", bad, "--mask", setup["mask"])
     for result, report, role in ((as_protected, data, "protected"),
                                  (as_references, refs, "reference")):
@@ -172,6 +212,9 @@ def test_bad_inputs(setup) -> None:
                        for line in errors), name
         assert {f["role"] for f in report["failures"]} == {role}
     assert len(data["photos"]) == 13                 # the readable photos of one face each
+    page = parse_report(setup["protected"].parent / "bad.html")
+    assert f"Not checked ({len(BAD)})" in page["text"]
+    assert all(str(bad / name) in page["text"] for name in BAD)
     assert refs["references"]["photos"] == 13 and len(refs["photos"]) == 5
 
 

@@ -18,15 +18,17 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import lfw_photos, numpy_ssim
+from conftest import lfw_photos, numpy_ssim, shared_data
 from PIL import Image
 
+from cloak.check import check_photos
 from cloak.cli import main
 from cloak.imageio import read_photo
 from cloak.report import (
     NotWritten,
     PhotoChecks,
     PhotoPair,
+    check_run,
     difference_image,
     write_report,
 )
@@ -196,6 +198,36 @@ def test_report_renders_checks(tmp_path: Path) -> None:
     assert plot.format == "PNG" and plot.size[0] >= 400
 
 
+def test_check_that_cannot_run_leaves_a_note(tmp_path: Path) -> None:
+    """A run whose check fails (here: its mask file is unreadable) still gets its report, with
+    one line saying why there are no verdicts."""
+    pair, _ = _synthetic_pair(tmp_path)
+    (tmp_path / "x.cloak").write_bytes(b"not a mask")
+    checks = check_run([pair], tmp_path / "x.cloak")
+    assert checks.rows is None and checks.note.startswith("No recognizer verdicts: the check "
+                                                          "failed (") and "x.cloak" in checks.note
+    out = write_report([pair], tmp_path / "r.html", checks.rows, check_note=checks.note)
+    page = parse_report(out)
+    _page_checks(page, out.read_text(encoding="utf-8"))
+    assert checks.note in page["text"] and len(page["images"]) == 3
+    assert check_run([], None).note == "No recognizer verdicts: no protected photo to check."
+
+
+@pytest.mark.data
+@pytest.mark.usefixtures("one_torch_thread")
+def test_check_run_of_unprotected_copies() -> None:
+    """A "copy" identical to its original is matched by every recognizer (mask unknown: all
+    five); a copy without a face has no verdicts and the note says so."""
+    photo, no_face = lfw_photos("Colin_Powell", 1)[0], shared_data("bad_inputs", "no_face.jpg")
+    checks = check_run([PhotoPair("a.jpg", photo, photo),
+                        PhotoPair("blank.jpg", no_face, no_face)], None)
+    assert checks.rows == [PhotoChecks("a.jpg", dict.fromkeys(
+        ["dlib-native", "sface", "mobilefacenet", "facenet", "faceres"], False))]
+    assert checks.note.startswith("Verdicts of cloak check, rule far")
+    assert checks.note.endswith(" blank.jpg: not checked (no face found).")
+    assert checks.note.count("not checked") == 1
+
+
 def test_thumbnails_are_downscaled(tmp_path: Path) -> None:
     """A large photo is embedded at most 512 pixels a side, the difference picture too."""
     big = np.full((900, 1200, 3), 128, np.uint8)
@@ -223,7 +255,8 @@ def _shown_quality(text: str) -> tuple[float, float]:
 def test_protect_report_on_lfw(colin_photos: Path, tmp_path: Path) -> None:
     """``cloak protect --report`` on 4 LFW photos (one under a name with markup) and a broken
     file: the report shows every copy with quality figures that match a direct computation on
-    the files and lists the failure; a resumed run reports the copies it kept, a --mask run
+    the files, the verdicts a direct check of the copies against the originals gives, and lists
+    the failure; a resumed run reports the copies it kept, a --mask run
     its own."""
     shutil.copy2(lfw_photos("Colin_Powell", 4)[3], colin_photos / "<b>Colin & co.jpg")
     (colin_photos / "broken.jpg").write_bytes(b"not a photo")
@@ -239,7 +272,6 @@ def test_protect_report_on_lfw(colin_photos: Path, tmp_path: Path) -> None:
     names = ["<b>Colin & co.jpg", *(p.name for p in lfw_photos("Colin_Powell", 3))]
     assert sorted(page["photos"]) == sorted(names)
     assert "broken.jpg" in page["text"] and "not an image" in page["text"]
-    assert len(page["images"]) == 3 * len(names)
     for name in names:
         a = np.asarray(Image.open(colin_photos / name).convert("RGB"), np.float64)
         b = np.asarray(Image.open(out / name).convert("RGB"), np.float64)
@@ -249,6 +281,8 @@ def test_protect_report_on_lfw(colin_photos: Path, tmp_path: Path) -> None:
         assert psnr == pytest.approx(10 * math.log10(255 ** 2 / np.mean((a - b) ** 2)),
                                      abs=5e-3)
         assert 0.9 < ssim < 1.0 and 30 < psnr < 60 and "1 face masked" in page["photos"][name]
+    _verdicts_agree(page, check_photos([out / n for n in names], [colin_photos / n for n in names],
+                                       out / "Colin.cloak", rule="far"), names)
 
     again = runner.invoke(main, args)
     statuses = {Path(f["input"]).name: f["status"] for f in json.loads(again.stdout)["files"]}
@@ -260,6 +294,25 @@ def test_protect_report_on_lfw(colin_photos: Path, tmp_path: Path) -> None:
     assert given.exit_code == 1, given.output
     page = parse_report(tmp_path / "given" / "report.html")
     assert sorted(page["photos"]) == sorted(names) and "eps = 8 levels" in page["text"]
+
+
+def _verdicts_agree(page: dict, result, names: list[str]) -> None:
+    """The page of a protect run shows, per photo and recognizer, what a direct check of the
+    copies against the originals says, the share per recognizer, its plot and what the
+    references were."""
+    photos = {p.path.name: p for p in result.photos}
+    assert sorted(photos) == sorted(names) and result.recognizers == [
+        "sface", "mobilefacenet", "facenet", "faceres"]           # dlib-resnet made the mask
+    for name, photo in photos.items():
+        shown = page["photos"][name].replace(" ", "")
+        for recognizer in result.recognizers:
+            word = "matched" if photo.matched(recognizer, "far") else "protected"
+            assert f"{recognizer}{word}" in shown, (name, recognizer, word)
+    for recognizer, entry in result.summary().items():
+        assert f"{recognizer}{entry['protected']} of {len(names)}" in page["text"]
+    assert "The references are the originals themselves" in page["text"]
+    assert "cloak check --distractors" in page["text"]
+    assert len(page["images"]) == 3 * len(names) + 1              # the plot above the photos
 
 
 def test_large_photo_measured_on_downscaled_copies(tmp_path: Path, monkeypatch) -> None:

@@ -1,16 +1,19 @@
 """``cloak serve`` end to end in a real headless browser (Chromium driven by Playwright): three
 real LFW photos of one person uploaded through the page, protected with ``cloak protect``'s
-defaults, shown as before/after pairs and downloaded as a zip whose photos differ from the
-inputs by at most eps; a too-large file and a non-image get their messages on the page.
+defaults, checked by the recognizers against the uploads (a verdict line per pair, as
+/api/state gives it), shown as before/after pairs and downloaded as a zip whose photos differ
+from the inputs by at most eps; a too-large file and a non-image get their messages on the
+page.
 
 Set ``CLOAK_SERVE_SCREENSHOT=docs/serve.png`` to also save a screenshot of the page with the
-results (the README's picture).
+results (the README's picture, in 256 colours).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -66,6 +69,7 @@ def test_page_protects_photos_in_a_browser(browser, tmp_path: Path) -> None:
         page.click("#protect")
         expect(page.locator("#stage")).to_contain_text("Learning the mask", timeout=600_000)
         expect(page.locator("#bar")).to_be_visible()
+        expect(page.locator("#stage")).to_contain_text("Checking", timeout=1_200_000)
         expect(page.locator("#download-zip")).to_be_visible(timeout=1_200_000)
         expect(page.locator("#stage")).to_have_text("Done")
         pairs = page.locator(".pair")
@@ -74,6 +78,21 @@ def test_page_protects_photos_in_a_browser(browser, tmp_path: Path) -> None:
                                ".filter(i => i.complete && i.naturalWidth > 0).length === 6")
         assert pairs.locator(".status").all_inner_texts() == ["Protected (1 face)."] * 3
         assert pairs.locator("h3").all_inner_texts() == [p.name for p in photos]
+        state = page.request.get(f"{url.rstrip('/')}/api/state").json()  # the page's session
+        lines = pairs.locator(".check-line").all_inner_texts()
+        assert lines == [r["check"]["line"] for r in state["results"]]
+        assert all(re.fullmatch(r"[01] of 1 recognizer fooled", line) for line in lines), lines
+        for pair, result in zip(pairs.all(), state["results"], strict=True):
+            listed = pair.locator(".check-recognizers li").all_inner_texts()
+            assert listed == [f"{r['name']}: " + ("fooled" if r["fooled"] else
+                                                  "still recognizes the person")
+                              for r in result["check"]["recognizers"]]
+            # the default (balanced) mask is made by every recognizer of the zoo but sface
+            assert [r["name"] for r in result["check"]["recognizers"]] == ["sface"]
+            fooled = sum(r["fooled"] for r in result["check"]["recognizers"])
+            assert result["check"]["line"].startswith(f"{fooled} of ")
+        expect(page.locator("#check-summary")).to_have_text(state["check"]["summary"])
+        expect(page.locator("#check-note")).to_contain_text("originals themselves")
 
         with page.expect_download() as download:
             page.click("#download-zip")
@@ -93,6 +112,8 @@ def test_page_protects_photos_in_a_browser(browser, tmp_path: Path) -> None:
                                "cannot read)")
         if shot := os.environ.get("CLOAK_SERVE_SCREENSHOT"):
             page.screenshot(path=shot, full_page=True)
+            # 256 colours keep the README's picture under 500 KB
+            Image.open(shot).convert("RGB").quantize(256).save(shot, optimize=True)
         page.close()
     finally:
         out, err = stop_serve(server)

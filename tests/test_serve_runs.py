@@ -1,5 +1,6 @@
 """Protection runs of the page (:mod:`cloak.web.jobs` through the routes): a photo without a
-face is reported in plain words, and "Start over" stops a run at once. Real models (MTCNN and
+face is reported in plain words (and the check says it had nothing to check), and "Start
+over" stops a run at once. Real models (MTCNN and
 the face recognizer) run in the child process; the full run with learning is the browser test
 (test_serve_browser.py)."""
 
@@ -65,6 +66,8 @@ def test_photo_without_a_face_is_explained(browser: TestClient) -> None:
     assert result["name"] == "no_face.jpg" and result["status"] == "failed"
     assert result["message"] == "Not protected: no face found."
     assert not result["after"] and result["check"] is None
+    assert state["check"] == {"summary": "No recognizer verdicts.",
+                              "note": "No recognizer verdicts: no protected photo to check."}
     assert state["downloads"] == {"zip": False, "mask": False}
     assert browser.get("/api/download/protected.zip").status_code == 404
 

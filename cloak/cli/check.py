@@ -41,13 +41,18 @@ _PATH = click.Path(exists=True, path_type=Path)
               metavar="FILE|-",
               help="Write everything as JSON to FILE, or to stdout with '-' (the table then "
                    "goes to stderr).")
+@click.option("--report", "report_out", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE.html",
+              help="Also write a self-contained HTML report: each protected photo (beside its "
+                   "original and the difference when a reference has the same file name) with "
+                   "its verdicts, and a plot of the photos protected per recognizer.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="CPU threads for torch (default: torch's choice).")
 @device_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or notices; errors only.")
 def check(protected: tuple[Path, ...], references: tuple[Path, ...], mask_file: Path | None,
           distractors: tuple[Path, ...], rule: str, all_recognizers: bool, json_out: str | None,
-          threads: int | None, device: str, quiet: bool) -> None:
+          report_out: Path | None, threads: int | None, device: str, quiet: bool) -> None:
     """Would face recognizers still match PROTECTED photos (files or folders) to the person?
 
     Each recognizer of the model zoo that did not make the mask compares each protected
@@ -92,6 +97,14 @@ def check(protected: tuple[Path, ...], references: tuple[Path, ...], mask_file: 
             write_bytes_atomic(Path(json_out), (text + "\n").encode("utf-8"))
         except OSError as err:
             raise click.ClickException(f"{json_out}: cannot write: {err.strerror or err}") from None
+    if report_out is not None:
+        from cloak.report import check_report
+
+        try:
+            check_report(result, references, report_out)
+        except OSError as err:
+            raise click.ClickException(f"{report_out}: cannot write: {err.strerror or err}") \
+                from None
     if not result.photos:
         click.echo("error: no protected photo could be checked", err=True)
     if not quiet or not result.passed:

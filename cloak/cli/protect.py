@@ -50,9 +50,11 @@ __all__ = ["protect"]
               help="Redo everything: learn the mask again and rewrite finished outputs.")
 @click.option("--report", is_flag=True,
               help="After the run, write <output>/report.html: each protected photo beside its "
-                   "original, the difference amplified, SSIM and PSNR, the face boxes, and the "
-                   "photos not written with their reasons. One self-contained file that opens "
-                   "offline (pictures embedded, at most 512 px a side).")
+                   "original, the difference amplified, SSIM and PSNR, the face boxes, the "
+                   "recognizer verdicts (cloak check, rule far, with the originals themselves "
+                   "as references) and the photos not written with their reasons. One "
+                   "self-contained file that opens offline (pictures embedded, at most 512 px a "
+                   "side).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON summary on stdout (per file: status, faces, output, seconds).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or notices; errors only.")
@@ -127,7 +129,7 @@ def _write_report(summary: Summary, quiet: bool) -> bool:
     from cloak.report import protect_report
 
     try:
-        path = protect_report(summary)
+        path = protect_report(summary, CliReporter(quiet))
     except OSError as err:
         click.echo(f"error: {summary.output}: cannot write the report ({err})", err=True)
         return False

@@ -11,15 +11,18 @@ reasons. Pictures are embedded as ``data:`` URIs, at most :data:`THUMB_SIDE` pix
 - :mod:`~cloak.report.inputs`: what a report is made of (pairs, checks, files not written);
 - :mod:`~cloak.report.figures`: difference picture, thumbnails, plot;
 - :mod:`~cloak.report.html`: the page;
-- :mod:`~cloak.report.write`: :func:`write_report`, :func:`protect_report`.
+- :mod:`~cloak.report.checks`: :func:`photo_checks` (``cloak check``'s result as rows) and
+  :func:`check_run` (a run's copies checked against its own originals);
+- :mod:`~cloak.report.write`: :func:`write_report`, :func:`protect_report`, :func:`check_report`.
 
 >>> # write_report([PhotoPair("a.jpg", Path("in/a.jpg"), Path("out/a.jpg"))], "report.html",
 >>> #              eps=8.0)
 """
 
+from cloak.report.checks import check_run, photo_checks
 from cloak.report.figures import THUMB_SIDE, difference_image
 from cloak.report.inputs import NotWritten, PhotoChecks, PhotoPair, protection_rates
-from cloak.report.write import REPORT_NAME, protect_report, write_report
+from cloak.report.write import REPORT_NAME, check_report, protect_report, write_report
 
 __all__ = [
     "REPORT_NAME",
@@ -27,7 +30,10 @@ __all__ = [
     "NotWritten",
     "PhotoChecks",
     "PhotoPair",
+    "check_report",
+    "check_run",
     "difference_image",
+    "photo_checks",
     "protect_report",
     "protection_rates",
     "write_report",

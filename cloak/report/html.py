@@ -72,7 +72,7 @@ class PhotoView:
         pictures: ``data:`` URIs of the original, protected and difference pictures, or empty
             when the pair could not be read.
         boxes: face boxes as fractions of the photo's width and height: (left, top, right,
-            bottom) in [0, 1].
+            bottom) in [0, 1]; None when the faces masked are not known.
         quality: full-resolution quality of the pair, or None.
         size: (width, height) in pixels, or None.
         measured: (width, height) at which SSIM and PSNR were measured (``size``, or a copy
@@ -84,7 +84,7 @@ class PhotoView:
 
     name: str
     pictures: tuple[str, ...] = ()
-    boxes: tuple[tuple[float, float, float, float], ...] = ()
+    boxes: tuple[tuple[float, float, float, float], ...] | None = None
     quality: PhotoQuality | None = None
     size: tuple[int, int] | None = None
     measured: tuple[int, int] | None = None
@@ -102,6 +102,7 @@ class SummaryView:
         amplification: how the difference pictures are scaled, one sentence.
         rates: recognizer -> (photos protected, photos checked), or None without checks.
         plot: ``data:`` URI of the protection plot, or None.
+        check_note: one line on the verdicts (what they mean, or why there are none), or "".
     """
 
     title: str
@@ -109,6 +110,7 @@ class SummaryView:
     amplification: str
     rates: Mapping[str, tuple[int, int]] | None = None
     plot: str | None = None
+    check_note: str = ""
 
 
 def _psnr(value: float) -> str:
@@ -135,18 +137,20 @@ def _photo(view: PhotoView) -> str:
     if view.error is not None:
         parts.append(f'<p class="error">{escape(view.error)}</p>')
     if view.pictures:
-        captions = ("original", "protected", "difference (amplified)")
+        captions = (("original", "protected", "difference (amplified)")
+                    if len(view.pictures) == 3 else ("protected (original not known)",))
         parts.append('<div class="row">' + "".join(
-            _picture(uri, caption, view.boxes)
+            _picture(uri, caption, view.boxes or ())
             for uri, caption in zip(view.pictures, captions, strict=True)) + "</div>")
     if view.quality is not None and view.size is not None:
-        faces = len(view.boxes)
+        faces = "" if view.boxes is None else (
+            f"{len(view.boxes)} face{'s' if len(view.boxes) != 1 else ''} masked &middot; ")
         where = ("" if view.measured in (None, view.size) else
                  f" (measured on copies area-averaged to {view.measured[0]}&times;"
                  f"{view.measured[1]} px)")
         parts.append(f'<p>SSIM {view.quality.ssim:.4f} &middot; PSNR {_psnr(view.quality.psnr)}'
                      f"{where} &middot; largest change {view.quality.linf:.0f} levels &middot; "
-                     f"{faces} face{'s' if faces != 1 else ''} masked &middot; "
+                     f"{faces}"
                      f"{view.size[0]}&times;{view.size[1]} px</p>")
     if view.verdicts is not None:
         parts.append(_verdicts(view.verdicts))
@@ -176,24 +180,27 @@ def _summary(summary: SummaryView, photos: Sequence[PhotoView]) -> str:
         lines.append('<p class="note">This report shows image quality only. <code>cloak check'
                      "</code> gives the recognizer verdicts: whether each face recognizer still "
                      "matches the person in the protected photos.</p>")
+    if summary.check_note:
+        lines.append(f'<p class="note">{escape(summary.check_note)}</p>')
     return "\n".join(lines)
 
 
-def _not_written(rows: Sequence[NotWritten]) -> str:
+def _not_written(rows: Sequence[NotWritten], title: str) -> str:
     if not rows:
         return ""
     body = "".join(f"<tr><td>{escape(r.name)}</td><td>{escape(r.status)}</td>"
                    f"<td>{escape(r.reason)}</td></tr>" for r in rows)
-    return (f"<h2>Not written ({len(rows)})</h2><table><tr><th>input</th><th>status</th>"
+    return (f"<h2>{escape(title)} ({len(rows)})</h2><table><tr><th>input</th><th>status</th>"
             f"<th>reason</th></tr>{body}</table>")
 
 
 def render_page(summary: SummaryView, photos: Sequence[PhotoView],
-                not_written: Sequence[NotWritten] = ()) -> str:
-    """The whole report page as HTML text."""
+                not_written: Sequence[NotWritten] = (),
+                not_written_title: str = "Not written") -> str:
+    """The whole report page as HTML text; ``not_written`` listed under ``not_written_title``."""
     return _PAGE.substitute(title=escape(summary.title), meta=escape(summary.meta), css=_CSS,
                             summary=_summary(summary, photos),
                             amplification=escape(summary.amplification),
                             quality_side=QUALITY_MAX_SIDE,
                             photos="\n".join(_photo(p) for p in photos),
-                            not_written=_not_written(not_written))
+                            not_written=_not_written(not_written, not_written_title))

@@ -26,7 +26,8 @@ class PhotoPair:
 
     Attributes:
         name: how the report names it (the copy's path in the output folder).
-        original: the input photo.
+        original: the input photo, or None when unknown (``cloak check --report`` of a photo
+            whose original is not among the references): the copy is shown alone.
         protected: the protected copy.
         faces: (N, 2, 3) photo-to-frame similarities of the faces masked (the report draws
             the photo window each face's canonical frame covers: where the mask can land), or
@@ -34,7 +35,7 @@ class PhotoPair:
     """
 
     name: str
-    original: Path
+    original: Path | None
     protected: Path
     faces: torch.Tensor | None = None
 

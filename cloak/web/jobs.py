@@ -1,6 +1,7 @@
 """A protection run for the page: :func:`cloak.photos.protect` with ``cloak protect``'s default
-settings, in a child process whose progress a thread relays into a :class:`ProtectJob` the page
-polls.
+settings, then the check of its copies against the uploaded originals
+(:func:`cloak.report.check_run`, as ``cloak protect --report`` checks), in a child process whose
+progress a thread relays into a :class:`ProtectJob` the page polls.
 
 A child process (spawned, so no torch state is forked) keeps the server responsive, and can be
 stopped at once when the session is reset or the server exits; it ignores Ctrl-C, which the
@@ -53,6 +54,14 @@ class _QueueReporter:
         self.messages.put(("file", result.to_json()))
 
 
+class _CheckReporter(_QueueReporter):
+    """Relays the check's progress and notices, not its file results: the page shows the
+    protection's result per file, and a copy the check cannot use simply has no verdicts."""
+
+    def file_done(self, result: Any) -> None:
+        """Ignored."""
+
+
 def _protect_in_child(messages: Any, inputs: str, output: str, name: str,
                       settings: JobSettings) -> None:
     """The child process: protect the photos of ``inputs`` into ``output`` and report."""
@@ -65,6 +74,8 @@ def _protect_in_child(messages: Any, inputs: str, output: str, name: str,
     from cloak.mask import MaskError
     from cloak.masking import LearnSettings
     from cloak.photos import ProtectOptions, UsageError, protect
+    from cloak.report import check_run
+    from cloak.report.inputs import pairs_from_summary
 
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
@@ -76,6 +87,11 @@ def _protect_in_child(messages: Any, inputs: str, output: str, name: str,
         messages.put(("error", str(err)))
         return
     messages.put(("summary", summary.to_json()))
+    messages.put(("progress", "loading recognizers", 0, 0))
+    checks = check_run(pairs_from_summary(summary)[0], summary.mask_path,
+                       _CheckReporter(messages))
+    messages.put(("check", {"note": checks.note, "photos": None if checks.rows is None else
+                            {row.photo: dict(row.verdicts) for row in checks.rows}}))
 
 
 @dataclass
@@ -86,11 +102,15 @@ class Progress:
         state: ``"waiting"`` (for another run), ``"running"``, ``"done"``, ``"failed"`` or
             ``"stopped"``.
         stage: the pipeline's stage (``"finding faces"``, ``"learning mask"``, ``"writing"``),
-            or ``"starting"``, or the state once it has ended.
+            then the check's (``"loading recognizers"``, ``"reading references"``,
+            ``"checking photos"``), or ``"starting"``, or the state once it has ended.
         done, total: units of the stage finished, of how many (photos, or optimiser steps).
         notes: the pipeline's notices.
         files: each file's result (:meth:`cloak.photos.FileResult.to_json`), as reported.
-        summary: :meth:`cloak.photos.Summary.to_json` once the run has finished.
+        summary: :meth:`cloak.photos.Summary.to_json` once the photos are written.
+        check: once checked, ``{"note": one line (what the verdicts mean, or why there are
+            none), "photos": {copy's path in the output folder: {recognizer: protected}} or
+            None}`` (:class:`cloak.report.checks.RunChecks`).
         error: why the run failed (one line), or None.
     """
 
@@ -101,6 +121,7 @@ class Progress:
     notes: list[str] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] | None = None
+    check: dict[str, Any] | None = None
     error: str | None = None
 
 
@@ -142,7 +163,7 @@ class ProtectJob:
         with self.lock:
             p = self.progress
             return Progress(p.state, p.stage, p.done, p.total, list(p.notes), list(p.files),
-                             p.summary, p.error)
+                             p.summary, p.check, p.error)
 
     def stop(self) -> None:
         """Stop the run (waiting or running) and wait until its process has ended."""
@@ -209,9 +230,11 @@ class ProtectJob:
                 p.files.append(body[0])
             elif kind == "summary":
                 p.summary = body[0]
+            elif kind == "check":
+                p.check = body[0]
             elif kind == "error":
                 p.error = body[0]
-        return kind in ("summary", "error")
+        return kind in ("check", "error")
 
     def _finish(self, exitcode: int | None) -> None:
         with self.lock:

@@ -26,6 +26,7 @@ from cloak.imageio import read_photo
 from cloak.web.files import write_zip, zip_names
 from cloak.web.jobs import JobSettings, Progress, ProtectJob
 from cloak.web.uploads import Received, megabytes
+from cloak.web.verdicts import check_summary, photo_verdict
 
 __all__ = ["MB", "PERSON", "Limits", "Session", "SessionBusy", "SessionStore", "Upload"]
 
@@ -247,11 +248,16 @@ class Session:
 
     def state(self) -> dict[str, Any]:
         """Everything the page shows, JSON-ready: limits, photos, the run, per-photo results
-        (with ``"check": None``, the slot for ``cloak check`` verdicts) and downloads."""
+        (``"check"``: the copy's verdicts, :func:`~cloak.web.verdicts.photo_verdict`, or None),
+        the run's check (:func:`~cloak.web.verdicts.check_summary`, or None before it is
+        done) and downloads."""
         job, uploads = self.progress(), self.uploads
         results = self._results(job)
         outputs = self._outputs(results)
         done = job is not None and job.state == "done"
+        check = None if job is None else job.check
+        verdicts = {} if check is None else check["photos"] or {}
+        names = {u: out.relative_to(self.run_folder).as_posix() for u, out in outputs.items()}
         return {
             "limits": {"max_file_mb": megabytes(self.limits.max_file_bytes),
                        "max_total_mb": megabytes(self.limits.max_total_bytes)},
@@ -262,8 +268,12 @@ class Session:
                 "error": None if job.error is None else self.public(job.error),
                 "notes": [self.public(n) for n in job.notes]},
             "results": [{"id": u.id, "name": u.name, **_outcome(results[u.id], self.public),
-                         "after": u.id in outputs, "check": None}
+                         "after": u.id in outputs,
+                         "check": photo_verdict(verdicts[names[u.id]])
+                         if names.get(u.id) in verdicts else None}
                         for u in uploads.values() if u.id in results],
+            "check": None if check is None else {
+                key: self.public(text) for key, text in check_summary(check).items()},
             "downloads": {"zip": done and bool(outputs),
                           "mask": done and self.mask_file() is not None},
         }

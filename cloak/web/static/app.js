@@ -9,6 +9,9 @@ const STAGES = {
   "finding faces": "Finding the faces",
   "learning mask": "Learning the mask",
   "writing": "Writing the protected photos",
+  "loading recognizers": "Checking: loading the recognizers",
+  "reading references": "Checking: reading the originals",
+  "checking photos": "Checking the protected photos with the recognizers",
   "done": "Done",
   "failed": "Failed",
   "stopped": "Stopped",
@@ -38,13 +41,25 @@ function showError(message) {
   $("job-error").hidden = !message;
 }
 
-// Slot for `cloak check`: fills the pair's verdict element from result.check (null for now).
+// The check's verdicts of one protected photo (result.check: {line, recognizers: [{name,
+// fooled}]}, null when there are none): the line and the per-recognizer list.
 function renderCheck(result, verdict) {
-  verdict.textContent = "";
-  if (result.check === null || result.check === undefined) return;
-  verdict.textContent = typeof result.check === "string" ? result.check
-    : JSON.stringify(result.check);
-  $("check-results").hidden = false;
+  verdict.replaceChildren();
+  if (!result.check) return;
+  verdict.append(element("p", "check-line", result.check.line));
+  const list = element("ul", "check-recognizers");
+  for (const r of result.check.recognizers) {
+    list.append(element("li", r.fooled ? "fooled" : "matched",
+                        `${r.name}: ${r.fooled ? "fooled" : "still recognizes the person"}`));
+  }
+  verdict.append(list);
+}
+
+// The run's check (state.check: {summary, note}, null until checked).
+function renderCheckSummary(check) {
+  $("check-results").hidden = !check;
+  $("check-summary").textContent = check ? check.summary : "";
+  $("check-note").textContent = check ? check.note : "";
 }
 
 function figure(caption, src, missing) {
@@ -109,6 +124,7 @@ function render(state) {
     $("notes").replaceChildren();
   }
   renderResults(state.results);
+  renderCheckSummary(state.check);
   $("downloads").hidden = !(state.downloads.zip || state.downloads.mask);
   $("download-zip").hidden = !state.downloads.zip;
   $("download-mask").hidden = !state.downloads.mask;
