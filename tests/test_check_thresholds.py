@@ -2,8 +2,9 @@
 
 ``scripts/calibrate_thresholds.py`` wrote ``cloak/data/thresholds.json`` from the distractor
 features the benchmarks cache; the robustness benchmark's JSON (docs/results/robustness.json)
-holds the thresholds it applied to its five black boxes. They agree to float rounding (the features were recomputed
-since that run: 7.6e-6 at most, with the same false-accept rates on the calibration).
+holds the thresholds it applied to its five black boxes. They agree to float rounding (the
+features were recomputed since that run: 7.6e-6 at most, with the same false-accept rates on
+the calibration). faceres-deep and mobileface are calibrated the same way.
 """
 
 from __future__ import annotations
