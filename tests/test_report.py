@@ -222,7 +222,8 @@ def test_check_run_of_unprotected_copies() -> None:
     checks = check_run([PhotoPair("a.jpg", photo, photo),
                         PhotoPair("blank.jpg", no_face, no_face)], None)
     assert checks.rows == [PhotoChecks("a.jpg", dict.fromkeys(
-        ["dlib-native", "sface", "mobilefacenet", "facenet", "faceres"], False))]
+        ["dlib-native", "sface", "mobilefacenet", "facenet", "faceres", "faceres-deep",
+         "mobileface"], False))]
     assert checks.note.startswith("Verdicts of cloak check, rule far")
     assert checks.note.endswith(" blank.jpg: not checked (no face found).")
     assert checks.note.count("not checked") == 1
@@ -302,7 +303,8 @@ def _verdicts_agree(page: dict, result, names: list[str]) -> None:
     references were."""
     photos = {p.path.name: p for p in result.photos}
     assert sorted(photos) == sorted(names) and result.recognizers == [
-        "sface", "mobilefacenet", "facenet", "faceres"]           # dlib-resnet made the mask
+        "sface", "mobilefacenet", "facenet", "faceres", "faceres-deep",
+        "mobileface"]                                               # dlib-resnet made the mask
     for name, photo in photos.items():
         shown = page["photos"][name].replace(" ", "")
         for recognizer in result.recognizers:
