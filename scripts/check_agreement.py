@@ -147,7 +147,7 @@ def main() -> None:
     models = Models(attackers.load("mtcnn"), load_black_boxes(tested), load_surrogates(folds))
     gallery = distractor_features(distractor_files, tested, models.recognizers, models.detector,
                                   args.features_cache, progress=False)
-    distractors = read_distractors(distractor_files[:args.distractors], tested)
+    distractors = read_distractors(distractor_files[:args.distractors])   # every judge
     stored_json = json.loads(STORED.read_text(encoding="utf-8"))
     stored = {r["person"]: r for r in stored_json["identities"]}
     with tempfile.TemporaryDirectory() as tmp:
