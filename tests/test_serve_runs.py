@@ -7,16 +7,13 @@ the face recognizer) run in the child process; the full run with learning is the
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 
 import pytest
 from conftest import lfw_photos, shared_data
 
 pytest.importorskip("starlette", reason="the web extra is not installed")
-with warnings.catch_warnings():  # starlette suggests httpx2; httpx works
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
+from starlette.testclient import TestClient  # noqa: E402 (needs httpx2: the dev extra)
 
 from cloak.web.app import COOKIE, create_app  # noqa: E402
 from cloak.web.jobs import JobSettings  # noqa: E402
