@@ -123,9 +123,11 @@ def test_right_mask_on_the_right_face(setup: dict) -> None:
         assert shifts, "the person is never fully in the picture"
         assert min(s * sign for s in shifts) > 4.0, (PEOPLE[actor], shifts)
     # the stranger is left alone: re-encoding moves pixels (mean |change| about 2) but not the
-    # mean of the face's centre, which a +-8 mask would shift by several levels (the centre:
-    # the box's rim can lie inside the fading border of a neighbour's mask)
-    assert abs(np.mean(centre_shifts(scene, change, 2))) < 1.0
+    # centre of the face in most frames, which a +-8 mask would shift by more than 4 levels in
+    # every frame. The median, not the mean: in the last frames, where the stranger crosses the
+    # first actor, that actor's fading mask border shifts the stranger's centre by 2-3.5 levels
+    # (the written video varies a little from run to run, so a mean lands either side of 1).
+    assert abs(np.median(centre_shifts(scene, change, 2))) < 1.0
 
 
 def test_rerun_skips_finished(setup: dict) -> None:
