@@ -40,7 +40,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from attackers.black_boxes import BLACK_BOXES, load_black_box, model_of
+from attackers.black_boxes import BLACK_BOXES, RECOGNIZERS, load_black_box, model_of
 
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
@@ -51,8 +51,9 @@ __all__ = ["BLACK_BOXES", "EXTRA_SURROGATES", "FOLD_PLANS", "WHITE_BOXES", "Fold
 
 #: White-box recognizers that can be surrogates (the fold plans use these).
 WHITE_BOXES: tuple[str, ...] = ("facenet", "dlib-resnet", "sface", "mobilefacenet", "faceres")
-#: More white boxes that can join the folds' surrogates (:func:`with_extra_surrogates`).
-EXTRA_SURROGATES: tuple[str, ...] = ("faceres-deep", "mobileface")
+#: More white boxes that can join the folds' surrogates (:func:`with_extra_surrogates`): the
+#: recognizers ``cloak check`` asks beyond the black boxes (all white boxes of the zoo).
+EXTRA_SURROGATES: tuple[str, ...] = tuple(n for n in RECOGNIZERS if n not in BLACK_BOXES)
 
 
 @dataclass(frozen=True)
