@@ -35,6 +35,7 @@ from cloak.mask import Mask
 from cloak.opom import (
     DEFAULT_ATTRIBUTE_WEIGHT,
     MODES,
+    PRECISIONS,
     TERMS_OFF,
     AttributeSurrogate,
     Mode,
@@ -130,6 +131,8 @@ class LearnSettings:
         device: the torch device the models and the optimiser run on (``"cpu"``, ``"cuda"``,
             ...; :func:`cloak.device.resolve_device` turns ``--device auto`` into one). Not
             one of the mask's settings: masks learned on any device are the same mask.
+        precision: the surrogates' number format while learning (:attr:`OpomConfig.precision`:
+            ``"float32"`` or ``"bfloat16"``).
 
     Raises:
         ValueError: an unknown attribute.
@@ -143,6 +146,7 @@ class LearnSettings:
     protect_attributes: tuple[str, ...] = ()
     terms: tuple[str, ...] | None = None
     device: str = "cpu"
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "protect_attributes", attribute_names(self.protect_attributes))
@@ -164,7 +168,8 @@ class LearnSettings:
         """
         return resolve_mode(self.mode, self.surrogates, self.terms, seed=self.seed,
                             eps=None if self.eps is None else float(self.eps),
-                            steps=None if self.steps is None else int(self.steps))
+                            steps=None if self.steps is None else int(self.steps),
+                            precision=self.precision)
 
 
 # -- what a mask records -----------------------------------------------------------------------
@@ -187,7 +192,7 @@ def mask_settings(config: OpomConfig, mode: str,
     skip = {"eps", "seed", "subspace"}
     values: dict[str, str | int | float] = {
         k: v if isinstance(v, (str, int, float)) else str(v)
-        for k, v in dataclasses.asdict(config).items() if k not in skip}
+        for k, v in config.as_record().items() if k not in skip}
     if attributes:
         protected = attribute_names(a for chosen in attributes.values() for a in chosen)
         values.update(
@@ -220,11 +225,13 @@ def mask_attribute_plan(mask: Mask) -> dict[str, tuple[str, ...]]:
 
 def mask_config(mask: Mask) -> OpomConfig:
     """The settings to go on optimising a mask with: the preset of the mode it records
-    (``"balanced"`` when it records none or an unknown one) with the mask's eps, seed and
-    feather."""
+    (``"balanced"`` when it records none or an unknown one) with the mask's eps, seed,
+    feather and precision (float32 when it records none or an unknown one)."""
     mode = str(mask.settings.get("mode", "balanced"))
+    precision = str(mask.settings.get("precision", "float32"))
     config, _ = resolve_mode(mode if mode in MODES else "balanced", eps=mask.eps,
-                             seed=mask.seed, feather=mask.feather)
+                             seed=mask.seed, feather=mask.feather,
+                             precision=precision if precision in PRECISIONS else "float32")
     return config
 
 

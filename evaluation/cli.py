@@ -149,10 +149,14 @@ def benchmark() -> None:
           click.option("--extra-surrogates", metavar="A,B,...",
                        help="More white boxes (e.g. faceres-deep,mobileface) added to the "
                             "surrogates of every fold that tests no model of their family."),
+          click.option("--precision", type=click.Choice(["float32", "bfloat16"]),
+                       help="Number format of the surrogates while masks are learned "
+                            "(default: the mode's, float32)."),
           _mode("balanced"), STEPS, EPS, EOT, SEED, THREADS, CACHE, _report("opom"))
 def opom(lfw: Path | None, limit: int | None, people: tuple[str, ...], distractors: int | None,
          conditions: str | None, refine_steps: int | None, loo: str,
-         extra_surrogates: str | None, mode: str, steps: int | None, eps: float | None,
+         extra_surrogates: str | None, precision: str | None, mode: str, steps: int | None,
+         eps: float | None,
          eot: bool, seed: int, threads: int | None, cache: Path | None, out: Path,
          markdown: Path | None, section: str, quiet: bool) -> None:
     """The OPOM protocol: PSR against black-box recognizers.
@@ -176,7 +180,8 @@ def opom(lfw: Path | None, limit: int | None, people: tuple[str, ...], distracto
         raise click.BadParameter(str(err), param_hint="--extra-surrogates") from None
     settings = BenchmarkSettings(
         limit=limit, people=people or None, distractors=distractors, loo=loo, folds=folds,
-        mode=mode, steps=steps, eps=eps, eot=eot or None, seed=seed, progress=not quiet,
+        mode=mode, steps=steps, eps=eps, eot=eot or None, precision=precision, seed=seed,
+        progress=not quiet,
         refine_steps=refine_steps or DEFAULT_REFINE_STEPS,
         conditions=_conditions(conditions, CONDITIONS, DEFAULT_CONDITIONS),
         **_paths(lfw=lfw, cache_dir=cache))

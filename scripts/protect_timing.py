@@ -10,7 +10,8 @@ Two runs of the real command line (fresh processes, models loaded from the cache
 
 both as shipped and (``--compare``, the default) with ``--terms none`` (OPOM's objective alone,
 the masks before the anti-linkage and view terms), so the cost of the terms is a same-run
-ratio.
+ratio; each ``--vs LABEL=ARGS`` adds a variant with those extra ``cloak protect`` arguments
+(e.g. ``--vs "bfloat16=--precision bfloat16"``), also as a same-run ratio.
 
 Then PSNR, SSIM and L-inf of every written photo against its original (8-bit pixels as written,
 JPEG quality 95, :mod:`cloak.quality`). Writes JSON (``--out``) and the ``protect-timing``
@@ -18,6 +19,7 @@ section of docs/BENCHMARKS.md.
 
     python scripts/protect_timing.py                      # balanced mode, Colin_Powell, 2 threads
     python scripts/protect_timing.py --mode fast --person George_W_Bush
+    python scripts/protect_timing.py --vs "bfloat16=--precision bfloat16"
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -72,6 +75,9 @@ def main() -> None:
     parser.add_argument("--compare", action=argparse.BooleanOptionalAction, default=True,
                         help="also learn with --terms none (the OPOM objective alone) in the "
                              "same run and report the learning-time ratio")
+    parser.add_argument("--vs", action="append", default=[], metavar="LABEL=ARGS",
+                        help="another variant: LABEL and the extra cloak protect arguments "
+                             "(repeatable)")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" /
                         "protect_timing.json")
     parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "BENCHMARKS.md")
@@ -82,6 +88,11 @@ def main() -> None:
         raise SystemExit(f"{args.lfw}/identities/{args.person}: fewer than {args.photos} photos")
     variants = [("none", ["--terms", "none"]), ("shipped", [])] if args.compare else [
         ("shipped", [])]
+    for spec in args.vs:
+        label, _, extra = spec.partition("=")
+        if not label or label in dict(variants):
+            raise SystemExit(f"--vs {spec!r}: give a new LABEL=ARGS")
+        variants.append((label, shlex.split(extra)))
     runs: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="cloak-timing-") as tmp:
         folder = Path(tmp) / args.person
@@ -112,13 +123,18 @@ def main() -> None:
     if "none" in runs:
         result["learn_ratio_shipped_vs_none"] = (runs["shipped"]["learn_run"]["learn_s"]
                                                  / runs["none"]["learn_run"]["learn_s"])
+    shipped_s = runs["shipped"]["learn_run"]["learn_s"]
+    result["learn_ratio_shipped_vs"] = {label: shipped_s / run["learn_run"]["learn_s"]
+                                        for label, run in runs.items()
+                                        if label not in ("shipped", "none")}
     write_json(args.out, result)
     rows = []
     for label, run in runs.items():
         quality, per_photo = run["quality"], run["apply_run"]["per_photo_s"]
         ssim = [q["ssim"] for q in quality]
         name = (f"{args.mode}, --terms none (OPOM objective alone)" if label == "none"
-                else f"{args.mode} (as shipped)")
+                else f"{args.mode} (as shipped)" if label == "shipped"
+                else f"{args.mode}, {' '.join(run['args'])}")
         rows.append([name, f"{run['learn_run']['wall_s']:.1f}",
                      f"{run['learn_run']['learn_s']:.1f}", f"{run['apply_run']['wall_s']:.1f}",
                      f"{np.mean(per_photo):.3f}", f"{max(per_photo):.3f}",
@@ -126,7 +142,9 @@ def main() -> None:
                      f"{min(ssim):.3f}", f"{max(q['linf'] for q in quality):.0f}"])
     ratio = ("" if "none" not in runs else
              f"\n\nLearning time as shipped / OPOM objective alone, same run: "
-             f"{result['learn_ratio_shipped_vs_none']:.2f}x.")
+             f"{result['learn_ratio_shipped_vs_none']:.2f}x.") + "".join(
+        f"\n\nLearning time as shipped / with `{' '.join(runs[label]['args'])}`, same run: "
+        f"{ratio:.2f}x." for label, ratio in result["learn_ratio_shipped_vs"].items())
     body = (f"## Time and quality of `cloak protect` ({len(sources)} LFW photos)\n\n"
             f"`{result['command']}`: {len(sources)} photos of {args.person} (250x250 JPEG), "
             f"fresh `cloak protect` processes with {args.threads} torch threads on a "

@@ -40,11 +40,13 @@ def test_enroll_then_protect_json_and_exit_codes(colin_photos: Path, tmp_path: P
     runner = CliRunner()
     mask_file = tmp_path / "colin.cloak"
     result = runner.invoke(main, ["enroll", "Colin", str(photos), "-o", str(mask_file),
-                                  "--steps", "1", "--surrogates", "dlib-resnet", "--json"])
+                                  "--steps", "1", "--surrogates", "dlib-resnet", "--json",
+                                  "--precision", "bfloat16"])
     assert result.exit_code == 0, result.output
     enrolled = json.loads(result.stdout)
     assert enrolled["mask"]["path"] == str(mask_file) and enrolled["mask"]["training_faces"] == 3
     assert load_mask(mask_file).person == "Colin"
+    assert load_mask(mask_file).settings["precision"] == "bfloat16"
 
     result = runner.invoke(main, ["protect", str(photos), "--mask", str(mask_file), "--json"])
     assert result.exit_code == 0, result.output

@@ -39,6 +39,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
     (["protect", "{photos}", "--protect-attributes", ","], "--protect-attributes"),
     (["protect", "{photos}", "--mask", "{mask}", "--protect-attributes", "sex"],
      "cannot be combined"),
+    (["protect", "{photos}", "--precision", "float16"], "--precision"),
+    (["protect", "{photos}", "--mask", "{mask}", "--precision", "bfloat16"],
+     "cannot be combined"),
 ])
 def test_usage_errors_exit_2(args: list[str], message: str, colin_photos: Path,
                              tmp_path: Path) -> None:

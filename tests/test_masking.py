@@ -25,6 +25,7 @@ from cloak.masking import (
     resolve_mode,
 )
 from cloak.opom import MODES, TERMS, TERMS_OFF, OpomConfig, TrainingFace, learn_mask, refine_mask
+from cloak.opom.config import RECORDED_WHEN_ON
 
 
 class TinyRecognizer(nn.Module):
@@ -94,7 +95,8 @@ def test_learn_settings_resolve():
 def test_mask_settings_keys():
     config = MODES["fast"].config
     plain = mask_settings(config, "fast")
-    fields = {f.name for f in dataclasses.fields(OpomConfig)} - {"eps", "seed", "subspace"}
+    fields = ({f.name for f in dataclasses.fields(OpomConfig)} - {"eps", "seed", "subspace"}
+              - set(RECORDED_WHEN_ON))             # recorded only when not their default
     assert list(plain)[0] == "mode" and set(plain) == {"mode", *fields}
     assert plain["steps"] == 20 and plain["paste"] == "photo"
     plan = {"age-gender": ("sex", "age"), "gear": ("sex",)}
@@ -125,6 +127,15 @@ def test_mask_matches():
     mask.settings = {k: v for k, v in mask_settings(off, "fast").items() if k not in TERMS}
     assert mask_matches(mask, off, names, "fast")
     assert not mask_matches(mask, config, names, "fast")
+    # precision is recorded only when not float32: a float32 mask (or one from before the
+    # setting) matches float32 only, and a bfloat16 mask keeps its setting
+    assert "precision" not in mask_settings(config, "fast")
+    half = dataclasses.replace(config, precision="bfloat16")
+    assert not mask_matches(Mask(delta, config.eps, config.subspace, list(names), "p",
+                                 config.seed, settings=settings), half, names, "fast")
+    mask.settings = {**mask_settings(half, "fast"), "training_faces": 3}
+    assert mask.settings["precision"] == "bfloat16" and mask_matches(mask, half, names, "fast")
+    assert mask_config(mask).precision == "bfloat16"
 
 
 def test_mask_config_and_digest():

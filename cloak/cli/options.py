@@ -25,7 +25,8 @@ MODE_HELP = (
     "translation invariance, the photo paste path, and the optional terms linkage and views "
     "(see --terms). Times on a 2-core CPU.")
 #: The parameters of :func:`learn_options` that say how a mask is learned (not --threads).
-LEARN_OPTIONS = ("mode", "eps", "steps", "seed", "surrogates", "protect_attributes", "terms")
+LEARN_OPTIONS = ("mode", "eps", "steps", "seed", "surrogates", "protect_attributes", "terms",
+                 "precision")
 
 
 def _parse_surrogates(_ctx: click.Context, _param: click.Parameter,
@@ -126,6 +127,12 @@ def learn_options(command: Callable[..., Any]) -> Callable[..., Any]:
                           "(learn on random mirrored, re-aligned, re-lit views of your photos, "
                           "so the mask carries to new photos). Default: the mode's; 'none' = "
                           "OPOM's objective alone (masks of cloak 0.x before these terms)."),
+        click.option("--precision", type=click.Choice(["float32", "bfloat16"]),
+                     default="float32", show_default=True,
+                     help="Number format of the surrogates while the mask is learned. "
+                          "bfloat16 learns about 1.3x faster on a CPU with AVX-512 BF16 (more "
+                          "on a GPU) and gives a mask that protects the same within the "
+                          "benchmark's noise; it is recorded in the mask file."),
         click.option("--threads", type=click.IntRange(min=1),
                      help="CPU threads for torch (default: torch's choice). On a busy machine "
                           "1 can be several times faster. Masks are reproducible for the same "
@@ -140,7 +147,8 @@ def learn_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def learn_settings(mode: str, eps: float | None, steps: int | None, seed: int,
                    surrogates: tuple[str, ...] | None, threads: int | None,
                    protect_attributes: tuple[str, ...] = (),
-                   terms: tuple[str, ...] | None = None, device: str = "cpu") -> Any:
+                   terms: tuple[str, ...] | None = None, device: str = "cpu",
+                   precision: str = "float32") -> Any:
     """The pipeline's LearnSettings; sets torch's thread count when asked."""
     import torch
 
@@ -149,4 +157,5 @@ def learn_settings(mode: str, eps: float | None, steps: int | None, seed: int,
     if threads is not None:
         torch.set_num_threads(threads)
     return LearnSettings(mode=mode, eps=eps, steps=steps, seed=seed, surrogates=surrogates,
-                         protect_attributes=protect_attributes, terms=terms, device=device)
+                         protect_attributes=protect_attributes, terms=terms, device=device,
+                         precision=precision)

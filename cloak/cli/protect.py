@@ -62,7 +62,8 @@ __all__ = ["protect"]
 def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, name: str | None,
             mask_file: Path | None, mode: str, eps: float | None, steps: int | None, seed: int,
             surrogates: tuple[str, ...] | None, protect_attributes: tuple[str, ...],
-            terms: tuple[str, ...] | None, threads: int | None, device: str, refine: int,
+            terms: tuple[str, ...] | None, precision: str, threads: int | None, device: str,
+            refine: int,
             all_faces: bool, jpeg_quality: int, keep_location: bool, engine: str, workers: int,
             scheduler: str | None, force: bool, report: bool, as_json: bool,
             quiet: bool) -> None:
@@ -106,7 +107,8 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
             raise click.BadParameter(str(err), param_hint="--mask") from None
     options = ProtectOptions(output=output, name=name, mask=mask, mask_path=mask_file,
                              learn=learn_settings(mode, eps, steps, seed, surrogates, threads,
-                                                  protect_attributes, terms, device),
+                                                  protect_attributes, terms, device,
+                                                  precision),
                              all_faces=all_faces, jpeg_quality=jpeg_quality,
                              keep_location=keep_location, force=force, refine=refine,
                              engine=engine, workers=workers, scheduler=scheduler)

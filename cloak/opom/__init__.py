@@ -40,6 +40,7 @@ from cloak.opom.attributes import (
 from cloak.opom.config import (
     DEFAULT_FEATHER,
     MIN_VIEWS,
+    PRECISIONS,
     TERMS,
     TERMS_OFF,
     OpomConfig,
@@ -56,6 +57,7 @@ __all__ = [
     "DEFAULT_FEATHER",
     "MIN_VIEWS",
     "MODES",
+    "PRECISIONS",
     "TERMS",
     "TERMS_OFF",
     "AttributeSurrogate",

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from typing import Literal, get_args
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal, get_args
 
 from cloak.subspace import SUBSPACES, Subspace
 
-__all__ = ["DEFAULT_FEATHER", "MIN_VIEWS", "PASTE_PATHS", "TERMS", "TERMS_OFF", "OpomConfig",
-           "PastePath", "with_terms"]
+__all__ = ["DEFAULT_FEATHER", "MIN_VIEWS", "PASTE_PATHS", "PRECISIONS", "RECORDED_WHEN_ON",
+           "TERMS", "TERMS_OFF", "OpomConfig", "PastePath", "Precision", "with_terms"]
+
+#: Number formats the surrogates can run in while a mask is learned (:attr:`OpomConfig.precision`).
+Precision = Literal["float32", "bfloat16"]
+#: The valid :data:`Precision` values.
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 #: How the optimiser sees the mask: through the photo's pixels (as shipped) or in the frame.
 PastePath = Literal["photo", "frame"]
@@ -30,6 +35,11 @@ DEFAULT_FEATHER = 24.0
 #: With ``views``, training photos are repeated until the optimiser sees at least this many
 #: views per step (a one-photo enrolment learns from 4 views of its photo).
 MIN_VIEWS = 4
+
+#: Settings newer than the stored mask files and benchmark records, with their default value:
+#: :meth:`OpomConfig.as_record` leaves them out while they have it, so what was stored before
+#: them still matches.
+RECORDED_WHEN_ON: dict[str, str] = {"precision": "float32"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,12 @@ class OpomConfig:
         anchor: weight of the targeted pull towards a stranger's features
             (:func:`cloak.objective.anchor_term`; :func:`learn_mask` then needs ``anchors``);
             0 = off.
+        precision: the number format of the surrogates' forward and backward passes while
+            learning: ``"float32"``, or ``"bfloat16"`` (``torch.autocast``: convolutions and
+            matrix products in bfloat16, faster on CPUs with AVX-512 BF16 or AMX and on GPUs;
+            the features and the objective stay float32). The mask differs from a float32 one
+            within the benchmark's noise (docs/BENCHMARKS.md "issue16-screens-2"). Recorded
+            only when not float32 (:meth:`as_record`).
         seed: seeds the random start and DI; the same seed gives the same mask.
     """
 
@@ -82,6 +98,7 @@ class OpomConfig:
     linkage: float = 0.0
     views: bool = False
     anchor: float = 0.0
+    precision: Precision = "float32"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -108,8 +125,23 @@ class OpomConfig:
             weight = getattr(self, name)
             if not (weight >= 0 and math.isfinite(weight)):
                 problems.append(f"{name} weight must be >= 0, got {weight}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"unknown precision {self.precision!r}; choose one of {PRECISIONS}")
         if problems:
             raise ValueError("invalid OPOM settings: " + "; ".join(problems))
+
+    def as_record(self) -> dict[str, Any]:
+        """The settings as a dict (``dataclasses.asdict``), without those of
+        :data:`RECORDED_WHEN_ON` that have their default: what mask files and benchmark records
+        store.
+
+        >>> "precision" in OpomConfig().as_record()
+        False
+        >>> OpomConfig(precision="bfloat16").as_record()["precision"]
+        'bfloat16'
+        """
+        return {k: v for k, v in asdict(self).items()
+                if not (k in RECORDED_WHEN_ON and v == RECORDED_WHEN_ON[k])}
 
 
 #: The objective's optional terms (fields of :class:`OpomConfig`) and the value each takes when

@@ -15,6 +15,9 @@ Each step of :func:`learn_mask`:
 3. gradient with respect to the shared mask -> TI smoothing -> MI momentum -> FIM sign step ->
    projection to the eps ball (:mod:`cloak.steps`).
 
+With ``config.precision`` bfloat16, every member's forward (and so its backward) runs under
+``torch.autocast``; features and outputs are turned back to float32 before the objective.
+
 With the attribute term, each attribute predictor (:class:`~cloak.opom.AttributeSurrogate`)
 gets its own DI draw and one batched forward and backward like a recognizer, its gradient is
 balanced to unit mean magnitude the same way, and the members are averaged with weights 1
@@ -23,6 +26,7 @@ balanced to unit mean magnitude the same way, and the members are averaged with 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -45,6 +49,13 @@ if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
 
 __all__ = ["learn_mask", "refine_mask"]
+
+def _autocast(config: OpomConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` to ``config.precision`` on ``device`` (nothing for float32)."""
+    if config.precision == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=getattr(torch, config.precision))
+
 
 def _ensemble_gradient(frames: torch.Tensor, surrogates: Sequence[Recognizer],
                        features: Sequence[torch.Tensor], kind: Subspace,
@@ -83,7 +94,8 @@ def _ensemble_gradient(frames: torch.Tensor, surrogates: Sequence[Recognizer],
     norm = len(surrogates) + attribute_weight * len(attribute_surrogates)
     balance = config.balance
     for s, (surrogate, clean_features) in enumerate(zip(surrogates, features, strict=True)):
-        z = surrogate.embed(diversity(inputs))
+        with _autocast(config, inputs.device):
+            z = surrogate.embed(diversity(inputs)).float()
         v, loss = feature_gradient(z, clean_features, kind, linkage=config.linkage,
                                    anchor=None if anchors is None else anchors[s],
                                    anchor_weight=config.anchor)
@@ -93,7 +105,9 @@ def _ensemble_gradient(frames: torch.Tensor, surrogates: Sequence[Recognizer],
         total += grad / norm
         losses.append(loss)
     for member in attribute_surrogates:
-        outputs = member.predictor.predict(diversity(inputs))
+        with _autocast(config, inputs.device):
+            outputs = member.predictor.predict(diversity(inputs))
+        outputs = {k: v.float() for k, v in outputs.items()}
         (grad,) = torch.autograd.grad(attribute_entropy(outputs, member.attributes).mean(),
                                       inputs)
         if balance:

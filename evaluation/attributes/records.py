@@ -135,7 +135,7 @@ def record_store(settings: AttributeSettings, distractors: Sequence[Path] | None
                     | set(settings.surrogates()) | {"mtcnn", "shape68"})
     key: dict[str, Any] = {
         "settings": {k: v for k, v in asdict(settings).items() if k not in ignored},
-        "config": asdict(settings.config()),
+        "config": settings.config().as_record(),
         "surrogates": settings.surrogates(),
         "weights": {m: zoo.weights_digests(m) for m in models},
     }

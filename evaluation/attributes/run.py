@@ -55,7 +55,7 @@ def run_attribute_benchmark(settings: AttributeSettings,
         "benchmark": "attributes: sex, age and race leakage under physical masks and cloaks",
         "settings": {k: (str(v) if isinstance(v, Path) else v)
                      for k, v in asdict(settings).items()},
-        "config": {**asdict(settings.config()), "surrogates": list(settings.surrogates()),
+        "config": {**settings.config().as_record(), "surrogates": list(settings.surrogates()),
                    **({"attribute_folds": folds} if folds else {})},
         "predictors": {n: {"zoo": PREDICTORS[n][0],
                            "runtime": "reference" if PREDICTORS[n][1] else "zoo loader"}

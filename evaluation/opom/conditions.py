@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -83,7 +83,7 @@ class Condition:
         entry: dict[str, Any] = {"ranks": {}, "linkage": {}, "undetected": {}}
         config = self.config(job.settings)
         if config is not None:
-            entry["config"] = asdict(config)
+            entry["config"] = config.as_record()
         protections = self.protections(job, entry)
         entry.update(quality=[], protect_s=[], learn_s={})
         for protection in protections:
@@ -99,7 +99,7 @@ class Condition:
         if entry is None or "linkage" not in entry:
             return False
         config = self.config(settings)
-        if config is not None and entry.get("config") != asdict(config):
+        if config is not None and entry.get("config") != config.as_record():
             return False
         return entry.get("refine_steps", settings.refine_steps) == settings.refine_steps
 

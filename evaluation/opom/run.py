@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 #: Settings that do not change a finished identity's record (see :func:`record_store`).
 STORE_IGNORES = ("limit", "people", "progress", "cache_dir", "batch", "n_boot", "folds", "lfw",
-                 "conditions", "refine_steps", "linkage", "views")
+                 "conditions", "refine_steps", "linkage", "views", "precision")
 
 
 def record_store(settings: BenchmarkSettings, folds: Sequence[Fold],
@@ -51,8 +51,9 @@ def record_store(settings: BenchmarkSettings, folds: Sequence[Fold],
     A record holds file names, ranks, quality figures and timings per condition, never a
     feature. The store is keyed by what changes every condition's result: the settings (except
     :data:`STORE_IGNORES`: ``limit``, ``people``, ``conditions``, ``progress``, ``cache_dir``,
-    ``batch`` and ``n_boot`` change none; ``linkage``, ``views``, ``refine_steps`` change only
-    masked conditions, whose entries record their optimiser settings and refinement steps, see
+    ``batch`` and ``n_boot`` change none; ``linkage``, ``views``, ``precision``, ``refine_steps``
+    change only masked conditions, whose entries record their optimiser settings and refinement
+    steps, see
     :meth:`~evaluation.opom.conditions.Condition.is_current`), the folds, the distractor files
     and the weights of every model involved.
     """
@@ -146,7 +147,7 @@ def run_benchmark(settings: BenchmarkSettings,
         "benchmark": "opom: LFW identification protection (leave-one-out black boxes)",
         "settings": {k: (str(v) if isinstance(v, Path) else v)
                      for k, v in asdict(settings).items() if k != "folds"},
-        "config": {k: v for k, v in asdict(settings.config()).items() if k != "subspace"},
+        "config": {k: v for k, v in settings.config().as_record().items() if k != "subspace"},
         "folds": [asdict(f) for f in folds],
         "people": [r["person"] for r in records],
         "skipped": skipped,

@@ -22,7 +22,7 @@ TRAIN_POOL = 10
 DEFAULT_REFINE_STEPS = 10
 #: Fields of :class:`BenchmarkSettings` that override the mode's optimiser settings.
 OVERRIDES = ("steps", "eps", "step_size", "momentum", "diversity", "ti_kernel", "paste",
-             "feather", "balance", "eot", "linkage", "views")
+             "feather", "balance", "eot", "linkage", "views", "precision")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class BenchmarkSettings:
         mode: a key of :data:`cloak.opom.MODES`: the optimiser's settings (its surrogates are
             replaced by each fold's); default the one ``cloak protect`` ships.
         steps, eps, step_size, momentum, diversity, ti_kernel, paste, feather, balance, eot,
-            linkage, views: overrides of the mode's
+            linkage, views, precision: overrides of the mode's
             :class:`~cloak.opom.OpomConfig` fields (None = the mode's value).
         paste_mode: resampling of the mask into the probe photo (``"bilinear"``/``"nearest"``).
         refine_steps: per-probe steps of the ``refine`` condition (recorded in its entries; a
@@ -80,6 +80,7 @@ class BenchmarkSettings:
     eot: bool | None = None
     linkage: float | None = None
     views: bool | None = None
+    precision: str | None = None
     paste_mode: str = "bilinear"
     refine_steps: int = DEFAULT_REFINE_STEPS
     seed: int = 0

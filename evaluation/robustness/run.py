@@ -49,11 +49,11 @@ def stores(settings: RobustnessSettings, folds: Sequence[Fold],
     opom = settings.opom
     weights = {m: zoo.weights_digests(m) for m in sorted({*WHITE_BOXES, "mtcnn"})}
     masks = MaskStore(opom.cache_dir, {
-        "config": asdict(opom.config("convex")), "weights": weights})
+        "config": opom.config("convex").as_record(), "weights": weights})
     tested = sorted({BLACK_BOXES[t][0] for f in folds for t in f.tested})
     records = RecordStore(opom.cache_dir / "robustness", {
         "settings": {k: v for k, v in asdict(opom).items() if k not in STORE_IGNORES},
-        "config": asdict(opom.config("convex")),
+        "config": opom.config("convex").as_record(),
         "folds": [asdict(f) for f in folds],
         "distractors": [p.name for p in distractor_files],
         "weights": {**weights, **{m: zoo.weights_digests(m) for m in tested}},
@@ -125,7 +125,7 @@ def run_robustness(settings: RobustnessSettings,
         "settings": {**{k: (str(v) if isinstance(v, Path) else v)
                         for k, v in asdict(opom).items() if k not in ("folds", "conditions")},
                      **{k: v for k, v in asdict(settings).items() if k != "opom"}},
-        "config": asdict(opom.config("convex")),
+        "config": opom.config("convex").as_record(),
         "folds": [asdict(f) for f in folds],
         "people": [r["person"] for r in records],
         "skipped": skipped,

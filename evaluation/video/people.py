@@ -86,7 +86,7 @@ def mask_store(settings: VideoBenchmarkSettings, folds: Sequence[Fold]) -> Cloak
     surrogate weights)."""
     from attackers import zoo
 
-    key = {"config": asdict(_config(settings)),
+    key = {"config": _config(settings).as_record(),
            "folds": [asdict(f) for f in folds],
            "weights": {s: zoo.weights_digests(s) for f in folds for s in f.surrogates}}
     return CloakMaskStore(settings.cache_dir, key)
