@@ -5,7 +5,7 @@ mobilefacenet)."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import pytest
 import torch
@@ -43,9 +43,11 @@ def test_condition_configs():
 def test_stored_entries_are_current_only_with_the_same_settings():
     settings = BenchmarkSettings(mode="fast")
     convex, noise = CONDITION_BY_NAME["convex"], CONDITION_BY_NAME["noise"]
-    entry = {"ranks": {}, "linkage": {}, "config": asdict(settings.config("convex"))}
+    entry = {"ranks": {}, "linkage": {}, "config": settings.config("convex").as_record()}
+    assert "precision" not in entry["config"]        # records from before the setting match
     assert convex.is_current(entry, settings)
     assert not convex.is_current(entry, replace(settings, steps=3))
+    assert not convex.is_current(entry, replace(settings, precision="bfloat16"))
     assert not convex.is_current({k: v for k, v in entry.items() if k != "linkage"}, settings)
     assert not convex.is_current(None, settings)
     assert noise.is_current({"ranks": {}, "linkage": {}}, replace(settings, steps=3))
