@@ -115,7 +115,7 @@ def main() -> None:
                               "statuses": [f["status"] for f in applied["files"]]},
                 "quality": _quality(learned)}
     result = {
-        "command": " ".join(["python scripts/protect_timing.py", *sys.argv[1:]]),
+        "command": shlex.join(["python", "scripts/protect_timing.py", *sys.argv[1:]]),
         "person": args.person, "photos": len(sources), "mode": args.mode,
         "threads": args.threads, "cpu": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(), "load_average_before": os.getloadavg()[0], "runs": runs,

@@ -130,8 +130,8 @@ def learn_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--precision", type=click.Choice(["float32", "bfloat16"]),
                      default="float32", show_default=True,
                      help="Number format of the surrogates while the mask is learned. "
-                          "bfloat16 learns about 1.3x faster on a CPU with AVX-512 BF16 (more "
-                          "on a GPU) and gives a mask that protects the same within the "
+                          "bfloat16 learned 1.2x faster on a 2-core CPU with AVX-512 BF16 and "
+                          "gives a mask that protects the same within the "
                           "benchmark's noise; it is recorded in the mask file."),
         click.option("--threads", type=click.IntRange(min=1),
                      help="CPU threads for torch (default: torch's choice). On a busy machine "

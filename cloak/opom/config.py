@@ -76,8 +76,9 @@ class OpomConfig:
             0 = off.
         precision: the number format of the surrogates' forward and backward passes while
             learning: ``"float32"``, or ``"bfloat16"`` (``torch.autocast``: convolutions and
-            matrix products in bfloat16, faster on CPUs with AVX-512 BF16 or AMX and on GPUs;
-            the features and the objective stay float32). The mask differs from a float32 one
+            matrix products in bfloat16; learning was 1.2x faster on a 2-core CPU with
+            AVX-512 BF16, docs/BENCHMARKS.md "protect-timing"; the features and the objective
+            stay float32). The mask differs from a float32 one
             within the benchmark's noise (docs/BENCHMARKS.md "issue16-screens-2"). Recorded
             only when not float32 (:meth:`as_record`).
         seed: seeds the random start and DI; the same seed gives the same mask.
