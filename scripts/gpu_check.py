@@ -72,6 +72,8 @@ each travel in a call of their own, one after the other on the warm machine::
 Point ``CLOAK_CACHE`` at a prepared folder only there: conversions written into it here (22 MB
 for dlib-resnet) would not fit. Strong mode's 100 steps on 10 photos take minutes on the
 machine's 16 CPU cores (the CPU side of the agreement): ``--steps`` lowers both runs alike.
+``--precision bfloat16`` learns and refines with the surrogates in bfloat16 (``torch.autocast``)
+on both devices: a second enrol/refine call with it measures what the GPU's bfloat16 units buy.
 """
 
 from __future__ import annotations
@@ -184,14 +186,15 @@ def check_enroll(data: Path, devices: list[str], args: argparse.Namespace,
     person = PEOPLE[0][0]
     photos = _photos(data, person, args.photos)
     part: dict[str, Any] = {"photos": len(photos), "mode": args.mode, "steps": args.steps,
-                            "surrogates": args.surrogates}
+                            "surrogates": args.surrogates, "precision": args.precision}
     masks = {}
     with tempfile.TemporaryDirectory() as tmp:
         for device in devices:
             learn = LearnSettings(mode=args.mode, steps=args.steps, seed=0, device=device,
-                                  surrogates=tuple(args.surrogates.split(",")))
+                                  surrogates=tuple(args.surrogates.split(",")),
+                                  precision=args.precision)
             warm = LearnSettings(mode=args.mode, steps=1, device=device,
-                                 surrogates=learn.surrogates)
+                                 surrogates=learn.surrogates, precision=args.precision)
             enroll(person, photos[:1], Path(tmp) / "warm.cloak", warm)  # loads, converts, inits
             _sync(device)
             start = time.perf_counter()
@@ -291,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default="strong")
     parser.add_argument("--steps", type=int, help="optimisation steps (default: the mode's)")
     parser.add_argument("--surrogates", default=SURROGATES)
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                        help="the surrogates' number format while learning and refining (the "
+                             "refined masks follow the enrolled mask's)")
     parser.add_argument("--photos", type=int, default=10)
     parser.add_argument("--refine-steps", type=int, default=10)
     parser.add_argument("--video-size", type=int, nargs=2, default=(1920, 1080))
