@@ -70,8 +70,12 @@ def serve(ctx: click.Context, host: str, port: int, max_file_mb: float, max_tota
 
     try:
         run_server(store, host, port, announce)
-    except KeyboardInterrupt:  # Ctrl-C: the server has shut down and removed every folder
-        click.echo("cloak serve: stopped; every uploaded photo and result is deleted", err=True)
+    except KeyboardInterrupt:
+        pass
     except OSError as err:
         raise click.ClickException(f"cannot serve on {host}:{port}: "
                                    f"{err.strerror or err}") from None
+    # Ctrl-C: the server has shut down and removed every folder. uvicorn handles the signal and
+    # usually re-raises it as KeyboardInterrupt once it has stopped, but on a loaded machine the
+    # run was seen to return normally instead (exit 0, nothing said): say it either way.
+    click.echo("cloak serve: stopped; every uploaded photo and result is deleted", err=True)
