@@ -205,7 +205,7 @@ def test_loss_increases(faces, dlib, kind):
 
 def test_bfloat16_learns_as_float32(faces, dlib):
     """The bfloat16 surrogates (autocast) give another mask that pushes as far: the float32
-    objective of the learned masks, both measured in float32 (measured: gains 0.XX and 0.XX)."""
+    objective of the learned masks, both measured in float32 (measured: gains 0.184 and 0.181)."""
     config = OpomConfig(steps=8, warmup=2, seed=0)
     full = learn_mask(faces, [dlib], config)
     half = learn_mask(faces, [dlib], dataclasses.replace(config, precision="bfloat16"))
@@ -213,7 +213,6 @@ def test_bfloat16_learns_as_float32(faces, dlib):
     assert not torch.equal(full, half)
     start = objective(faces, dlib, random_start((3, 224, 224), EPS, gen(0)), "convex")
     gains = [objective(faces, dlib, d, "convex") - start for d in (full, half)]
-    print("gains float32, bfloat16:", gains)
     assert gains[1] > 0.8 * gains[0] > 0.08, gains
 
 
