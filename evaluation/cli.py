@@ -16,6 +16,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from cloak.cli.options import PRECISION_CHOICES
+
 _Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
@@ -149,7 +151,7 @@ def benchmark() -> None:
           click.option("--extra-surrogates", metavar="A,B,...",
                        help="More white boxes (e.g. faceres-deep,mobileface) added to the "
                             "surrogates of every fold that tests no model of their family."),
-          click.option("--precision", type=click.Choice(["float32", "bfloat16"]),
+          click.option("--precision", type=click.Choice(PRECISION_CHOICES),
                        help="Number format of the surrogates while masks are learned "
                             "(default: the mode's, float32)."),
           _mode("balanced"), STEPS, EPS, EOT, SEED, THREADS, CACHE, _report("opom"))

@@ -91,6 +91,7 @@ from typing import Any
 import torch
 
 from attackers import zoo
+from cloak.opom import PRECISIONS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -294,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default="strong")
     parser.add_argument("--steps", type=int, help="optimisation steps (default: the mode's)")
     parser.add_argument("--surrogates", default=SURROGATES)
-    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
                         help="the surrogates' number format while learning and refining (the "
                              "refined masks follow the enrolled mask's)")
     parser.add_argument("--photos", type=int, default=10)

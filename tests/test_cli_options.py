@@ -14,3 +14,11 @@ def test_mode_help_matches_presets() -> None:
         part = text.split(f"{name}: ", 1)[1].split(" steps", 1)[0]
         assert part.endswith(f"; {mode.config.steps}"), (name, part)
         assert part.split(";")[0].replace("surrogates ", "") == ", ".join(mode.surrogates)
+
+
+def test_precision_choices_are_the_optimisers():
+    """--precision offers exactly the number formats OpomConfig accepts."""
+    from cloak.cli.options import PRECISION_CHOICES
+    from cloak.opom import PRECISIONS
+
+    assert PRECISION_CHOICES == PRECISIONS

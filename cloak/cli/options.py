@@ -14,7 +14,8 @@ import click
 
 from attackers import zoo
 
-__all__ = ["LEARN_OPTIONS", "MODE_HELP", "device_option", "learn_options", "learn_settings"]
+__all__ = ["LEARN_OPTIONS", "MODE_HELP", "PRECISION_CHOICES", "device_option", "learn_options",
+           "learn_settings"]
 
 #: --mode presets as documented in --help; tests check them against cloak.opom.MODES.
 MODE_HELP = (
@@ -24,6 +25,9 @@ MODE_HELP = (
     "6 min). All: eps 8/255, steps of 2/255, convex-hull subspace, momentum, input diversity, "
     "translation invariance, the photo paste path, and the optional terms linkage and views "
     "(see --terms). Times on a 2-core CPU.")
+#: --precision's choices, written here so --help needs no torch; tests check them against
+#: cloak.opom.PRECISIONS.
+PRECISION_CHOICES = ("float32", "bfloat16")
 #: The parameters of :func:`learn_options` that say how a mask is learned (not --threads).
 LEARN_OPTIONS = ("mode", "eps", "steps", "seed", "surrogates", "protect_attributes", "terms",
                  "precision")
@@ -127,7 +131,7 @@ def learn_options(command: Callable[..., Any]) -> Callable[..., Any]:
                           "(learn on random mirrored, re-aligned, re-lit views of your photos, "
                           "so the mask carries to new photos). Default: the mode's; 'none' = "
                           "OPOM's objective alone (masks of cloak 0.x before these terms)."),
-        click.option("--precision", type=click.Choice(["float32", "bfloat16"]),
+        click.option("--precision", type=click.Choice(PRECISION_CHOICES),
                      default="float32", show_default=True,
                      help="Number format of the surrogates while the mask is learned. "
                           "bfloat16 learned 1.2x faster on a 2-core CPU with AVX-512 BF16 and "
