@@ -144,7 +144,7 @@ def main() -> None:
              f"\n\nLearning time as shipped / OPOM objective alone, same run: "
              f"{result['learn_ratio_shipped_vs_none']:.2f}x.") + "".join(
         f"\n\nLearning time as shipped / with `{' '.join(runs[label]['args'])}`, same run: "
-        f"{ratio:.2f}x." for label, ratio in result["learn_ratio_shipped_vs"].items())
+        f"{vs:.2f}x." for label, vs in result["learn_ratio_shipped_vs"].items())
     body = (f"## Time and quality of `cloak protect` ({len(sources)} LFW photos)\n\n"
             f"`{result['command']}`: {len(sources)} photos of {args.person} (250x250 JPEG), "
             f"fresh `cloak protect` processes with {args.threads} torch threads on a "
