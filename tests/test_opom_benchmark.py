@@ -20,10 +20,25 @@ from evaluation.protocol.gallery import distractor_features
 
 
 def test_condition_names_and_order():
-    assert CONDITIONS == ("clean", "noise", "center", "affine", "convex", "refine", "opom",
+    assert CONDITIONS == ("clean", "noise", "center", "affine", "convex", "refine",
+                          "refine-shift2", "refine-shift4", "refine-swap", "opom",
                           "opom+linkage", "opom+views", "opom+linkage+views")
     masked = [c for c in CONDITIONS if CONDITION_BY_NAME[c].masked]
     assert masked == list(CONDITIONS[2:])
+
+
+def test_refine_diagnostics_rearrange_the_probes_masks():
+    masks = [torch.arange(3 * 6 * 6, dtype=torch.float32).reshape(3, 6, 6) + 1000 * k
+             for k in range(3)]
+    assert CONDITION_BY_NAME["refine"].arrange(masks) == masks
+    swapped = CONDITION_BY_NAME["refine-swap"].arrange(masks)
+    assert [int(m[0, 0, 0]) // 1000 for m in swapped] == [1, 2, 0]
+    shifted = CONDITION_BY_NAME["refine-shift2"].arrange(masks)
+    for before, after in zip(masks, shifted, strict=True):
+        assert torch.equal(after[:, 2:, 2:], before[:, :-2, :-2])
+    for name in ("refine-shift2", "refine-shift4", "refine-swap"):
+        assert CONDITION_BY_NAME[name].config(BenchmarkSettings()) == \
+            CONDITION_BY_NAME["refine"].config(BenchmarkSettings())
 
 
 def test_condition_configs():

@@ -62,6 +62,8 @@ class IdentityJob:
     faces: list[Any] = field(init=False)
     _masks: dict[tuple[str, str], tuple[torch.Tensor, float]] = field(
         init=False, default_factory=dict, repr=False)
+    _refined: dict[tuple[str, str], tuple[list[torch.Tensor], list[float]]] = field(
+        init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         from cloak.opom import training_face
@@ -93,6 +95,27 @@ class IdentityJob:
             if step_bar is not None:
                 step_bar.close()
         return self._masks[key]
+
+    def refined(self, condition: str, config: OpomConfig,
+                fold: Fold) -> tuple[list[torch.Tensor], list[float]]:
+        """The fold's convex mask refined on each probe alone (:func:`cloak.opom.refine_mask`,
+        ``settings.refine_steps`` steps) and the seconds each refinement took; computed once per
+        fold and optimiser setting, shared by the conditions that rearrange them."""
+        from cloak.opom import refine_mask, training_face
+
+        key = (repr(config), fold.name)
+        if key not in self._refined:
+            universal, _ = self.mask(condition, config, fold)
+            masks, seconds = [], []
+            for probe in self.probes:
+                start = time.perf_counter()
+                masks.append(refine_mask(
+                    training_face(probe.pixels, probe.face), universal,
+                    [self.surrogates[s] for s in fold.surrogates], config,
+                    self.settings.refine_steps))
+                seconds.append(time.perf_counter() - start)
+            self._refined[key] = masks, seconds
+        return self._refined[key]
 
     def search(self, protection: Protection, entry: dict[str, Any]) -> None:
         """Paste each probe's mask, round to 8 bits, re-detect, embed with the protection's
