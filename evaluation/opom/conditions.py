@@ -14,6 +14,8 @@ directions, undetected probes, quality, timings).
 - ``refine``: the ``convex`` mask refined for each probe by ``refine_steps`` more steps on that
   probe alone (:func:`cloak.opom.refine_mask`, ``cloak protect --refine``): a mask per photo;
   its ``learn_s`` is the universal mask's, ``refine_s`` per probe;
+- ``convex-train`` (a diagnostic, only when asked for): the convex mask on the training photos
+  it was learned from, each searched among all the person's clean probes + distractors;
 - ``refine-shift2`` / ``refine-shift4`` / ``refine-swap`` (diagnostics, only when asked for):
   the same refined masks moved by 2 or 4 pixels in x and y, or each pasted on the person's
   NEXT probe instead of its own: how tied a per-photo mask is to its photo;
@@ -50,14 +52,17 @@ class Protection:
     Attributes:
         fold: the fold's name (None: no fold learned it, e.g. noise).
         tested: the recognizers that search the protected probes.
-        deltas: per probe, its (3, 224, 224) mask in pixel levels.
+        deltas: per probe (per training photo with ``on_training``), its (3, 224, 224) mask
+            in pixel levels.
         learn_s: seconds the fold's mask took to learn (None: nothing learned).
+        on_training: the masks go on the training photos, not the probes (a diagnostic).
     """
 
     fold: str | None
     tested: Sequence[str]
     deltas: list[torch.Tensor]
     learn_s: float | None
+    on_training: bool = False
 
 
 class Condition:
@@ -156,6 +161,19 @@ class UniversalMask(Condition):
         return out
 
 
+class OnTraining(UniversalMask):
+    """Diagnostic: the convex mask pasted on the training photos it was learned from, each
+    searched among all the person's clean probes + distractors: how well one mask fits the
+    photos it has seen, beside how it carries to new photos (``convex``)."""
+
+    def __init__(self) -> None:
+        super().__init__("convex-train", "convex")
+
+    def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
+        return [Protection(p.fold, p.tested, [p.deltas[0]] * len(job.train), p.learn_s, True)
+                for p in super().protections(job, entry)]
+
+
 class Refine(UniversalMask):
     """The convex mask refined on each probe alone (a mask per photo).
 
@@ -219,8 +237,8 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "opom+linkage+views": ("linkage", "views")}
 #: Every condition by name, in report order.
 CONDITION_BY_NAME: dict[str, Condition] = {c.name: c for c in (
-    Clean(), Noise(), *(UniversalMask(s, s) for s in ("center", "affine", "convex")), Refine(),
-    ShiftedRefine(2), ShiftedRefine(4), SwappedRefine(),
+    Clean(), Noise(), *(UniversalMask(s, s) for s in ("center", "affine", "convex")),
+    OnTraining(), Refine(), ShiftedRefine(2), ShiftedRefine(4), SwappedRefine(),
     *(UniversalMask(name, "convex", terms) for name, terms in ABLATIONS.items()))}
 #: Condition names in report order.
 CONDITIONS: tuple[str, ...] = tuple(CONDITION_BY_NAME)

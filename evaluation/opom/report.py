@@ -53,9 +53,12 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
     folds = "\n".join(f"- fold {f['name']}: surrogates {', '.join(f['surrogates'])} -> tested on "
                       f"{', '.join(f['tested'])}" for f in result["folds"])
     settings, dist = result["settings"], result["distractors"]
-    diagnostics = "" if not any(c.startswith("refine-") for c in summary) else (
-        "; diagnostics: `refine-shiftK` = those masks moved K px right and down, "
-        "`refine-swap` = each probe gets the person's next probe's refined mask")
+    diagnostics = "" if not any(c.startswith("refine-") or c == "convex-train"
+                                for c in summary) else (
+        "; diagnostics: `convex-train` = the convex mask on the 10 training photos it was "
+        "learned from, each searched among all 5 clean probes + distractors, `refine-shiftK` = "
+        "the refined masks moved K px right and down, `refine-swap` = each probe gets the "
+        "person's next probe's refined mask")
     skipped = "; ".join(f"{s['person']} ({s['reason']})" for s in result["skipped"]) or "none"
     runtimes = ", ".join(f"{t} = {'reference runtime' if BLACK_BOXES[t][1] else 'zoo loader'}"
                          for t in tested)
