@@ -142,9 +142,12 @@ def benchmark() -> None:
                        help="Conditions side by side (default: clean,noise,convex): clean, "
                             "noise (uniform at the same eps), the OPOM subspaces center, "
                             "affine, convex (the mode's mask as cloak protect ships it), refine "
-                            "(the convex mask refined per probe, --refine-steps), and the "
-                            "objective ablations opom (no optional term), opom+linkage, "
-                            "opom+views, opom+linkage+views."),
+                            "(the convex mask refined per probe, --refine-steps), the "
+                            "diagnostics convex-train (the convex mask on its own training "
+                            "photos), refine-shift2, refine-shift4 (the refined masks moved "
+                            "by 2 or 4 px in x and y) and refine-swap (each probe gets the "
+                            "next probe's refined mask), and the objective ablations opom (no "
+                            "optional term), opom+linkage, opom+views, opom+linkage+views."),
           click.option("--refine-steps", type=click.IntRange(min=1),
                        help="Per-probe steps of the refine condition (default 10)."),
           LOO,

@@ -20,10 +20,25 @@ from evaluation.protocol.gallery import distractor_features
 
 
 def test_condition_names_and_order():
-    assert CONDITIONS == ("clean", "noise", "center", "affine", "convex", "refine", "opom",
+    assert CONDITIONS == ("clean", "noise", "center", "affine", "convex", "convex-train",
+                          "refine", "refine-shift2", "refine-shift4", "refine-swap", "opom",
                           "opom+linkage", "opom+views", "opom+linkage+views")
     masked = [c for c in CONDITIONS if CONDITION_BY_NAME[c].masked]
     assert masked == list(CONDITIONS[2:])
+
+
+def test_refine_diagnostics_rearrange_the_probes_masks():
+    masks = [torch.arange(3 * 6 * 6, dtype=torch.float32).reshape(3, 6, 6) + 1000 * k
+             for k in range(3)]
+    assert CONDITION_BY_NAME["refine"].arrange(masks) == masks
+    swapped = CONDITION_BY_NAME["refine-swap"].arrange(masks)
+    assert [int(m[0, 0, 0]) // 1000 for m in swapped] == [1, 2, 0]
+    shifted = CONDITION_BY_NAME["refine-shift2"].arrange(masks)
+    for before, after in zip(masks, shifted, strict=True):
+        assert torch.equal(after[:, 2:, 2:], before[:, :-2, :-2])
+    for name in ("refine-shift2", "refine-shift4", "refine-swap"):
+        assert CONDITION_BY_NAME[name].config(BenchmarkSettings()) == \
+            CONDITION_BY_NAME["refine"].config(BenchmarkSettings())
 
 
 def test_condition_configs():
@@ -110,13 +125,24 @@ def test_small_real_benchmark(tmp_path, one_torch_thread):
     stored = json.loads(next(tmp_path.glob("runs/*/Alvaro_Uribe.json")).read_text())
     assert sorted(stored["conditions"]) == ["affine", "center", "clean", "noise"]
     # refine: the convex mask refined per probe; entries record their steps, other steps redo it
-    refined = run_benchmark(replace(settings, conditions=("clean", "refine"), refine_steps=2))
+    refined = run_benchmark(replace(
+        settings, conditions=("clean", "refine", "refine-swap", "convex-train"), refine_steps=2))
     entry = refined["identities"][0]["conditions"]["refine"]
     assert entry["refine_steps"] == 2 and len(entry["refine_s"]) == 5
+    # the swap diagnostic pastes the same refined masks (computed once) on other probes
+    swap = refined["identities"][0]["conditions"]["refine-swap"]
+    assert swap["refine_s"] == entry["refine_s"] and swap["learn_s"] == entry["learn_s"]
+    assert swap["quality"] != entry["quality"]
+    # convex-train: the same convex mask (learned once) on the 10 training photos
+    train = refined["identities"][0]["conditions"]["convex-train"]
+    assert len(train["ranks"]["dlib-native"]) == len(train["quality"]) == 10
+    assert train["learn_s"] == entry["learn_s"]
+    assert all(0 <= r <= 100 for r in train["ranks"]["dlib-native"])
     row = refined["summary"]["refine"]
     assert row["refine_s_per_photo"] > 0 and row["quality"]["linf_max"] <= 8.0
     assert row["recognizers"]["dlib-native"]["fold"] == "T"
-    again = run_benchmark(replace(settings, conditions=("clean", "refine"), refine_steps=2))
+    again = run_benchmark(replace(
+        settings, conditions=("clean", "refine", "refine-swap", "convex-train"), refine_steps=2))
     assert again["identities"] == json.loads(json.dumps(refined["identities"]))
     other = run_benchmark(replace(settings, conditions=("clean", "refine"), refine_steps=3))
     assert other["identities"][0]["conditions"]["refine"]["refine_steps"] == 3

@@ -10,6 +10,7 @@ from evaluation.protocol.ranks import (
     bootstrap_interval,
     gallery_for_probe,
     identity_ranks,
+    outside_ranks,
     person_generator,
     psr,
     psr_table,
@@ -67,6 +68,25 @@ def test_identity_ranks_ties_count_for_the_person():
     distractors = torch.tensor([[0.0, 1.0]])             # identical to the person's probe 1
     queries = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
     assert identity_ranks(queries, clean, distractors).tolist() == [0, 1]
+
+
+def test_outside_ranks_search_every_genuine_row():
+    genuine = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    distractors = torch.tensor([[0.6, 0.8], [0.0, 1.0], [-1.0, 0.0]])
+    nan = float("nan")
+    queries = torch.tensor([[0.6, 0.8], [-1.0, 0.0], [nan, nan]])
+    # query 0: best genuine 0.8; distractors 1.0 (above), 0.8 (a tie: the person's) -> 1
+    # query 1: best genuine 0.0; distractors -0.6, 0.0 (a tie), 1.0 (above) -> 1; no face -> N
+    assert outside_ranks(queries, genuine, distractors).tolist() == [1, 1, 3]
+    # with the probe's own row left out, it is identity_ranks
+    rng = torch.Generator().manual_seed(0)
+    clean = torch.nn.functional.normalize(torch.randn(5, 8, generator=rng), dim=1)
+    others = torch.nn.functional.normalize(torch.randn(40, 8, generator=rng), dim=1)
+    queries = torch.nn.functional.normalize(clean + 0.8 * torch.randn(5, 8, generator=rng), dim=1)
+    expected = identity_ranks(queries, clean, others).tolist()
+    got = [int(outside_ranks(queries[i:i + 1], torch.cat([clean[:i], clean[i + 1:]]), others))
+           for i in range(5)]
+    assert got == expected
 
 
 def test_psr():

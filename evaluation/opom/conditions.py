@@ -14,6 +14,11 @@ directions, undetected probes, quality, timings).
 - ``refine``: the ``convex`` mask refined for each probe by ``refine_steps`` more steps on that
   probe alone (:func:`cloak.opom.refine_mask`, ``cloak protect --refine``): a mask per photo;
   its ``learn_s`` is the universal mask's, ``refine_s`` per probe;
+- ``convex-train`` (a diagnostic, only when asked for): the convex mask on the training photos
+  it was learned from, each searched among all the person's clean probes + distractors;
+- ``refine-shift2`` / ``refine-shift4`` / ``refine-swap`` (diagnostics, only when asked for):
+  the same refined masks moved by 2 or 4 pixels in x and y, or each pasted on the person's
+  NEXT probe instead of its own: how tied a per-photo mask is to its photo;
 - the ablations :data:`ABLATIONS`: the convex mask with only the named optional terms of
   :data:`cloak.opom.TERMS` on (``opom`` = none: the OPOM objective alone).
 
@@ -23,7 +28,6 @@ settings differ from today's is computed again (:meth:`Condition.is_current`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -48,14 +52,17 @@ class Protection:
     Attributes:
         fold: the fold's name (None: no fold learned it, e.g. noise).
         tested: the recognizers that search the protected probes.
-        deltas: per probe, its (3, 224, 224) mask in pixel levels.
+        deltas: per probe (per training photo with ``on_training``), its (3, 224, 224) mask
+            in pixel levels.
         learn_s: seconds the fold's mask took to learn (None: nothing learned).
+        on_training: the masks go on the training photos, not the probes (a diagnostic).
     """
 
     fold: str | None
     tested: Sequence[str]
     deltas: list[torch.Tensor]
     learn_s: float | None
+    on_training: bool = False
 
 
 class Condition:
@@ -154,31 +161,73 @@ class UniversalMask(Condition):
         return out
 
 
-class Refine(UniversalMask):
-    """The convex mask refined on each probe alone (a mask per photo)."""
+class OnTraining(UniversalMask):
+    """Diagnostic: the convex mask pasted on the training photos it was learned from, each
+    searched among all the person's clean probes + distractors: how well one mask fits the
+    photos it has seen, beside how it carries to new photos (``convex``)."""
 
     def __init__(self) -> None:
-        super().__init__("refine", "convex")
+        super().__init__("convex-train", "convex")
 
     def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
-        from cloak.opom import refine_mask, training_face
+        return [Protection(p.fold, p.tested, [p.deltas[0]] * len(job.train), p.learn_s, True)
+                for p in super().protections(job, entry)]
 
+
+class Refine(UniversalMask):
+    """The convex mask refined on each probe alone (a mask per photo).
+
+    Args:
+        name: the condition's name.
+    """
+
+    def __init__(self, name: str = "refine") -> None:
+        super().__init__(name, "convex")
+
+    def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
         settings = job.settings
         entry.update(refine_steps=settings.refine_steps, refine_s=[])
         config = self.config(settings)
         out = []
         for fold in job.folds:
-            universal, learn_s = job.mask(self.name, config, fold)
-            refined = []
-            for probe in job.probes:
-                start = time.perf_counter()
-                refined.append(refine_mask(
-                    training_face(probe.pixels, probe.face), universal,
-                    [job.surrogates[s] for s in fold.surrogates], config,
-                    settings.refine_steps))
-                entry["refine_s"].append(time.perf_counter() - start)
-            out.append(Protection(fold.name, fold.tested, refined, learn_s))
+            _, learn_s = job.mask(self.name, config, fold)
+            refined, seconds = job.refined(self.name, config, fold)
+            entry["refine_s"] += seconds
+            out.append(Protection(fold.name, fold.tested, self.arrange(refined), learn_s))
         return out
+
+    def arrange(self, refined: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Which mask each probe gets, from the probes' own refined masks (P of them)."""
+        return refined
+
+
+class ShiftedRefine(Refine):
+    """Diagnostic: each probe's own refined mask, moved by ``shift`` frame pixels right and
+    down (``torch.roll``; what wraps around lands in the feathered border, where the paste
+    weight is about 0). How much of the per-photo gain survives a small misplacement.
+
+    Args:
+        shift: pixels in x and in y (a move of ``shift * sqrt(2)`` pixels).
+    """
+
+    def __init__(self, shift: int) -> None:
+        super().__init__(f"refine-shift{shift}")
+        self.shift = shift
+
+    def arrange(self, refined: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [torch.roll(d, (self.shift, self.shift), dims=(-2, -1)) for d in refined]
+
+
+class SwappedRefine(Refine):
+    """Diagnostic: each probe gets the NEXT probe's refined mask (the same person's other
+    photo; the last probe gets the first's). How much of the per-photo gain belongs to the
+    photo it was fitted on."""
+
+    def __init__(self) -> None:
+        super().__init__("refine-swap")
+
+    def arrange(self, refined: list[torch.Tensor]) -> list[torch.Tensor]:
+        return refined[1:] + refined[:1]
 
 
 #: Objective ablations: the convex mask with the mode's optimiser settings and only the named
@@ -188,7 +237,8 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "opom+linkage+views": ("linkage", "views")}
 #: Every condition by name, in report order.
 CONDITION_BY_NAME: dict[str, Condition] = {c.name: c for c in (
-    Clean(), Noise(), *(UniversalMask(s, s) for s in ("center", "affine", "convex")), Refine(),
+    Clean(), Noise(), *(UniversalMask(s, s) for s in ("center", "affine", "convex")),
+    OnTraining(), Refine(), ShiftedRefine(2), ShiftedRefine(4), SwappedRefine(),
     *(UniversalMask(name, "convex", terms) for name, terms in ABLATIONS.items()))}
 #: Condition names in report order.
 CONDITIONS: tuple[str, ...] = tuple(CONDITION_BY_NAME)

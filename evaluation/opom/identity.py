@@ -15,7 +15,7 @@ from evaluation.opom.conditions import CONDITION_BY_NAME, Protection
 from evaluation.opom.settings import BenchmarkSettings
 from evaluation.protocol.folds import Fold, all_tested
 from evaluation.protocol.lfw import Photo
-from evaluation.protocol.ranks import identity_ranks
+from evaluation.protocol.ranks import identity_ranks, outside_ranks
 from evaluation.protocol.recognition import embed, paste_and_round, redetect
 from evaluation.verification import gallery_ranks
 
@@ -62,6 +62,8 @@ class IdentityJob:
     faces: list[Any] = field(init=False)
     _masks: dict[tuple[str, str], tuple[torch.Tensor, float]] = field(
         init=False, default_factory=dict, repr=False)
+    _refined: dict[tuple[str, str], tuple[list[torch.Tensor], list[float]]] = field(
+        init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         from cloak.opom import training_face
@@ -94,23 +96,51 @@ class IdentityJob:
                 step_bar.close()
         return self._masks[key]
 
+    def refined(self, condition: str, config: OpomConfig,
+                fold: Fold) -> tuple[list[torch.Tensor], list[float]]:
+        """The fold's convex mask refined on each probe alone (:func:`cloak.opom.refine_mask`,
+        ``settings.refine_steps`` steps) and the seconds each refinement took; computed once per
+        fold and optimiser setting, shared by the conditions that rearrange them."""
+        from cloak.opom import refine_mask, training_face
+
+        key = (repr(config), fold.name)
+        if key not in self._refined:
+            universal, _ = self.mask(condition, config, fold)
+            masks, seconds = [], []
+            for probe in self.probes:
+                start = time.perf_counter()
+                masks.append(refine_mask(
+                    training_face(probe.pixels, probe.face), universal,
+                    [self.surrogates[s] for s in fold.surrogates], config,
+                    self.settings.refine_steps))
+                seconds.append(time.perf_counter() - start)
+            self._refined[key] = masks, seconds
+        return self._refined[key]
+
     def search(self, protection: Protection, entry: dict[str, Any]) -> None:
         """Paste each probe's mask, round to 8 bits, re-detect, embed with the protection's
         recognizers, and add their ranks (both directions), undetected probes, quality and
-        paste seconds to ``entry``."""
+        paste seconds to ``entry``.
+
+        With ``protection.on_training`` the masks go on the training photos instead, each
+        searched among ALL the person's clean probes + distractors
+        (:func:`~evaluation.protocol.ranks.outside_ranks`)."""
+        searched = self.train if protection.on_training else self.probes
         photos, seconds = [], []
-        for probe, delta in zip(self.probes, protection.deltas, strict=True):
+        for probe, delta in zip(searched, protection.deltas, strict=True):
             out, took = paste_and_round([probe], delta, self.settings.config().feather,
                                         self.settings.paste_mode)
             photos += out
             seconds += took
-        for probe, out in zip(self.probes, photos, strict=True):
+        for probe, out in zip(searched, photos, strict=True):
             q = photo_quality(probe.pixels, out)
             entry["quality"].append({"psnr": q.psnr, "ssim": q.ssim, "linf": q.linf})
         frames = redetect(photos, self.detector)
         for name in protection.tested:
             queries = embed(self.recognizers[name], frames)
-            entry["ranks"][name] = self.ranks(queries, name)
+            entry["ranks"][name] = (
+                outside_ranks(queries, self.clean[name], self.gallery[name]).tolist()
+                if protection.on_training else self.ranks(queries, name))
             entry["linkage"][name] = gallery_ranks(queries, queries, self.gallery[name]).tolist()
             entry["undetected"][name] = int(torch.isnan(queries[:, 0]).sum())
         entry["protect_s"] += seconds

@@ -32,6 +32,7 @@ __all__ = [
     "bootstrap_interval",
     "gallery_for_probe",
     "identity_ranks",
+    "outside_ranks",
     "person_generator",
     "psr",
     "psr_table",
@@ -129,6 +130,31 @@ def identity_ranks(queries: torch.Tensor, clean: torch.Tensor,
         sims = gallery.double() @ queries[i].double()
         best = sims[genuine].max()
         ranks[i] = int((sims[~genuine] > best).sum())
+    return ranks
+
+
+def outside_ranks(queries: torch.Tensor, genuine: torch.Tensor,
+                  distractors: torch.Tensor) -> torch.Tensor:
+    """For photos of the person that are not in the gallery (e.g. the training photos searched
+    among the person's clean probes), how many distractors outrank the best genuine match.
+
+    The same rule as :func:`identity_ranks` (ties count for the person), with every row of
+    ``genuine`` in every query's gallery.
+
+    Args:
+        queries: (Q, D) L2-normalised features; a NaN row (no face found) gets rank N.
+        genuine: (G, D) L2-normalised features of the person's gallery photos, G >= 1.
+        distractors: (N, D) L2-normalised distractor features.
+
+    Returns:
+        (Q,) int64 ranks in [0, N].
+    """
+    if len(genuine) == 0:
+        raise ValueError("the gallery needs at least one photo of the person")
+    best = (queries.double() @ genuine.double().T).max(1).values
+    above = (queries.double() @ distractors.double().T) > best[:, None]
+    ranks = above.sum(1)
+    ranks[torch.isnan(queries).any(1)] = len(distractors)
     return ranks
 
 
