@@ -47,7 +47,7 @@ from cloak.opom.config import (
     PastePath,
     with_terms,
 )
-from cloak.opom.learn import learn_mask, refine_mask
+from cloak.opom.learn import learn_mask, refine_jointly, refine_mask
 from cloak.opom.modes import MODES, Mode
 from cloak.opom.training import TrainingFace, protect_photo, protected_frames, training_face
 
@@ -70,6 +70,7 @@ __all__ = [
     "learn_mask",
     "protect_photo",
     "protected_frames",
+    "refine_jointly",
     "refine_mask",
     "training_face",
     "with_terms",

@@ -48,7 +48,7 @@ from cloak.views import RandomViews
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
 
-__all__ = ["learn_mask", "refine_mask"]
+__all__ = ["learn_mask", "refine_jointly", "refine_mask"]
 
 def _autocast(config: OpomConfig, device: torch.device) -> contextlib.AbstractContextManager:
     """``torch.autocast`` to ``config.precision`` on ``device`` (nothing for float32)."""
@@ -239,3 +239,62 @@ def refine_mask(face: TrainingFace, universal: torch.Tensor, surrogates: Sequenc
                       attribute_surrogates=attribute_surrogates,
                       attribute_weight=attribute_weight, start=universal)
 
+
+
+def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
+                   surrogates: Sequence[Recognizer], config: OpomConfig,
+                   steps: int) -> torch.Tensor:
+    """Screen: the universal mask refined for N photos of one person at once, one mask each,
+    with the anti-linkage term (``config.linkage``) across the N protected photos.
+
+    Each photo's mask is pushed away from that photo's own clean feature (as
+    :func:`refine_mask`), and the N protected features of each surrogate are pushed apart from
+    each other by :func:`cloak.objective.linkage_term`, combined as in
+    :func:`cloak.objective.feature_gradient`. Balancing and momentum are per photo.
+
+    Returns:
+        (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps].
+    """
+    from cloak.objective import linkage_term
+
+    for model in surrogates:
+        model.eval()
+        model.requires_grad_(False)
+    device = module_device(surrogates[0])
+    faces = [f.to(device) for f in faces]
+    generator = torch.Generator().manual_seed(config.seed)
+    with torch.no_grad():
+        clean = torch.stack([f.clean_frame() for f in faces])
+        features = [s.embed(clean) for s in surrogates]
+    diversity = InputDiversity(config.diversity, generator)
+    n = len(faces)
+    delta = universal.detach().float().clamp(-config.eps, config.eps).to(device)
+    delta = delta[None].repeat(n, 1, 1, 1)
+    buffer = torch.zeros_like(delta)
+    per_photo = (1, 2, 3)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        frames = torch.cat([protected_frames([f], d, config.paste, config.feather)
+                            for f, d in zip(faces, delta, strict=True)])
+        inputs = frames.detach().requires_grad_(True)
+        total = torch.zeros_like(inputs)
+        for surrogate, own in zip(surrogates, features, strict=True):
+            with _autocast(config, inputs.device):
+                z = surrogate.embed(diversity(inputs)).float()
+            leaf = z.detach().requires_grad_(True)
+            with torch.enable_grad():
+                value = (leaf - own).square().sum(1).mean()
+                (v,) = torch.autograd.grad(value, leaf)
+                if config.linkage > 0 and n >= 2:
+                    (g,) = torch.autograd.grad(linkage_term(leaf), leaf)
+                    v = v + config.linkage * g * (v.norm() / g.norm().clamp_min(1e-12))
+            (grad,) = torch.autograd.grad(z, inputs, grad_outputs=v)
+            if config.balance:
+                grad = grad / grad.abs().mean(per_photo, keepdim=True).clamp_min(1e-12)
+            total += grad / len(surrogates)
+        (grad,) = torch.autograd.grad(frames, delta, grad_outputs=total)
+        grad = translation_invariance(grad, config.ti_kernel)
+        buffer = config.momentum * buffer + grad / grad.abs().mean(
+            per_photo, keepdim=True).clamp_min(1e-12)
+        delta = fim_step(delta, buffer, config.step_size, config.eps)
+    return delta.detach()

@@ -28,6 +28,7 @@ settings differ from today's is computed again (:meth:`Condition.is_current`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -201,6 +202,31 @@ class Refine(UniversalMask):
         return refined
 
 
+class JointRefine(UniversalMask):
+    """Screen: the convex mask refined for the person's probes at once, one mask each, with
+    the mode's anti-linkage term across them (:func:`cloak.opom.refine_jointly`)."""
+
+    def __init__(self) -> None:
+        super().__init__("refine-joint", "convex")
+
+    def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
+        from cloak.opom import refine_jointly, training_face
+
+        settings = job.settings
+        entry.update(refine_steps=settings.refine_steps, refine_s=[])
+        config = self.config(settings)
+        faces = [training_face(p.pixels, p.face) for p in job.probes]
+        out = []
+        for fold in job.folds:
+            universal, learn_s = job.mask(self.name, config, fold)
+            start = time.perf_counter()
+            masks = refine_jointly(faces, universal, [job.surrogates[s] for s in fold.surrogates],
+                                   config, settings.refine_steps)
+            entry["refine_s"] += [(time.perf_counter() - start) / len(faces)] * len(faces)
+            out.append(Protection(fold.name, fold.tested, list(masks), learn_s))
+        return out
+
+
 class ShiftedRefine(Refine):
     """Diagnostic: each probe's own refined mask, moved by ``shift`` frame pixels right and
     down (``torch.roll``; what wraps around lands in the feathered border, where the paste
@@ -238,7 +264,7 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
 #: Every condition by name, in report order.
 CONDITION_BY_NAME: dict[str, Condition] = {c.name: c for c in (
     Clean(), Noise(), *(UniversalMask(s, s) for s in ("center", "affine", "convex")),
-    OnTraining(), Refine(), ShiftedRefine(2), ShiftedRefine(4), SwappedRefine(),
+    OnTraining(), Refine(), ShiftedRefine(2), ShiftedRefine(4), SwappedRefine(), JointRefine(),
     *(UniversalMask(name, "convex", terms) for name, terms in ABLATIONS.items()))}
 #: Condition names in report order.
 CONDITIONS: tuple[str, ...] = tuple(CONDITION_BY_NAME)
