@@ -241,22 +241,45 @@ def refine_mask(face: TrainingFace, universal: torch.Tensor, surrogates: Sequenc
 
 
 
+def _per_photo_scale(grad: torch.Tensor) -> torch.Tensor:
+    """(N, ...) -> (N, 1, ...): each photo's mean absolute value (at least 1e-12)."""
+    return grad.abs().mean(tuple(range(1, grad.ndim)), keepdim=True).clamp_min(1e-12)
+
+
 def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                    surrogates: Sequence[Recognizer], config: OpomConfig,
                    steps: int) -> torch.Tensor:
-    """Screen: the universal mask refined for N photos of one person at once, one mask each,
-    with the anti-linkage term (``config.linkage``) across the N protected photos.
+    """The person's universal mask refined for N photos at once: one mask per photo, and the
+    protected photos pushed apart from EACH OTHER (anti-linkage).
 
-    Each photo's mask is pushed away from that photo's own clean feature (as
-    :func:`refine_mask`), and the N protected features of each surrogate are pushed apart from
-    each other by :func:`cloak.objective.linkage_term`, combined as in
-    :func:`cloak.objective.feature_gradient`. Balancing and momentum are per photo.
+    Each photo's mask starts from ``universal`` and is pushed, as by :func:`refine_mask`, away
+    from that photo's own clean feature; with ``config.linkage > 0`` and N >= 2, each
+    surrogate's N protected features are also pushed apart by
+    :func:`cloak.objective.linkage_term`, scaled to the distance term's gradient as in
+    :func:`cloak.objective.feature_gradient`. Gradient balancing (``config.balance``) and MI
+    momentum are per photo; DI, TI, EOT (``config.eot``), the paste path and ``precision``
+    are as in :func:`learn_mask`; views are off (each mask fits its photo as it is). With one
+    photo (or linkage 0) every photo's mask is exactly what :func:`refine_mask` gives it when
+    N = 1. Per-photo refinement alone leaves a person's protected photos linked (they still
+    match each other, docs/BENCHMARKS.md "issue16-joint"); this is the batch counterpart.
+
+    Args:
+        faces: N >= 1 training faces (:func:`training_face`) of one person.
+        universal: the person's mask, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps].
+        surrogates: white-box recognizers, all on one device.
+        config: the optimiser settings (``steps`` and ``views`` are not read).
+        steps: refinement steps (>= 1).
 
     Returns:
-        (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps].
+        (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the
+        surrogates' device.
     """
     from cloak.objective import linkage_term
 
+    if steps < 1:
+        raise ValueError(f"refinement needs at least one step, got {steps}")
+    if not faces or not surrogates:
+        raise ValueError("refine_jointly needs at least one face and one surrogate")
     for model in surrogates:
         model.eval()
         model.requires_grad_(False)
@@ -267,34 +290,32 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         clean = torch.stack([f.clean_frame() for f in faces])
         features = [s.embed(clean) for s in surrogates]
     diversity = InputDiversity(config.diversity, generator)
+    eot = RandomRealWorld(generator=generator) if config.eot else None
     n = len(faces)
     delta = universal.detach().float().clamp(-config.eps, config.eps).to(device)
     delta = delta[None].repeat(n, 1, 1, 1)
-    buffer = torch.zeros_like(delta)
-    per_photo = (1, 2, 3)
+    momentum = torch.zeros_like(delta)
     for _ in range(steps):
         delta.requires_grad_(True)
-        frames = torch.cat([protected_frames([f], d, config.paste, config.feather)
+        frames = torch.cat([protected_frames([f], d, config.paste, config.feather, eot)
                             for f, d in zip(faces, delta, strict=True)])
         inputs = frames.detach().requires_grad_(True)
         total = torch.zeros_like(inputs)
         for surrogate, own in zip(surrogates, features, strict=True):
-            with _autocast(config, inputs.device):
+            with _autocast(config, device):
                 z = surrogate.embed(diversity(inputs)).float()
             leaf = z.detach().requires_grad_(True)
             with torch.enable_grad():
-                value = (leaf - own).square().sum(1).mean()
-                (v,) = torch.autograd.grad(value, leaf)
+                (v,) = torch.autograd.grad((leaf - own).square().sum(1).mean(), leaf)
                 if config.linkage > 0 and n >= 2:
                     (g,) = torch.autograd.grad(linkage_term(leaf), leaf)
                     v = v + config.linkage * g * (v.norm() / g.norm().clamp_min(1e-12))
             (grad,) = torch.autograd.grad(z, inputs, grad_outputs=v)
             if config.balance:
-                grad = grad / grad.abs().mean(per_photo, keepdim=True).clamp_min(1e-12)
+                grad = grad / _per_photo_scale(grad)
             total += grad / len(surrogates)
         (grad,) = torch.autograd.grad(frames, delta, grad_outputs=total)
         grad = translation_invariance(grad, config.ti_kernel)
-        buffer = config.momentum * buffer + grad / grad.abs().mean(
-            per_photo, keepdim=True).clamp_min(1e-12)
-        delta = fim_step(delta, buffer, config.step_size, config.eps)
+        momentum = config.momentum * momentum + grad / _per_photo_scale(grad)
+        delta = fim_step(delta, momentum, config.step_size, config.eps)
     return delta.detach()

@@ -14,6 +14,9 @@ directions, undetected probes, quality, timings).
 - ``refine``: the ``convex`` mask refined for each probe by ``refine_steps`` more steps on that
   probe alone (:func:`cloak.opom.refine_mask`, ``cloak protect --refine``): a mask per photo;
   its ``learn_s`` is the universal mask's, ``refine_s`` per probe;
+- ``refine-joint`` (only when asked for): the ``convex`` mask refined for all the probes at
+  once by ``refine_steps`` steps, one mask each, pushed apart from each other by the mode's
+  anti-linkage term (:func:`cloak.opom.refine_jointly`);
 - ``convex-train`` (a diagnostic, only when asked for): the convex mask on the training photos
   it was learned from, each searched among all the person's clean probes + distractors;
 - ``refine-shift2`` / ``refine-shift4`` / ``refine-swap`` (diagnostics, only when asked for):
@@ -203,8 +206,9 @@ class Refine(UniversalMask):
 
 
 class JointRefine(UniversalMask):
-    """Screen: the convex mask refined for the person's probes at once, one mask each, with
-    the mode's anti-linkage term across them (:func:`cloak.opom.refine_jointly`)."""
+    """The convex mask refined for all the person's probes at once, one mask each, with the
+    mode's anti-linkage term across them (:func:`cloak.opom.refine_jointly`); each probe's
+    ``refine_s`` is its share of the batch's seconds."""
 
     def __init__(self) -> None:
         super().__init__("refine-joint", "convex")
