@@ -30,7 +30,7 @@ import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
@@ -116,6 +116,34 @@ def _ensemble_gradient(frames: torch.Tensor, surrogates: Sequence[Recognizer],
     return total, sum(losses) / len(losses)
 
 
+class _Prepared(NamedTuple):
+    device: torch.device
+    faces: list[TrainingFace]
+    generator: torch.Generator
+    features: list[torch.Tensor]
+    diversity: InputDiversity
+    eot: RandomRealWorld | None
+
+
+def _prepare(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
+             config: OpomConfig, others: Sequence[torch.nn.Module] = ()) -> _Prepared:
+    """What every optimisation starts from: the models in eval mode and frozen, the faces on
+    the first surrogate's device, ``config.seed``'s CPU generator, each surrogate's (n, d)
+    clean features of the faces, and the DI and EOT (``config.eot``) draws on that generator."""
+    for model in [*surrogates, *others]:
+        model.eval()
+        model.requires_grad_(False)
+    device = module_device(surrogates[0])
+    faces = [f.to(device) for f in faces]
+    generator = torch.Generator().manual_seed(config.seed)
+    with torch.no_grad():
+        clean = torch.stack([f.clean_frame() for f in faces])
+        features = [s.embed(clean) for s in surrogates]
+    return _Prepared(device, faces, generator, features,
+                     InputDiversity(config.diversity, generator),
+                     RandomRealWorld(generator=generator) if config.eot else None)
+
+
 def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
                config: OpomConfig | None = None,
                progress: Callable[[int, int, float], None] | None = None,
@@ -170,19 +198,10 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
                          f"{config.eps}, got {tuple(start.shape)}")
     if config.anchor > 0 and (anchors is None or len(anchors) != len(surrogates)):
         raise ValueError("the anchor term needs one anchor feature per surrogate")
-    for model in [*surrogates, *(a.predictor for a in attribute_surrogates)]:
-        model.eval()
-        model.requires_grad_(False)
-    device = module_device(surrogates[0])
-    faces = [f.to(device) for f in faces]
+    device, faces, generator, features, diversity, eot = _prepare(
+        faces, surrogates, config, [a.predictor for a in attribute_surrogates])
     if anchors is not None:
         anchors = [a.to(device) for a in anchors]
-    generator = torch.Generator().manual_seed(config.seed)
-    with torch.no_grad():
-        clean = torch.stack([f.clean_frame() for f in faces])
-        features = [s.embed(clean) for s in surrogates]
-    diversity = InputDiversity(config.diversity, generator)
-    eot = RandomRealWorld(generator=generator) if config.eot else None
     momentum = Momentum(config.momentum) if config.momentum > 0 else None
     delta = (random_start((3, FRAME_SIZE, FRAME_SIZE), config.eps, generator) if start is None
              else start.detach().float().clamp(-config.eps, config.eps)).to(device)
@@ -280,17 +299,7 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         raise ValueError(f"refinement needs at least one step, got {steps}")
     if not faces or not surrogates:
         raise ValueError("refine_jointly needs at least one face and one surrogate")
-    for model in surrogates:
-        model.eval()
-        model.requires_grad_(False)
-    device = module_device(surrogates[0])
-    faces = [f.to(device) for f in faces]
-    generator = torch.Generator().manual_seed(config.seed)
-    with torch.no_grad():
-        clean = torch.stack([f.clean_frame() for f in faces])
-        features = [s.embed(clean) for s in surrogates]
-    diversity = InputDiversity(config.diversity, generator)
-    eot = RandomRealWorld(generator=generator) if config.eot else None
+    device, faces, _, features, diversity, eot = _prepare(faces, surrogates, config)
     n = len(faces)
     delta = universal.detach().float().clamp(-config.eps, config.eps).to(device)
     delta = delta[None].repeat(n, 1, 1, 1)
