@@ -25,6 +25,7 @@ from cloak.opom import (
     learn_mask,
     protect_photo,
     protected_frames,
+    refine_jointly,
     refine_mask,
     training_face,
 )
@@ -166,6 +167,33 @@ def test_refine_mask_starts_from_the_mask_and_fits_the_photo(person, faces, dlib
                                                              config.feather))[0])
                    for d in (universal, refined)]
     assert cosines[1] < cosines[0] - 0.05, cosines
+
+
+def _mean_pairwise_cosine(model, faces, masks) -> float:
+    with torch.no_grad():
+        z = model.embed(torch.cat([protected_frames([f], m, "photo")
+                                   for f, m in zip(faces, masks, strict=True)]))
+    cosines = z @ z.T
+    return float((cosines.sum() - cosines.trace()) / (len(z) * (len(z) - 1)))
+
+
+def test_refine_jointly_is_refine_mask_per_photo_and_pushes_photos_apart(faces, dlib):
+    """One photo (or no anti-linkage): each photo's mask is refine_mask's, bit for bit. With
+    anti-linkage the protected photos of the person are less alike (white-box dlib, 4 LFW
+    photos, 5 steps; measured 0.846 -> 0.798 mean pairwise cosine from a zero start)."""
+    photos = faces[:4]
+    universal = torch.zeros(3, 224, 224)
+    alone = OpomConfig(linkage=0.0, seed=2)
+    with pytest.raises(ValueError, match="at least one step"):
+        refine_jointly(photos, universal, [dlib], alone, 0)
+    single = refine_jointly(photos[:1], universal, [dlib], alone, 3)
+    assert single.shape == (1, 3, 224, 224)
+    assert torch.equal(single[0], refine_mask(photos[0], universal, [dlib], alone, 3))
+    independent = refine_jointly(photos, universal, [dlib], alone, 5)
+    joint = refine_jointly(photos, universal, [dlib], dataclasses.replace(alone, linkage=1.0), 5)
+    assert joint.abs().max() <= EPS
+    apart = [_mean_pairwise_cosine(dlib, photos, m) for m in (independent, joint)]
+    assert apart[1] < apart[0] - 0.02, apart
 
 
 def test_eot_is_seeded_and_reaches_the_training_path(faces, dlib):

@@ -30,7 +30,7 @@ import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
@@ -48,7 +48,7 @@ from cloak.views import RandomViews
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
 
-__all__ = ["learn_mask", "refine_mask"]
+__all__ = ["learn_mask", "refine_jointly", "refine_mask"]
 
 def _autocast(config: OpomConfig, device: torch.device) -> contextlib.AbstractContextManager:
     """``torch.autocast`` to ``config.precision`` on ``device`` (nothing for float32)."""
@@ -116,6 +116,34 @@ def _ensemble_gradient(frames: torch.Tensor, surrogates: Sequence[Recognizer],
     return total, sum(losses) / len(losses)
 
 
+class _Prepared(NamedTuple):
+    device: torch.device
+    faces: list[TrainingFace]
+    generator: torch.Generator
+    features: list[torch.Tensor]
+    diversity: InputDiversity
+    eot: RandomRealWorld | None
+
+
+def _prepare(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
+             config: OpomConfig, others: Sequence[torch.nn.Module] = ()) -> _Prepared:
+    """What every optimisation starts from: the models in eval mode and frozen, the faces on
+    the first surrogate's device, ``config.seed``'s CPU generator, each surrogate's (n, d)
+    clean features of the faces, and the DI and EOT (``config.eot``) draws on that generator."""
+    for model in [*surrogates, *others]:
+        model.eval()
+        model.requires_grad_(False)
+    device = module_device(surrogates[0])
+    faces = [f.to(device) for f in faces]
+    generator = torch.Generator().manual_seed(config.seed)
+    with torch.no_grad():
+        clean = torch.stack([f.clean_frame() for f in faces])
+        features = [s.embed(clean) for s in surrogates]
+    return _Prepared(device, faces, generator, features,
+                     InputDiversity(config.diversity, generator),
+                     RandomRealWorld(generator=generator) if config.eot else None)
+
+
 def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
                config: OpomConfig | None = None,
                progress: Callable[[int, int, float], None] | None = None,
@@ -170,19 +198,10 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
                          f"{config.eps}, got {tuple(start.shape)}")
     if config.anchor > 0 and (anchors is None or len(anchors) != len(surrogates)):
         raise ValueError("the anchor term needs one anchor feature per surrogate")
-    for model in [*surrogates, *(a.predictor for a in attribute_surrogates)]:
-        model.eval()
-        model.requires_grad_(False)
-    device = module_device(surrogates[0])
-    faces = [f.to(device) for f in faces]
+    device, faces, generator, features, diversity, eot = _prepare(
+        faces, surrogates, config, [a.predictor for a in attribute_surrogates])
     if anchors is not None:
         anchors = [a.to(device) for a in anchors]
-    generator = torch.Generator().manual_seed(config.seed)
-    with torch.no_grad():
-        clean = torch.stack([f.clean_frame() for f in faces])
-        features = [s.embed(clean) for s in surrogates]
-    diversity = InputDiversity(config.diversity, generator)
-    eot = RandomRealWorld(generator=generator) if config.eot else None
     momentum = Momentum(config.momentum) if config.momentum > 0 else None
     delta = (random_start((3, FRAME_SIZE, FRAME_SIZE), config.eps, generator) if start is None
              else start.detach().float().clamp(-config.eps, config.eps)).to(device)
@@ -239,3 +258,73 @@ def refine_mask(face: TrainingFace, universal: torch.Tensor, surrogates: Sequenc
                       attribute_surrogates=attribute_surrogates,
                       attribute_weight=attribute_weight, start=universal)
 
+
+
+def _per_photo_scale(grad: torch.Tensor) -> torch.Tensor:
+    """(N, ...) -> (N, 1, ...): each photo's mean absolute value (at least 1e-12)."""
+    return grad.abs().mean(tuple(range(1, grad.ndim)), keepdim=True).clamp_min(1e-12)
+
+
+def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
+                   surrogates: Sequence[Recognizer], config: OpomConfig,
+                   steps: int) -> torch.Tensor:
+    """The person's universal mask refined for N photos at once: one mask per photo, and the
+    protected photos pushed apart from EACH OTHER (anti-linkage).
+
+    Each photo's mask starts from ``universal`` and is pushed, as by :func:`refine_mask`, away
+    from that photo's own clean feature; with ``config.linkage > 0`` and N >= 2, each
+    surrogate's N protected features are also pushed apart by
+    :func:`cloak.objective.linkage_term`, scaled to the distance term's gradient as in
+    :func:`cloak.objective.feature_gradient`. Gradient balancing (``config.balance``) and MI
+    momentum are per photo; DI, TI, EOT (``config.eot``), the paste path and ``precision``
+    are as in :func:`learn_mask`; views are off (each mask fits its photo as it is). With one
+    photo (or linkage 0) every photo's mask is exactly what :func:`refine_mask` gives it when
+    N = 1. Per-photo refinement alone leaves a person's protected photos linked (they still
+    match each other, docs/BENCHMARKS.md "issue16-joint"); this is the batch counterpart.
+
+    Args:
+        faces: N >= 1 training faces (:func:`training_face`) of one person.
+        universal: the person's mask, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps].
+        surrogates: white-box recognizers, all on one device.
+        config: the optimiser settings (``steps`` and ``views`` are not read).
+        steps: refinement steps (>= 1).
+
+    Returns:
+        (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the
+        surrogates' device.
+    """
+    from cloak.objective import linkage_term
+
+    if steps < 1:
+        raise ValueError(f"refinement needs at least one step, got {steps}")
+    if not faces or not surrogates:
+        raise ValueError("refine_jointly needs at least one face and one surrogate")
+    device, faces, _, features, diversity, eot = _prepare(faces, surrogates, config)
+    n = len(faces)
+    delta = universal.detach().float().clamp(-config.eps, config.eps).to(device)
+    delta = delta[None].repeat(n, 1, 1, 1)
+    momentum = torch.zeros_like(delta)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        frames = torch.cat([protected_frames([f], d, config.paste, config.feather, eot)
+                            for f, d in zip(faces, delta, strict=True)])
+        inputs = frames.detach().requires_grad_(True)
+        total = torch.zeros_like(inputs)
+        for surrogate, own in zip(surrogates, features, strict=True):
+            with _autocast(config, device):
+                z = surrogate.embed(diversity(inputs)).float()
+            leaf = z.detach().requires_grad_(True)
+            with torch.enable_grad():
+                (v,) = torch.autograd.grad((leaf - own).square().sum(1).mean(), leaf)
+                if config.linkage > 0 and n >= 2:
+                    (g,) = torch.autograd.grad(linkage_term(leaf), leaf)
+                    v = v + config.linkage * g * (v.norm() / g.norm().clamp_min(1e-12))
+            (grad,) = torch.autograd.grad(z, inputs, grad_outputs=v)
+            if config.balance:
+                grad = grad / _per_photo_scale(grad)
+            total += grad / len(surrogates)
+        (grad,) = torch.autograd.grad(frames, delta, grad_outputs=total)
+        grad = translation_invariance(grad, config.ti_kernel)
+        momentum = config.momentum * momentum + grad / _per_photo_scale(grad)
+        delta = fim_step(delta, momentum, config.step_size, config.eps)
+    return delta.detach()

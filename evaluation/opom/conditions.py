@@ -14,6 +14,9 @@ directions, undetected probes, quality, timings).
 - ``refine``: the ``convex`` mask refined for each probe by ``refine_steps`` more steps on that
   probe alone (:func:`cloak.opom.refine_mask`, ``cloak protect --refine``): a mask per photo;
   its ``learn_s`` is the universal mask's, ``refine_s`` per probe;
+- ``refine-joint`` (only when asked for): the ``convex`` mask refined for all the probes at
+  once by ``refine_steps`` steps, one mask each, pushed apart from each other by the mode's
+  anti-linkage term (:func:`cloak.opom.refine_jointly`);
 - ``convex-train`` (a diagnostic, only when asked for): the convex mask on the training photos
   it was learned from, each searched among all the person's clean probes + distractors;
 - ``refine-shift2`` / ``refine-shift4`` / ``refine-swap`` (diagnostics, only when asked for):
@@ -28,6 +31,7 @@ settings differ from today's is computed again (:meth:`Condition.is_current`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -201,6 +205,32 @@ class Refine(UniversalMask):
         return refined
 
 
+class JointRefine(UniversalMask):
+    """The convex mask refined for all the person's probes at once, one mask each, with the
+    mode's anti-linkage term across them (:func:`cloak.opom.refine_jointly`); each probe's
+    ``refine_s`` is its share of the batch's seconds."""
+
+    def __init__(self) -> None:
+        super().__init__("refine-joint", "convex")
+
+    def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
+        from cloak.opom import refine_jointly, training_face
+
+        settings = job.settings
+        entry.update(refine_steps=settings.refine_steps, refine_s=[])
+        config = self.config(settings)
+        faces = [training_face(p.pixels, p.face) for p in job.probes]
+        out = []
+        for fold in job.folds:
+            universal, learn_s = job.mask(self.name, config, fold)
+            start = time.perf_counter()
+            masks = refine_jointly(faces, universal, [job.surrogates[s] for s in fold.surrogates],
+                                   config, settings.refine_steps)
+            entry["refine_s"] += [(time.perf_counter() - start) / len(faces)] * len(faces)
+            out.append(Protection(fold.name, fold.tested, list(masks), learn_s))
+        return out
+
+
 class ShiftedRefine(Refine):
     """Diagnostic: each probe's own refined mask, moved by ``shift`` frame pixels right and
     down (``torch.roll``; what wraps around lands in the feathered border, where the paste
@@ -238,7 +268,7 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
 #: Every condition by name, in report order.
 CONDITION_BY_NAME: dict[str, Condition] = {c.name: c for c in (
     Clean(), Noise(), *(UniversalMask(s, s) for s in ("center", "affine", "convex")),
-    OnTraining(), Refine(), ShiftedRefine(2), ShiftedRefine(4), SwappedRefine(),
+    OnTraining(), Refine(), ShiftedRefine(2), ShiftedRefine(4), SwappedRefine(), JointRefine(),
     *(UniversalMask(name, "convex", terms) for name, terms in ABLATIONS.items()))}
 #: Condition names in report order.
 CONDITIONS: tuple[str, ...] = tuple(CONDITION_BY_NAME)

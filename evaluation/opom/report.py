@@ -53,6 +53,9 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
     folds = "\n".join(f"- fold {f['name']}: surrogates {', '.join(f['surrogates'])} -> tested on "
                       f"{', '.join(f['tested'])}" for f in result["folds"])
     settings, dist = result["settings"], result["distractors"]
+    joint = "" if "refine-joint" not in summary else (
+        "; refine-joint: the same steps on all the person's probes at once, one mask each, "
+        "pushed apart from each other by the mode's anti-linkage term")
     diagnostics = "" if not any(c.startswith("refine-") or c == "convex-train"
                                 for c in summary) else (
         "; diagnostics: `convex-train` = the convex mask on the 10 training photos it was "
@@ -79,7 +82,7 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
         f"{config['seed']}. Ablations: `opom` = the convex mask with none of the optional "
         f"terms (the OPOM objective alone), `opom+T` = with term T only. Refine: the convex "
         f"mask plus {settings.get('refine_steps', '-')} "
-        f"steps per probe on that probe alone (a mask per photo){diagnostics}. Noise: "
+        f"steps per probe on that probe alone (a mask per photo){joint}{diagnostics}. Noise: "
         f"U[-eps, eps] in the canonical frame, pasted the same way. Recognizers: {runtimes}.\n\n"
         f"Leave-one-out folds (dlib-resnet and dlib-native count as one model):\n{folds}\n")
     timing = (f"Wall time {result['wall_s']:.0f} s ({result['seconds_per_identity']:.1f} s per "
