@@ -127,13 +127,19 @@ def test_small_real_benchmark(tmp_path, one_torch_thread):
     assert sorted(stored["conditions"]) == ["affine", "center", "clean", "noise"]
     # refine: the convex mask refined per probe; entries record their steps, other steps redo it
     refined = run_benchmark(replace(
-        settings, conditions=("clean", "refine", "refine-swap", "convex-train"), refine_steps=2))
+        settings, conditions=("clean", "refine", "refine-swap", "refine-joint", "convex-train"),
+        refine_steps=2))
     entry = refined["identities"][0]["conditions"]["refine"]
     assert entry["refine_steps"] == 2 and len(entry["refine_s"]) == 5
     # the swap diagnostic pastes the same refined masks (computed once) on other probes
     swap = refined["identities"][0]["conditions"]["refine-swap"]
     assert swap["refine_s"] == entry["refine_s"] and swap["learn_s"] == entry["learn_s"]
     assert swap["quality"] != entry["quality"]
+    # refine-joint: one refined mask per probe from the same convex mask, all probes at once
+    joint = refined["identities"][0]["conditions"]["refine-joint"]
+    assert joint["refine_steps"] == 2 and len(joint["refine_s"]) == 5
+    assert joint["learn_s"] == entry["learn_s"] and joint["quality"] != entry["quality"]
+    assert refined["summary"]["refine-joint"]["quality"]["linf_max"] <= 8.0
     # convex-train: the same convex mask (learned once) on the 10 training photos
     train = refined["identities"][0]["conditions"]["convex-train"]
     assert len(train["ranks"]["dlib-native"]) == len(train["quality"]) == 10
@@ -143,7 +149,8 @@ def test_small_real_benchmark(tmp_path, one_torch_thread):
     assert row["refine_s_per_photo"] > 0 and row["quality"]["linf_max"] <= 8.0
     assert row["recognizers"]["dlib-native"]["fold"] == "T"
     again = run_benchmark(replace(
-        settings, conditions=("clean", "refine", "refine-swap", "convex-train"), refine_steps=2))
+        settings, conditions=("clean", "refine", "refine-swap", "refine-joint", "convex-train"),
+        refine_steps=2))
     assert again["identities"] == json.loads(json.dumps(refined["identities"]))
     other = run_benchmark(replace(settings, conditions=("clean", "refine"), refine_steps=3))
     assert other["identities"][0]["conditions"]["refine"]["refine_steps"] == 3
