@@ -34,7 +34,8 @@ import torch
 
 from cloak.subspace import Subspace, subspace_distance
 
-__all__ = ["LINKAGE_RIDGE", "anchor_term", "feature_gradient", "linkage_term", "subspace_term"]
+__all__ = ["LINKAGE_RIDGE", "anchor_term", "feature_gradient", "linkage_term", "rescaled",
+           "subspace_term"]
 
 #: Ridge ``r`` added to the Gram matrix before its log-determinant (keeps it finite when two
 #: protected features coincide; log(r) = -9.2 bounds each eigenvalue's contribution).
@@ -97,7 +98,9 @@ def anchor_term(z: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
     return (z @ anchor.to(z)).mean()
 
 
-def _scaled(grad: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+def rescaled(grad: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+    """``grad`` scaled to Frobenius norm ``norm`` (how :func:`feature_gradient` weighs an extra
+    term against the subspace term's gradient)."""
     return grad * (norm / grad.norm().clamp_min(_TINY))
 
 
@@ -131,5 +134,5 @@ def feature_gradient(z: torch.Tensor, clean: torch.Tensor, kind: Subspace, *,
             norm = v.norm()
             for weight, term in extra:
                 (g,) = torch.autograd.grad(term, leaf)
-                v = v + weight * _scaled(g, norm)
+                v = v + weight * rescaled(g, norm)
     return v, float(value.detach())

@@ -259,7 +259,6 @@ def refine_mask(face: TrainingFace, universal: torch.Tensor, surrogates: Sequenc
                       attribute_weight=attribute_weight, start=universal)
 
 
-
 def _per_photo_scale(grad: torch.Tensor) -> torch.Tensor:
     """(N, ...) -> (N, 1, ...): each photo's mean absolute value (at least 1e-12)."""
     return grad.abs().mean(tuple(range(1, grad.ndim)), keepdim=True).clamp_min(1e-12)
@@ -293,7 +292,7 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the
         surrogates' device.
     """
-    from cloak.objective import linkage_term
+    from cloak.objective import linkage_term, rescaled
 
     if steps < 1:
         raise ValueError(f"refinement needs at least one step, got {steps}")
@@ -318,7 +317,7 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                 (v,) = torch.autograd.grad((leaf - own).square().sum(1).mean(), leaf)
                 if config.linkage > 0 and n >= 2:
                     (g,) = torch.autograd.grad(linkage_term(leaf), leaf)
-                    v = v + config.linkage * g * (v.norm() / g.norm().clamp_min(1e-12))
+                    v = v + config.linkage * rescaled(g, v.norm())
             (grad,) = torch.autograd.grad(z, inputs, grad_outputs=v)
             if config.balance:
                 grad = grad / _per_photo_scale(grad)

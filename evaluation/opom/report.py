@@ -58,10 +58,10 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
         "pushed apart from each other by the mode's anti-linkage term")
     diagnostics = "" if not any(c.startswith("refine-") or c == "convex-train"
                                 for c in summary) else (
-        "; diagnostics: `convex-train` = the convex mask on the 10 training photos it was "
-        "learned from, each searched among all 5 clean probes + distractors, `refine-shiftK` = "
-        "the refined masks moved K px right and down, `refine-swap` = each probe gets the "
-        "person's next probe's refined mask")
+        f"; diagnostics: `convex-train` = the convex mask on the {settings['n_train']} training "
+        f"photos it was learned from, each searched among all {settings['n_probe']} clean probes "
+        "+ distractors, `refine-shiftK` = the refined masks moved K px right and down, "
+        "`refine-swap` = each probe gets the person's next probe's refined mask")
     skipped = "; ".join(f"{s['person']} ({s['reason']})" for s in result["skipped"]) or "none"
     runtimes = ", ".join(f"{t} = {'reference runtime' if BLACK_BOXES[t][1] else 'zoo loader'}"
                          for t in tested)
