@@ -12,7 +12,8 @@ the photo pipeline (:mod:`cloak.photos`), video enrolment (:mod:`cloak.video.enr
 - reuse: which settings an existing mask was learned with (:func:`mask_matches`,
   :func:`mask_attribute_plan`, :func:`mask_config`) and a digest of its values
   (:func:`mask_digest`);
-- refinement: :class:`MaskRefiner` fits a copy of the mask to each face (``--refine``).
+- refinement: :class:`MaskRefiner` fits a copy of the mask to each face, batch after batch,
+  keeping the protected faces apart from each other (``--refine``).
 
 >>> config, surrogates = resolve_mode("fast", seed=3)
 >>> config.steps, config.seed, surrogates
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from cloak.device import module_device
 from cloak.mask import Mask
 from cloak.opom import (
     DEFAULT_ATTRIBUTE_WEIGHT,
@@ -43,7 +45,8 @@ from cloak.opom import (
     TrainingFace,
     attribute_names,
     learn_mask,
-    refine_mask,
+    protected_features,
+    refine_jointly,
     with_terms,
 )
 
@@ -308,15 +311,20 @@ class MaskLearner:
 
 
 class MaskRefiner:
-    """Refines a person's mask for each face (``--refine``, :func:`cloak.opom.refine_mask`).
+    """Refines a person's mask for the faces of one run (``--refine``), batch after batch.
 
-    Uses the mask's surrogates and attribute predictors (loaded on first use; the refinement
-    runs on their device), and :func:`mask_config`'s settings. The refined copies are not
-    universal: they are pasted on their faces and never saved.
+    Each call refines one batch of faces together (:func:`cloak.opom.refine_jointly`): every
+    face gets its own copy of the mask, fitted to it, and the batch's protected faces are pushed
+    apart from each other and from the protected faces this refiner has seen before (earlier
+    batches, and copies written by an interrupted run, :meth:`remember`), so that the person's
+    protected photos do not match each other. The refiner uses the mask's surrogates and
+    attribute predictors (loaded on first use; the refinement runs on their device) and
+    :func:`mask_config`'s settings. The refined copies are pasted on their faces and never
+    saved; the features it remembers stay in memory (shared/DESIGN.md section 7).
 
     Args:
         mask: the person's mask.
-        steps: refinement steps per face (>= 1).
+        steps: refinement steps per batch (>= 1).
         load: loads a model by zoo name.
     """
 
@@ -324,14 +332,32 @@ class MaskRefiner:
         self.config = mask_config(mask)
         self.mask, self.steps, self._load = mask, steps, load
         self._models: tuple[list[Recognizer], list[AttributeSurrogate]] | None = None
+        self._references: list[torch.Tensor] | None = None
 
-    def __call__(self, faces: Sequence[TrainingFace]) -> torch.Tensor:
-        """(N, 3, FRAME_SIZE, FRAME_SIZE) float32 on the models' device: the mask refined for
-        each of N faces."""
+    def _loaded(self) -> tuple[list[Recognizer], list[AttributeSurrogate]]:
         if self._models is None:
             self._models = ([self._load(n) for n in self.mask.surrogates],
                             attribute_surrogates(mask_attribute_plan(self.mask), self._load))
-        surrogates, predictors = self._models
-        return torch.stack([refine_mask(face, self.mask.delta, surrogates, self.config,
-                                        self.steps, attribute_surrogates=predictors)
-                            for face in faces])
+        return self._models
+
+    def __call__(self, faces: Sequence[TrainingFace]) -> torch.Tensor:
+        """(N, 3, FRAME_SIZE, FRAME_SIZE) float32 on the models' device: the mask refined for
+        each of N faces, together; the protected faces are remembered for the next batch."""
+        surrogates, predictors = self._loaded()
+        deltas = refine_jointly(faces, self.mask.delta, surrogates, self.config, self.steps,
+                                attribute_surrogates=predictors, references=self._references)
+        self.remember(faces, deltas)
+        return deltas
+
+    def remember(self, faces: Sequence[TrainingFace], deltas: torch.Tensor | None = None) -> None:
+        """Push later batches away from these faces too: protected by ``deltas`` (N, 3,
+        FRAME_SIZE, FRAME_SIZE), or already protected (None: cut from written copies)."""
+        if not faces:
+            return
+        surrogates, _ = self._loaded()
+        device = module_device(surrogates[0])
+        features = protected_features([f.to(device) for f in faces], deltas, surrogates,
+                                      self.config)
+        self._references = (features if self._references is None else
+                            [torch.cat(pair) for pair in zip(self._references, features,
+                                                             strict=True)])

@@ -44,7 +44,9 @@ from cloak.masking import LearnSettings, mask_digest
 from cloak.opom import TERMS
 from cloak.photos import (
     MANIFEST_NAME,
+    FileResult,
     ProtectOptions,
+    Reporter,
     UsageError,
     default_output,
     enroll,
@@ -52,6 +54,7 @@ from cloak.photos import (
     protected_pixels,
     safe_name,
 )
+from cloak.photos.write import REFINE_BATCH
 
 FAST = LearnSettings(steps=2, surrogates=("dlib-resnet",))
 PERSON, OTHER = "Colin_Powell", "Serena_Williams"
@@ -142,7 +145,8 @@ def add_special_entries(folder: Path) -> dict[str, str]:
 @pytest.mark.timeout(900)  # a named pipe that were opened would block the command forever
 def test_bad_inputs_folder(tmp_path: Path) -> None:
     """The whole folder plus a named pipe, a socket and a folder named like photos: protect what
-    can be, one error line per refused entry, exit 1, nothing modified, a rerun skips."""
+    can be, one error line per refused entry, exit 1, nothing modified, a rerun skips; with
+    --refine the same lines and outputs."""
     source = shared_data("bad_inputs")
     before = tree_hashes(source)
     folder = tmp_path / "bad_inputs"
@@ -219,6 +223,16 @@ def test_bad_inputs_folder(tmp_path: Path) -> None:
     assert stat.S_ISFIFO((folder / "pipe.jpg").lstat().st_mode)
     assert stat.S_ISSOCK((folder / "socket.png").lstat().st_mode)
     assert not any((out / name).exists() for name in ("pipe.jpg", "socket.png", "dir.jpg"))
+
+    refined, peak_mb = run_cli(*args, "--refine", "1", "-o", str(tmp_path / "refined"))
+    assert refined.returncode == 1, refined.stderr
+    assert [line for line in refined.stderr.splitlines() if line.startswith("error: ")] == errors
+    report = json.loads(refined.stdout)
+    assert report["totals"]["protected"] == len(GOOD) \
+        and report["totals"]["failed"] == len(refused)
+    print(f"peak RSS with --refine 1 (batches of {REFINE_BATCH} faces): {peak_mb:.0f} MB")
+    assert peak_mb < 2500
+    assert tree_hashes(folder) == copies, "an input was modified"
 
 
 @pytest.mark.data
@@ -440,6 +454,47 @@ def test_refine_pushes_each_face_further(mixed: dict, tmp_path: Path, mtcnn) -> 
     assert [r.status for r in again.files] == ["up-to-date"] * 3
     assert load_mask(mixed["summary"].output / "Colin.cloak").delta.equal(mask.delta)
 
+
+
+class Interrupted(Exception):
+    """Stands for Ctrl-C while a run writes."""
+
+
+class InterruptAfterFirstWrite(Reporter):
+    def file_done(self, result: FileResult) -> None:
+        if result.status == "protected":
+            raise Interrupted
+
+
+@pytest.mark.data
+def test_refine_resumes_apart_from_the_copies_written(mixed: dict, tmp_path: Path) -> None:
+    """--refine refines a run's photos together; a run interrupted after its first copy
+    resumes: the rerun keeps that copy and refines the rest apart from it, so they differ from
+    a fresh run on the remaining photos alone; the progress file records the batch size."""
+    mask = load_mask(mixed["summary"].output / "Colin.cloak")
+    photos, rest = tmp_path / "photos", tmp_path / "rest"
+    photos.mkdir()
+    rest.mkdir()
+    for name in mixed["mine"][:3]:
+        shutil.copy2(mixed["folder"] / name, photos / name)
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted):
+        protect([photos], ProtectOptions(mask=mask, output=out, refine=2),
+                InterruptAfterFirstWrite())
+    manifest = json.loads((out / MANIFEST_NAME).read_text())["files"]
+    (kept, entry), = manifest.items()
+    assert entry["key"]["refine"] == 2 and entry["key"]["refine_batch"] == REFINE_BATCH
+    before = (out / kept).read_bytes()
+    rerun = protect([photos], ProtectOptions(mask=mask, output=out, refine=2))
+    assert sorted(r.status for r in rerun.files) == ["protected"] * 2 + ["up-to-date"]
+    assert (out / kept).read_bytes() == before
+    left = sorted(set(mixed["mine"][:3]) - {kept})
+    for name in left:
+        shutil.copy2(photos / name, rest / name)
+    fresh = protect([rest], ProtectOptions(mask=mask, output=tmp_path / "fresh", refine=2))
+    assert [r.status for r in fresh.files] == ["protected"] * 2
+    for name in left:
+        assert (out / name).read_bytes() != (tmp_path / "fresh" / name).read_bytes(), name
 
 # -- small pieces ------------------------------------------------------------------------------
 

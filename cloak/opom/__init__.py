@@ -51,7 +51,14 @@ from cloak.opom.config import (
     PastePath,
     with_terms,
 )
-from cloak.opom.learn import learn_mask, refine_jointly, refine_mask
+from cloak.opom.learn import (
+    MAX_REFERENCES,
+    learn_mask,
+    nearest_references,
+    protected_features,
+    refine_jointly,
+    refine_mask,
+)
 from cloak.opom.modes import MODES, Mode
 from cloak.opom.training import TrainingFace, protect_photo, protected_frames, training_face
 
@@ -59,6 +66,7 @@ __all__ = [
     "ATTRIBUTES",
     "DEFAULT_ATTRIBUTE_WEIGHT",
     "DEFAULT_FEATHER",
+    "MAX_REFERENCES",
     "MIN_VIEWS",
     "MODES",
     "PRECISIONS",
@@ -72,7 +80,9 @@ __all__ = [
     "attribute_entropy",
     "attribute_names",
     "learn_mask",
+    "nearest_references",
     "protect_photo",
+    "protected_features",
     "protected_frames",
     "refine_jointly",
     "refine_mask",
