@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from cloak.device import module_device
 from cloak.mask import Mask
 from cloak.opom import (
     DEFAULT_ATTRIBUTE_WEIGHT,
@@ -40,13 +39,12 @@ from cloak.opom import (
     PRECISIONS,
     TERMS_OFF,
     AttributeSurrogate,
+    BatchRefiner,
     Mode,
     OpomConfig,
     TrainingFace,
     attribute_names,
     learn_mask,
-    protected_features,
-    refine_jointly,
     with_terms,
 )
 
@@ -313,7 +311,7 @@ class MaskLearner:
 class MaskRefiner:
     """Refines a person's mask for the faces of one run (``--refine``), batch after batch.
 
-    Each call refines one batch of faces together (:func:`cloak.opom.refine_jointly`): every
+    Each call refines one batch of faces together (:class:`cloak.opom.BatchRefiner`): every
     face gets its own copy of the mask, fitted to it, and the batch's protected faces are pushed
     apart from each other and from the protected faces this refiner has seen before (earlier
     batches, and copies written by an interrupted run, :meth:`remember`), so that the person's
@@ -329,35 +327,24 @@ class MaskRefiner:
     """
 
     def __init__(self, mask: Mask, steps: int, load: Loader) -> None:
-        self.config = mask_config(mask)
         self.mask, self.steps, self._load = mask, steps, load
-        self._models: tuple[list[Recognizer], list[AttributeSurrogate]] | None = None
-        self._references: list[torch.Tensor] | None = None
+        self._batches: BatchRefiner | None = None
 
-    def _loaded(self) -> tuple[list[Recognizer], list[AttributeSurrogate]]:
-        if self._models is None:
-            self._models = ([self._load(n) for n in self.mask.surrogates],
-                            attribute_surrogates(mask_attribute_plan(self.mask), self._load))
-        return self._models
+    def _refiner(self) -> BatchRefiner:
+        if self._batches is None:
+            self._batches = BatchRefiner(
+                self.mask.delta, [self._load(n) for n in self.mask.surrogates],
+                mask_config(self.mask), self.steps,
+                attribute_surrogates(mask_attribute_plan(self.mask), self._load))
+        return self._batches
 
     def __call__(self, faces: Sequence[TrainingFace]) -> torch.Tensor:
         """(N, 3, FRAME_SIZE, FRAME_SIZE) float32 on the models' device: the mask refined for
         each of N faces, together; the protected faces are remembered for the next batch."""
-        surrogates, predictors = self._loaded()
-        deltas = refine_jointly(faces, self.mask.delta, surrogates, self.config, self.steps,
-                                attribute_surrogates=predictors, references=self._references)
-        self.remember(faces, deltas)
-        return deltas
+        return self._refiner()(faces)
 
-    def remember(self, faces: Sequence[TrainingFace], deltas: torch.Tensor | None = None) -> None:
-        """Push later batches away from these faces too: protected by ``deltas`` (N, 3,
-        FRAME_SIZE, FRAME_SIZE), or already protected (None: cut from written copies)."""
-        if not faces:
-            return
-        surrogates, _ = self._loaded()
-        device = module_device(surrogates[0])
-        features = protected_features([f.to(device) for f in faces], deltas, surrogates,
-                                      self.config)
-        self._references = (features if self._references is None else
-                            [torch.cat(pair) for pair in zip(self._references, features,
-                                                             strict=True)])
+    def remember(self, faces: Sequence[TrainingFace]) -> None:
+        """Push later batches away from these already protected faces too (cut from copies
+        written by an interrupted run)."""
+        if faces:
+            self._refiner().remember(faces)

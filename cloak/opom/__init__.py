@@ -17,7 +17,7 @@ The modules, in the order a mask is made:
   frames the surrogates see (:func:`protected_frames`), a mask applied to a photo
   (:func:`protect_photo`);
 - :mod:`cloak.opom.learn`: the optimiser itself (:func:`learn_mask`, :func:`refine_mask`,
-  :func:`refine_jointly`).
+  :func:`refine_jointly`, :class:`BatchRefiner`).
 
 On a white-box surrogate the mask moves the training photos' cosine to the class center by
 -0.93 but new photos' by only -0.54; black boxes it never saw, though, miss the person on only
@@ -53,6 +53,7 @@ from cloak.opom.config import (
 )
 from cloak.opom.learn import (
     MAX_REFERENCES,
+    BatchRefiner,
     learn_mask,
     nearest_references,
     protected_features,
@@ -73,6 +74,7 @@ __all__ = [
     "TERMS",
     "TERMS_OFF",
     "AttributeSurrogate",
+    "BatchRefiner",
     "Mode",
     "OpomConfig",
     "PastePath",

@@ -48,8 +48,8 @@ from cloak.views import RandomViews
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
 
-__all__ = ["MAX_REFERENCES", "learn_mask", "nearest_references", "protected_features",
-           "refine_jointly", "refine_mask"]
+__all__ = ["MAX_REFERENCES", "BatchRefiner", "learn_mask", "nearest_references",
+           "protected_features", "refine_jointly", "refine_mask"]
 
 def _autocast(config: OpomConfig, device: torch.device) -> contextlib.AbstractContextManager:
     """``torch.autocast`` to ``config.precision`` on ``device`` (nothing for float32)."""
@@ -399,3 +399,46 @@ def protected_features(faces: Sequence[TrainingFace], deltas: torch.Tensor | Non
                   torch.cat([protected_frames([f], d, config.paste, config.feather)
                              for f, d in zip(faces, deltas, strict=True)]))
         return [s.embed(frames).float() for s in surrogates]
+
+
+class BatchRefiner:
+    """Refines a person's universal mask for a run's photos, batch after batch
+    (:func:`refine_jointly`): each batch is pushed apart from the protected faces of the
+    batches before it and of any faces :meth:`remember` was given, so that anti-linkage holds
+    across batches (``cloak protect --refine``). The features it keeps stay in memory.
+
+    Args:
+        universal: the person's mask, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps].
+        surrogates, config, steps, attribute_surrogates, attribute_weight: as for
+            :func:`refine_jointly`.
+    """
+
+    def __init__(self, universal: torch.Tensor, surrogates: Sequence[Recognizer],
+                 config: OpomConfig, steps: int,
+                 attribute_surrogates: Sequence[AttributeSurrogate] = (),
+                 attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT) -> None:
+        self.universal, self.surrogates, self.config, self.steps = (universal, surrogates,
+                                                                    config, steps)
+        self.attribute_surrogates, self.attribute_weight = attribute_surrogates, attribute_weight
+        self.references: list[torch.Tensor] | None = None
+
+    def __call__(self, faces: Sequence[TrainingFace]) -> torch.Tensor:
+        """(N, 3, FRAME_SIZE, FRAME_SIZE) float32 on the surrogates' device: the mask refined
+        for each of N faces, together; the protected faces are remembered for later batches."""
+        deltas = refine_jointly(faces, self.universal, self.surrogates, self.config, self.steps,
+                                self.attribute_surrogates, self.attribute_weight,
+                                references=self.references)
+        self.remember(faces, deltas)
+        return deltas
+
+    def remember(self, faces: Sequence[TrainingFace], deltas: torch.Tensor | None = None) -> None:
+        """Push later batches away from these faces too: protected by ``deltas`` (N, 3,
+        FRAME_SIZE, FRAME_SIZE), or already protected (None: cut from written copies)."""
+        if not faces:
+            return
+        device = module_device(self.surrogates[0])
+        features = protected_features([f.to(device) for f in faces], deltas, self.surrogates,
+                                      self.config)
+        self.references = (features if self.references is None else
+                           [torch.cat(pair) for pair in zip(self.references, features,
+                                                            strict=True)])
