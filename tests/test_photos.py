@@ -44,9 +44,7 @@ from cloak.masking import LearnSettings, mask_digest
 from cloak.opom import TERMS
 from cloak.photos import (
     MANIFEST_NAME,
-    FileResult,
     ProtectOptions,
-    Reporter,
     UsageError,
     default_output,
     enroll,
@@ -425,76 +423,6 @@ def test_mask_from_before_the_objective_terms(mixed: dict, tmp_path: Path) -> No
     relearned = protect([mixed["folder"]], ProtectOptions(learn=FAST, output=out))
     assert relearned.mask_source == "learned", "an old mask was taken for today's default"
 
-
-def test_refine_pushes_each_face_further(mixed: dict, tmp_path: Path, mtcnn) -> None:
-    """--refine: each face gets the mask plus a few steps of its own; on the mask's surrogate its
-    features move further from the clean face's than with the universal mask; reruns skip."""
-    import attackers
-
-    mask = load_mask(mixed["summary"].output / "Colin.cloak")
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for name in mixed["mine"][:3]:
-        shutil.copy2(mixed["folder"] / name, photos / name)
-    plain = protect([photos], ProtectOptions(mask=mask, output=tmp_path / "plain"))
-    refined = protect([photos], ProtectOptions(mask=mask, output=tmp_path / "refined",
-                                               refine=3))
-    assert [r.status for r in refined.files] == ["protected"] * 3
-    recognizer = attackers.load("dlib-resnet")
-    drops = []
-    for before, after in zip(plain.files, refined.files, strict=True):
-        frames = [align_faces([read_photo(p).pixels], mtcnn)[0][0].frame
-                  for p in (before.path, before.output, after.output)]
-        with torch.no_grad():
-            clean, universal, own = recognizer.embed(torch.stack(frames))
-        drops.append(float(clean @ universal - clean @ own))
-    print(f"\nrefine 3 steps: cosine to the clean face lower by {np.round(drops, 3)}")
-    assert min(drops) > 0.0 and np.mean(drops) > 0.02
-    again = protect([photos], ProtectOptions(mask=mask, output=tmp_path / "refined", refine=3))
-    assert [r.status for r in again.files] == ["up-to-date"] * 3
-    assert load_mask(mixed["summary"].output / "Colin.cloak").delta.equal(mask.delta)
-
-
-
-class Interrupted(Exception):
-    """Stands for Ctrl-C while a run writes."""
-
-
-class InterruptAfterFirstWrite(Reporter):
-    def file_done(self, result: FileResult) -> None:
-        if result.status == "protected":
-            raise Interrupted
-
-
-@pytest.mark.data
-def test_refine_resumes_apart_from_the_copies_written(mixed: dict, tmp_path: Path) -> None:
-    """--refine refines a run's photos together; a run interrupted after its first copy
-    resumes: the rerun keeps that copy and refines the rest apart from it, so they differ from
-    a fresh run on the remaining photos alone; the progress file records the batch size."""
-    mask = load_mask(mixed["summary"].output / "Colin.cloak")
-    photos, rest = tmp_path / "photos", tmp_path / "rest"
-    photos.mkdir()
-    rest.mkdir()
-    for name in mixed["mine"][:3]:
-        shutil.copy2(mixed["folder"] / name, photos / name)
-    out = tmp_path / "out"
-    with pytest.raises(Interrupted):
-        protect([photos], ProtectOptions(mask=mask, output=out, refine=2),
-                InterruptAfterFirstWrite())
-    manifest = json.loads((out / MANIFEST_NAME).read_text())["files"]
-    (kept, entry), = manifest.items()
-    assert entry["key"]["refine"] == 2 and entry["key"]["refine_batch"] == REFINE_BATCH
-    before = (out / kept).read_bytes()
-    rerun = protect([photos], ProtectOptions(mask=mask, output=out, refine=2))
-    assert sorted(r.status for r in rerun.files) == ["protected"] * 2 + ["up-to-date"]
-    assert (out / kept).read_bytes() == before
-    left = sorted(set(mixed["mine"][:3]) - {kept})
-    for name in left:
-        shutil.copy2(photos / name, rest / name)
-    fresh = protect([rest], ProtectOptions(mask=mask, output=tmp_path / "fresh", refine=2))
-    assert [r.status for r in fresh.files] == ["protected"] * 2
-    for name in left:
-        assert (out / name).read_bytes() != (tmp_path / "fresh" / name).read_bytes(), name
 
 # -- small pieces ------------------------------------------------------------------------------
 
