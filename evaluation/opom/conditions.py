@@ -12,11 +12,13 @@ directions, undetected probes, quality, timings).
   (:func:`cloak.opom.learn_mask`) from the training photos by the fold's surrogates, with the
   mode's objective as shipped;
 - ``refine``: the ``convex`` mask refined for each probe by ``refine_steps`` more steps on that
-  probe alone (:func:`cloak.opom.refine_mask`, ``cloak protect --refine``): a mask per photo;
-  its ``learn_s`` is the universal mask's, ``refine_s`` per probe;
+  probe alone (:func:`cloak.opom.refine_mask`, what ``cloak protect --refine`` did before it
+  refined a run's photos together): a mask per photo; its ``learn_s`` is the universal mask's,
+  ``refine_s`` per probe;
 - ``refine-joint`` (only when asked for): the ``convex`` mask refined for all the probes at
   once by ``refine_steps`` steps, one mask each, pushed apart from each other by the mode's
-  anti-linkage term (:func:`cloak.opom.refine_jointly`);
+  anti-linkage term (:func:`cloak.opom.refine_jointly`): what ``cloak protect --refine`` does
+  with a run of up to 8 faces;
 - ``refine-batch2`` (only when asked for): the same, in batches of 2 probes (2, 2, 1), each
   pushed apart from the batches before it, as ``cloak protect --refine`` carries anti-linkage
   across its batches;
