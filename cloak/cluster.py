@@ -16,6 +16,7 @@ Dask schedules; nothing here does. Needs the ``distributed`` extra
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
 __all__ = ["ENGINES", "EngineError", "dask_client", "process_model", "require_dask",
-           "submit_tasks"]
+           "submit_tasks", "task_submitter"]
 
 #: The engines ``--engine`` offers.
 ENGINES = ("local", "dask")
@@ -83,21 +84,30 @@ def dask_client(workers: int = 2, address: str | None = None) -> Iterator[Client
             cluster.close()
 
 
-def submit_tasks(client: Client, name: str, function: Callable[..., Any],
-                 items: Sequence[Any], shared: Sequence[Any] = ()) -> list[Future]:
-    """One task ``function(item, *shared)`` per item, in order; ``shared`` sent once per worker.
+def task_submitter(client: Client, name: str, function: Callable[..., Any],
+                   shared: Sequence[Any] = ()) -> Callable[[Any], Future]:
+    """A function that submits one task ``function(item, *shared)`` per call, keys
+    ``"<name>-<index>"`` in call order; ``shared`` is sent once per worker, now.
 
     Args:
         client: from :func:`dask_client`.
-        name: prefix of the tasks' keys (``"<name>-<index>"``).
+        name: prefix of the tasks' keys.
         function: a module-level function (workers import it by name).
-        items: one per task.
         shared: further arguments of every task, scattered to every worker once (a list is
             scattered element by element and arrives as a list).
     """
     scattered = [client.scatter(value, broadcast=True) for value in shared]
-    return [client.submit(function, item, *scattered, pure=False, key=f"{name}-{k}")
-            for k, item in enumerate(items)]
+    count = itertools.count()
+    return lambda item: client.submit(function, item, *scattered, pure=False,
+                                      key=f"{name}-{next(count)}")
+
+
+def submit_tasks(client: Client, name: str, function: Callable[..., Any],
+                 items: Sequence[Any], shared: Sequence[Any] = ()) -> list[Future]:
+    """One task ``function(item, *shared)`` per item, all submitted now, in order
+    (:func:`task_submitter`)."""
+    submit = task_submitter(client, name, function, shared)
+    return [submit(item) for item in items]
 
 
 @functools.cache

@@ -12,7 +12,8 @@ the photo pipeline (:mod:`cloak.photos`), video enrolment (:mod:`cloak.video.enr
 - reuse: which settings an existing mask was learned with (:func:`mask_matches`,
   :func:`mask_attribute_plan`, :func:`mask_config`) and a digest of its values
   (:func:`mask_digest`);
-- refinement: :class:`MaskRefiner` fits a copy of the mask to each face (``--refine``).
+- refinement: :class:`MaskRefiner` fits a copy of the mask to each face, batch after batch,
+  keeping the protected faces apart from each other (``--refine``).
 
 >>> config, surrogates = resolve_mode("fast", seed=3)
 >>> config.steps, config.seed, surrogates
@@ -38,12 +39,12 @@ from cloak.opom import (
     PRECISIONS,
     TERMS_OFF,
     AttributeSurrogate,
+    BatchRefiner,
     Mode,
     OpomConfig,
     TrainingFace,
     attribute_names,
     learn_mask,
-    refine_mask,
     with_terms,
 )
 
@@ -308,30 +309,42 @@ class MaskLearner:
 
 
 class MaskRefiner:
-    """Refines a person's mask for each face (``--refine``, :func:`cloak.opom.refine_mask`).
+    """Refines a person's mask for the faces of one run (``--refine``), batch after batch.
 
-    Uses the mask's surrogates and attribute predictors (loaded on first use; the refinement
-    runs on their device), and :func:`mask_config`'s settings. The refined copies are not
-    universal: they are pasted on their faces and never saved.
+    Each call refines one batch of faces together (:class:`cloak.opom.BatchRefiner`): every
+    face gets its own copy of the mask, fitted to it, and the batch's protected faces are pushed
+    apart from each other and from the protected faces this refiner has seen before (earlier
+    batches, and copies written by an interrupted run, :meth:`remember`), so that the person's
+    protected photos do not match each other. The refiner uses the mask's surrogates and
+    attribute predictors (loaded on first use; the refinement runs on their device) and
+    :func:`mask_config`'s settings. The refined copies are pasted on their faces and never
+    saved; the features it remembers stay in memory (shared/DESIGN.md section 7).
 
     Args:
         mask: the person's mask.
-        steps: refinement steps per face (>= 1).
+        steps: refinement steps per batch (>= 1).
         load: loads a model by zoo name.
     """
 
     def __init__(self, mask: Mask, steps: int, load: Loader) -> None:
-        self.config = mask_config(mask)
         self.mask, self.steps, self._load = mask, steps, load
-        self._models: tuple[list[Recognizer], list[AttributeSurrogate]] | None = None
+        self._batches: BatchRefiner | None = None
+
+    def _refiner(self) -> BatchRefiner:
+        if self._batches is None:
+            self._batches = BatchRefiner(
+                self.mask.delta, [self._load(n) for n in self.mask.surrogates],
+                mask_config(self.mask), self.steps,
+                attribute_surrogates(mask_attribute_plan(self.mask), self._load))
+        return self._batches
 
     def __call__(self, faces: Sequence[TrainingFace]) -> torch.Tensor:
         """(N, 3, FRAME_SIZE, FRAME_SIZE) float32 on the models' device: the mask refined for
-        each of N faces."""
-        if self._models is None:
-            self._models = ([self._load(n) for n in self.mask.surrogates],
-                            attribute_surrogates(mask_attribute_plan(self.mask), self._load))
-        surrogates, predictors = self._models
-        return torch.stack([refine_mask(face, self.mask.delta, surrogates, self.config,
-                                        self.steps, attribute_surrogates=predictors)
-                            for face in faces])
+        each of N faces, together; the protected faces are remembered for the next batch."""
+        return self._refiner()(faces)
+
+    def remember(self, faces: Sequence[TrainingFace]) -> None:
+        """Push later batches away from these already protected faces too (cut from copies
+        written by an interrupted run)."""
+        if faces:
+            self._refiner().remember(faces)

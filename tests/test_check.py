@@ -1,7 +1,7 @@
 """``cloak check`` (:mod:`cloak.check`, :mod:`cloak.cli.check`) on real LFW photos and models.
 
 Five photos of Colin Powell are protected with a real fast-mode mask (surrogates facenet and
-dlib-resnet, so dlib-native and facenet are left out of the check) refined for each face, then
+dlib-resnet, so dlib-native and facenet are left out of the check) refined together, then
 checked against five other clean photos of him, with 20 LFW distractors. The same photos
 unprotected are the control: recognizers match them to him; the protected ones are matched
 less often and less closely. A photo of someone else passes (exit 0), and the bad_inputs

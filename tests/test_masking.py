@@ -24,7 +24,16 @@ from cloak.masking import (
     mask_settings,
     resolve_mode,
 )
-from cloak.opom import MODES, TERMS, TERMS_OFF, OpomConfig, TrainingFace, learn_mask, refine_mask
+from cloak.opom import (
+    MODES,
+    TERMS,
+    TERMS_OFF,
+    OpomConfig,
+    TrainingFace,
+    learn_mask,
+    protected_features,
+    refine_jointly,
+)
 from cloak.opom.config import RECORDED_WHEN_ON
 
 
@@ -170,16 +179,25 @@ def test_mask_learner_records_its_settings():
     assert mask_matches(learner("Ada", faces()), config, ["tiny"], "fast")
 
 
-def test_mask_refiner_loads_on_first_use():
+def test_mask_refiner_loads_on_first_use_and_keeps_batches_apart():
+    """The refiner loads its models once, refines each batch jointly, and pushes every later
+    batch away from the protected faces it has seen (its own batches and remembered copies)."""
     config, _ = TINY.resolve()
     mask = Mask(learn_mask(faces(), [TinyRecognizer()], config), 8.0, "convex", ["tiny"], "Ada",
                 0, settings=mask_settings(config, "fast"))
     loaded = []
     refine = MaskRefiner(mask, 1, lambda name: loaded.append(name) or TinyRecognizer(name))
     assert loaded == []
-    refined = refine(faces(2))
+    first, second = faces(3)[:2], faces(3)[2:]
+    refined = refine(first)
     assert loaded == ["tiny"] and refined.shape == (2, 3, FRAME_SIZE, FRAME_SIZE)
-    expected = refine_mask(faces(2)[1], mask.delta, [TinyRecognizer()], mask_config(mask), 1)
-    assert torch.equal(refined[1], expected)
-    refine(faces(1))
+    tiny, settings = [TinyRecognizer()], mask_config(mask)
+    assert torch.equal(refined, refine_jointly(first, mask.delta, tiny, settings, 1))
+    seen = protected_features(first, refined, tiny, settings)
+    refine.remember(second)                       # a copy written earlier, read back
+    seen = [torch.cat([seen[0], protected_features(second, None, tiny, settings)[0]])]
+    again = refine(second)
     assert loaded == ["tiny"]
+    assert torch.equal(again, refine_jointly(second, mask.delta, tiny, settings, 1,
+                                             references=seen))
+    assert not torch.equal(again, refine_jointly(second, mask.delta, tiny, settings, 1))

@@ -22,7 +22,7 @@ from evaluation.protocol.gallery import distractor_features
 def test_condition_names_and_order():
     assert CONDITIONS == ("clean", "noise", "center", "affine", "convex", "convex-train",
                           "refine", "refine-shift2", "refine-shift4", "refine-swap",
-                          "refine-joint", "opom",
+                          "refine-joint", "refine-batch2", "opom",
                           "opom+linkage", "opom+views", "opom+linkage+views")
     masked = [c for c in CONDITIONS if CONDITION_BY_NAME[c].masked]
     assert masked == list(CONDITIONS[2:])
@@ -127,7 +127,8 @@ def test_small_real_benchmark(tmp_path, one_torch_thread):
     assert sorted(stored["conditions"]) == ["affine", "center", "clean", "noise"]
     # refine: the convex mask refined per probe; entries record their steps, other steps redo it
     refined = run_benchmark(replace(
-        settings, conditions=("clean", "refine", "refine-swap", "refine-joint", "convex-train"),
+        settings, conditions=("clean", "refine", "refine-swap", "refine-joint", "refine-batch2",
+                              "convex-train"),
         refine_steps=2))
     entry = refined["identities"][0]["conditions"]["refine"]
     assert entry["refine_steps"] == 2 and len(entry["refine_s"]) == 5
@@ -140,6 +141,10 @@ def test_small_real_benchmark(tmp_path, one_torch_thread):
     assert joint["refine_steps"] == 2 and len(joint["refine_s"]) == 5
     assert joint["learn_s"] == entry["learn_s"] and joint["quality"] != entry["quality"]
     assert refined["summary"]["refine-joint"]["quality"]["linf_max"] <= 8.0
+    # refine-batch2: the same probes in batches of 2, 2 and 1, later ones kept apart from earlier
+    batched = refined["identities"][0]["conditions"]["refine-batch2"]
+    assert len(batched["refine_s"]) == 5 and batched["learn_s"] == entry["learn_s"]
+    assert batched["quality"] != joint["quality"]
     # convex-train: the same convex mask (learned once) on the 10 training photos
     train = refined["identities"][0]["conditions"]["convex-train"]
     assert len(train["ranks"]["dlib-native"]) == len(train["quality"]) == 10
@@ -149,7 +154,8 @@ def test_small_real_benchmark(tmp_path, one_torch_thread):
     assert row["refine_s_per_photo"] > 0 and row["quality"]["linf_max"] <= 8.0
     assert row["recognizers"]["dlib-native"]["fold"] == "T"
     again = run_benchmark(replace(
-        settings, conditions=("clean", "refine", "refine-swap", "refine-joint", "convex-train"),
+        settings, conditions=("clean", "refine", "refine-swap", "refine-joint", "refine-batch2",
+                              "convex-train"),
         refine_steps=2))
     assert again["identities"] == json.loads(json.dumps(refined["identities"]))
     other = run_benchmark(replace(settings, conditions=("clean", "refine"), refine_steps=3))

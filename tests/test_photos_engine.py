@@ -3,8 +3,8 @@
 Five LFW photos of two people (fast mode, 2 steps, one refinement step per face, one torch
 thread): the Dask run learns the same mask (the same digest: the file holds its creation
 time), writes byte-identical photos and the same progress
-file; a run interrupted while writing resumes where it stopped; the bad_inputs corpus gives the
-same error lines, statuses and exit code as the local run.
+file; a run interrupted while writing resumes where it stopped, with the local engine's bytes;
+the bad_inputs corpus gives the same error lines, statuses and exit code as the local run.
 """
 
 from __future__ import annotations
@@ -95,23 +95,30 @@ class InterruptAfterFirstWrite(Reporter):
 
 
 def test_interrupted_run_resumes(runs: dict, tmp_path: Path) -> None:
-    """A Dask run stopped after its first output: the rerun keeps it and writes the rest."""
+    """A run stopped after its first output: the rerun keeps it and writes the rest, refined
+    apart from it; the Dask engine's interrupted run and rerun write the local engine's
+    bytes."""
     root, folder = runs["root"], runs["folder"]
-    out = tmp_path / "resumed"
     mask_path = root / "local" / "photos.cloak"
-    options = ProtectOptions(output=out, mask=load_mask(mask_path), mask_path=mask_path,
-                             refine=1, engine="dask")
-    with pytest.raises(Interrupted):
-        protect([folder], options, InterruptAfterFirstWrite())
-    manifest = json.loads((out / MANIFEST_NAME).read_text())["files"]
-    assert len(manifest) == 1
-    rerun = cloak("protect", folder, "-o", out, "--engine", "dask", "--mask", mask_path, *ARGS)
-    assert rerun.returncode == 0, rerun.stderr
-    status = [s[0] for s in statuses(rerun, folder).values()]
-    assert status.count("up-to-date") == 1 and status.count("protected") == 2
-    local = outputs(root / "local")
-    for name, data in outputs(out).items():
-        assert data == local[name], name
+    written = {}
+    for engine in ("local", "dask"):
+        out = tmp_path / engine
+        options = ProtectOptions(output=out, mask=load_mask(mask_path), mask_path=mask_path,
+                                 refine=1, engine=engine)
+        with pytest.raises(Interrupted):
+            protect([folder], options, InterruptAfterFirstWrite())
+        manifest = json.loads((out / MANIFEST_NAME).read_text())["files"]
+        assert len(manifest) == 1
+        rerun = cloak("protect", folder, "-o", out, "--engine", engine, "--mask", mask_path,
+                      *ARGS)
+        assert rerun.returncode == 0, rerun.stderr
+        status = [s[0] for s in statuses(rerun, folder).values()]
+        assert status.count("up-to-date") == 1 and status.count("protected") == 2
+        written[engine] = outputs(out)
+    assert written["dask"] == written["local"]
+    uninterrupted = outputs(root / "local")
+    assert sum(data != uninterrupted[name] for name, data in written["local"].items()
+               if name.endswith(".jpg")) == 2
 
 
 def test_bad_inputs_same_lines_and_exit_code(tmp_path: Path) -> None:

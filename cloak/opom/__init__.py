@@ -17,7 +17,7 @@ The modules, in the order a mask is made:
   frames the surrogates see (:func:`protected_frames`), a mask applied to a photo
   (:func:`protect_photo`);
 - :mod:`cloak.opom.learn`: the optimiser itself (:func:`learn_mask`, :func:`refine_mask`,
-  :func:`refine_jointly`).
+  :func:`refine_jointly`, :class:`BatchRefiner`).
 
 On a white-box surrogate the mask moves the training photos' cosine to the class center by
 -0.93 but new photos' by only -0.54; black boxes it never saw, though, miss the person on only
@@ -51,7 +51,15 @@ from cloak.opom.config import (
     PastePath,
     with_terms,
 )
-from cloak.opom.learn import learn_mask, refine_jointly, refine_mask
+from cloak.opom.learn import (
+    MAX_REFERENCES,
+    BatchRefiner,
+    learn_mask,
+    nearest_references,
+    protected_features,
+    refine_jointly,
+    refine_mask,
+)
 from cloak.opom.modes import MODES, Mode
 from cloak.opom.training import TrainingFace, protect_photo, protected_frames, training_face
 
@@ -59,12 +67,14 @@ __all__ = [
     "ATTRIBUTES",
     "DEFAULT_ATTRIBUTE_WEIGHT",
     "DEFAULT_FEATHER",
+    "MAX_REFERENCES",
     "MIN_VIEWS",
     "MODES",
     "PRECISIONS",
     "TERMS",
     "TERMS_OFF",
     "AttributeSurrogate",
+    "BatchRefiner",
     "Mode",
     "OpomConfig",
     "PastePath",
@@ -72,7 +82,9 @@ __all__ = [
     "attribute_entropy",
     "attribute_names",
     "learn_mask",
+    "nearest_references",
     "protect_photo",
+    "protected_features",
     "protected_frames",
     "refine_jointly",
     "refine_mask",

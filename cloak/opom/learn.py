@@ -48,7 +48,8 @@ from cloak.views import RandomViews
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
 
-__all__ = ["learn_mask", "refine_jointly", "refine_mask"]
+__all__ = ["MAX_REFERENCES", "BatchRefiner", "learn_mask", "nearest_references",
+           "protected_features", "refine_jointly", "refine_mask"]
 
 def _autocast(config: OpomConfig, device: torch.device) -> contextlib.AbstractContextManager:
     """``torch.autocast`` to ``config.precision`` on ``device`` (nothing for float32)."""
@@ -264,22 +265,51 @@ def _per_photo_scale(grad: torch.Tensor) -> torch.Tensor:
     return grad.abs().mean(tuple(range(1, grad.ndim)), keepdim=True).clamp_min(1e-12)
 
 
+#: At most this many protected photos refined earlier (per surrogate, the nearest to the
+#: group's clean faces) join a group's anti-linkage term in :func:`refine_jointly`: the ones a
+#: face search would link first. It keeps the Gram matrix small and well conditioned (the
+#: surrogates' features have 128 to 512 dimensions).
+MAX_REFERENCES = 24
+
+
+def nearest_references(references: torch.Tensor, clean: torch.Tensor,
+                       limit: int = MAX_REFERENCES) -> torch.Tensor:
+    """The ``limit`` rows of ``references`` most similar to any row of ``clean``.
+
+    Args:
+        references: (M, d) L2-normalised features (protected photos refined earlier).
+        clean: (N, d) L2-normalised features (the group's clean faces).
+        limit: rows kept (>= 0).
+
+    Returns:
+        (min(M, limit), d): all of ``references`` when M <= ``limit``, else the rows of highest
+        cosine similarity to their nearest row of ``clean``, most similar first.
+    """
+    if len(references) <= limit:
+        return references
+    return references[(references @ clean.T).amax(1).topk(limit).indices]
+
+
 def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
-                   surrogates: Sequence[Recognizer], config: OpomConfig,
-                   steps: int) -> torch.Tensor:
+                   surrogates: Sequence[Recognizer], config: OpomConfig, steps: int,
+                   attribute_surrogates: Sequence[AttributeSurrogate] = (),
+                   attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
+                   references: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
     """The person's universal mask refined for N photos at once: one mask per photo, and the
     protected photos pushed apart from EACH OTHER (anti-linkage).
 
     Each photo's mask starts from ``universal`` and is pushed, as by :func:`refine_mask`, away
-    from that photo's own clean feature; with ``config.linkage > 0`` and N >= 2, each
-    surrogate's N protected features are also pushed apart by
-    :func:`cloak.objective.linkage_term`, scaled to the distance term's gradient as in
-    :func:`cloak.objective.feature_gradient`. Gradient balancing (``config.balance``) and MI
-    momentum are per photo; DI, TI, EOT (``config.eot``), the paste path and ``precision``
-    are as in :func:`learn_mask`; views are off (each mask fits its photo as it is). With one
-    photo (or linkage 0) every photo's mask is exactly what :func:`refine_mask` gives it when
-    N = 1. Per-photo refinement alone leaves a person's protected photos linked (they still
-    match each other, docs/BENCHMARKS.md "issue16-joint"); this is the batch counterpart.
+    from that photo's own clean feature; with ``config.linkage > 0``, each surrogate's N
+    protected features, with the :func:`nearest_references` among the ``references`` (held
+    fixed), are also pushed apart by :func:`cloak.objective.linkage_term`, scaled to the
+    distance term's gradient as in :func:`cloak.objective.feature_gradient`. Attribute
+    predictors, their weight, gradient balancing (``config.balance``, per photo) and MI
+    momentum (per photo) are as in :func:`learn_mask`, and so are DI, TI, EOT (``config.eot``),
+    the paste path and ``precision``; views are off (each mask fits its photo as it is). With
+    one photo and no references (or linkage 0) every photo's mask is exactly what
+    :func:`refine_mask` gives it. Per-photo refinement alone leaves a person's protected photos
+    linked (they still match each other, docs/BENCHMARKS.md "issue16-joint"); this is the batch
+    counterpart, and ``references`` carry it across batches (``cloak protect --refine``).
 
     Args:
         faces: N >= 1 training faces (:func:`training_face`) of one person.
@@ -287,6 +317,9 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         surrogates: white-box recognizers, all on one device.
         config: the optimiser settings (``steps`` and ``views`` are not read).
         steps: refinement steps (>= 1).
+        attribute_surrogates, attribute_weight: as for :func:`learn_mask`.
+        references: per surrogate, (M_s, d_s) L2-normalised protected features of the person's
+            photos refined before (constants), or None.
 
     Returns:
         (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the
@@ -298,8 +331,15 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         raise ValueError(f"refinement needs at least one step, got {steps}")
     if not faces or not surrogates:
         raise ValueError("refine_jointly needs at least one face and one surrogate")
-    device, faces, _, features, diversity, eot = _prepare(faces, surrogates, config)
+    if references is not None and len(references) != len(surrogates):
+        raise ValueError("refine_jointly needs one set of references per surrogate")
+    device, faces, _, features, diversity, eot = _prepare(
+        faces, surrogates, config, [a.predictor for a in attribute_surrogates])
+    others = ([None] * len(surrogates) if references is None else
+              [nearest_references(r.to(device), own) for r, own in zip(references, features,
+                                                                      strict=True)])
     n = len(faces)
+    norm = len(surrogates) + attribute_weight * len(attribute_surrogates)
     delta = universal.detach().float().clamp(-config.eps, config.eps).to(device)
     delta = delta[None].repeat(n, 1, 1, 1)
     momentum = torch.zeros_like(delta)
@@ -309,21 +349,96 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                             for f, d in zip(faces, delta, strict=True)])
         inputs = frames.detach().requires_grad_(True)
         total = torch.zeros_like(inputs)
-        for surrogate, own in zip(surrogates, features, strict=True):
+        for surrogate, own, fixed in zip(surrogates, features, others, strict=True):
             with _autocast(config, device):
                 z = surrogate.embed(diversity(inputs)).float()
             leaf = z.detach().requires_grad_(True)
+            pool = leaf if fixed is None or not len(fixed) else torch.cat([leaf, fixed])
             with torch.enable_grad():
                 (v,) = torch.autograd.grad((leaf - own).square().sum(1).mean(), leaf)
-                if config.linkage > 0 and n >= 2:
-                    (g,) = torch.autograd.grad(linkage_term(leaf), leaf)
+                if config.linkage > 0 and len(pool) >= 2:
+                    (g,) = torch.autograd.grad(linkage_term(pool), leaf)
                     v = v + config.linkage * rescaled(g, v.norm())
             (grad,) = torch.autograd.grad(z, inputs, grad_outputs=v)
             if config.balance:
                 grad = grad / _per_photo_scale(grad)
-            total += grad / len(surrogates)
+            total += grad / norm
+        for member in attribute_surrogates:
+            with _autocast(config, device):
+                outputs = member.predictor.predict(diversity(inputs))
+            outputs = {k: v.float() for k, v in outputs.items()}
+            (grad,) = torch.autograd.grad(
+                attribute_entropy(outputs, member.attributes).sum(), inputs)
+            if config.balance:
+                grad = grad / _per_photo_scale(grad)
+            total += grad * (attribute_weight / norm)
         (grad,) = torch.autograd.grad(frames, delta, grad_outputs=total)
         grad = translation_invariance(grad, config.ti_kernel)
         momentum = config.momentum * momentum + grad / _per_photo_scale(grad)
         delta = fim_step(delta, momentum, config.step_size, config.eps)
     return delta.detach()
+
+
+def protected_features(faces: Sequence[TrainingFace], deltas: torch.Tensor | None,
+                       surrogates: Sequence[Recognizer], config: OpomConfig) -> list[torch.Tensor]:
+    """Each surrogate's features of the faces protected by their own masks (no DI, no EOT):
+    the references of the next :func:`refine_jointly` batch.
+
+    Args:
+        faces: N training faces, on the surrogates' device.
+        deltas: (N, 3, FRAME_SIZE, FRAME_SIZE) their masks (``config``'s paste path), or None
+            for faces that are already protected (read back from written copies).
+        surrogates: white-box recognizers.
+        config: ``paste`` and ``feather`` are read.
+
+    Returns:
+        per surrogate, (N, d_s) L2-normalised features.
+    """
+    with torch.no_grad():
+        frames = (torch.stack([f.clean_frame() for f in faces]) if deltas is None else
+                  torch.cat([protected_frames([f], d, config.paste, config.feather)
+                             for f, d in zip(faces, deltas, strict=True)]))
+        return [s.embed(frames).float() for s in surrogates]
+
+
+class BatchRefiner:
+    """Refines a person's universal mask for a run's photos, batch after batch
+    (:func:`refine_jointly`): each batch is pushed apart from the protected faces of the
+    batches before it and of any faces :meth:`remember` was given, so that anti-linkage holds
+    across batches (``cloak protect --refine``). The features it keeps stay in memory.
+
+    Args:
+        universal: the person's mask, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps].
+        surrogates, config, steps, attribute_surrogates, attribute_weight: as for
+            :func:`refine_jointly`.
+    """
+
+    def __init__(self, universal: torch.Tensor, surrogates: Sequence[Recognizer],
+                 config: OpomConfig, steps: int,
+                 attribute_surrogates: Sequence[AttributeSurrogate] = (),
+                 attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT) -> None:
+        self.universal, self.surrogates, self.config, self.steps = (universal, surrogates,
+                                                                    config, steps)
+        self.attribute_surrogates, self.attribute_weight = attribute_surrogates, attribute_weight
+        self.references: list[torch.Tensor] | None = None
+
+    def __call__(self, faces: Sequence[TrainingFace]) -> torch.Tensor:
+        """(N, 3, FRAME_SIZE, FRAME_SIZE) float32 on the surrogates' device: the mask refined
+        for each of N faces, together; the protected faces are remembered for later batches."""
+        deltas = refine_jointly(faces, self.universal, self.surrogates, self.config, self.steps,
+                                self.attribute_surrogates, self.attribute_weight,
+                                references=self.references)
+        self.remember(faces, deltas)
+        return deltas
+
+    def remember(self, faces: Sequence[TrainingFace], deltas: torch.Tensor | None = None) -> None:
+        """Push later batches away from these faces too: protected by ``deltas`` (N, 3,
+        FRAME_SIZE, FRAME_SIZE), or already protected (None: cut from written copies)."""
+        if not faces:
+            return
+        device = module_device(self.surrogates[0])
+        features = protected_features([f.to(device) for f in faces], deltas, self.surrogates,
+                                      self.config)
+        self.references = (features if self.references is None else
+                           [torch.cat(pair) for pair in zip(self.references, features,
+                                                            strict=True)])

@@ -20,7 +20,9 @@ The pipeline, free of any UI (:mod:`cloak.cli` parses options and draws progress
 5. :mod:`~cloak.photos.write`: write protected copies (:func:`protected_pixels`,
    :mod:`~cloak.photos.paste`): the mask is pasted on the person's faces only (every face with
    ``all_faces``), all other pixels are the input's; with ``refine`` each face first gets its
-   own refined copy of the mask; the copy keeps format, size and mode
+   own refined copy of the mask, refined with the run's other photos in batches that are
+   pushed apart so the person's protected photos do not match each other; the copy keeps
+   format, size and mode
    (:func:`~cloak.imageio.write_photo`). A manifest in the output folder (:data:`MANIFEST_NAME`,
    :mod:`~cloak.photos.manifest`) records, per output, the mask's digest and the options, so a
    rerun skips outputs that are already done.

@@ -2,36 +2,39 @@
 
 The cluster (:mod:`cloak.cluster`) runs the per-photo work: one task per photo scans it
 (:func:`~cloak.photos.scan.scan_file`), and, once this process has decided whose photos these
-are and obtained the mask, one task per photo to write reads, masks (refines with
-``refine``) and writes it (:func:`~cloak.photos.write.write_copy`). The mask and the options
-are scattered once to every worker; the detector, the recognizer and the refinement's models
-are loaded once per worker process. Everything else stays here: identification, learning, the
-decisions of :class:`~cloak.photos.write.PhotoWriter` and the manifest, which this process
-writes from the workers' results in discovery order, so an interrupted run resumes and a rerun
-skips finished photos as with the local engine. Workers read the photos and write the copies
-at the paths this process sees: with ``--scheduler``, they need the same file system.
+are and obtained the mask, one task per photo to write reads, masks and writes it
+(:func:`~cloak.photos.write.write_copy`). The mask and the options are scattered once to every
+worker; the detector and the recognizer are loaded once per worker process. Everything else
+stays here: identification, learning, refinement with ``refine`` (its batches keep the
+protected photos apart from each other, so they are refined in order here and each job
+carries its refined masks to the worker; :meth:`PhotoWriter.planned
+<cloak.photos.write.PhotoWriter.planned>`), the decisions of
+:class:`~cloak.photos.write.PhotoWriter` and the manifest, which this process writes from the
+workers' results in discovery order, so an interrupted run resumes and a rerun skips finished
+photos as with the local engine. Workers read the photos and write the copies at the paths
+this process sees: with ``--scheduler``, they need the same file system.
 
-Each task runs torch on the thread count of this process (``--threads``, default torch's
-choice): detection and refinement depend on it, and with the same count the outputs are
-byte-identical to the local engine's. Face embeddings travel between this process and the
-workers in memory (pickled over the cluster's connections) and are never written
-(shared/DESIGN.md section 7).
+Each scan task runs torch on the thread count of this process (``--threads``, default torch's
+choice): detection depends on it, and with the same count (and refinement here as in the local
+engine) the outputs are byte-identical to the local engine's. Face embeddings travel between
+this process and the workers in memory (pickled over the cluster's connections) and are never
+written (shared/DESIGN.md section 7).
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from cloak.cluster import process_model, submit_tasks
+from cloak.cluster import submit_tasks, task_submitter
 from cloak.imageio import FoundFile
 from cloak.mask import Mask
-from cloak.masking import MaskRefiner
 from cloak.photos.options import FileResult, ProtectOptions, Reporter
 from cloak.photos.scan import Models, Scan, scan_file
 from cloak.photos.write import PhotoWriter, WriteJob, write_copy
@@ -57,8 +60,7 @@ def _write_task(job: WriteJob, mask: Mask, options: ProtectOptions,
                 threads: int) -> tuple[str | None, float]:
     torch.set_num_threads(threads)
     start = time.perf_counter()
-    refiner = MaskRefiner(mask, options.refine, process_model) if options.refine else None
-    error = write_copy(job, mask, refiner, options.jpeg_quality, options.keep_location)
+    error = write_copy(job, mask, options.jpeg_quality, options.keep_location)
     return error, time.perf_counter() - start
 
 
@@ -79,20 +81,27 @@ def write_on_cluster(client: Client, writer: PhotoWriter, scans: Sequence[Scan],
                      mask: Mask, options: ProtectOptions) -> Iterator[FileResult]:
     """Write the scanned photos' protected copies on the cluster of ``client``.
 
-    ``writer`` decides what each photo needs (:meth:`PhotoWriter.plan
-    <cloak.photos.write.PhotoWriter.plan>`) and records each output written
-    (:meth:`PhotoWriter.finish <cloak.photos.write.PhotoWriter.finish>`) in this process.
+    ``writer`` decides what each photo needs and refines its masks (:meth:`PhotoWriter.planned
+    <cloak.photos.write.PhotoWriter.planned>`) and records each output written
+    (:meth:`PhotoWriter.finish <cloak.photos.write.PhotoWriter.finish>`) in this process; each
+    job is submitted as soon as it is planned, so workers write while this process refines.
 
     Yields:
         one :class:`~cloak.photos.options.FileResult` per scan, in the order of ``scans``.
     """
-    planned = [writer.plan(scan) for scan in scans]
-    jobs = [job for _, job in planned if job is not None]
-    futures = submit_tasks(client, "cloak-write", _write_task, jobs,
-                           [mask, options, torch.get_num_threads()])
-    done = iter(futures)
-    for scan, (result, job) in zip(scans, planned, strict=True):
-        if job is not None:
-            error, seconds = next(done).result()
-            result = writer.finish(scan, result, job, error, seconds)
-        yield result
+    submit = task_submitter(client, "cloak-write", _write_task,
+                            [mask, options, torch.get_num_threads()])
+    waiting: deque = deque()   # (scan, result, job, future or None), in the order of scans
+
+    def settled(scan: Scan, result: FileResult, job: WriteJob | None, future) -> FileResult:
+        if job is None:
+            return result
+        error, seconds = future.result()
+        return writer.finish(scan, result, job, error, seconds)
+
+    for scan, (result, job) in zip(scans, writer.planned(scans), strict=True):
+        waiting.append((scan, result, job, None if job is None else submit(job)))
+        while waiting and (waiting[0][3] is None or waiting[0][3].done()):
+            yield settled(*waiting.popleft())
+    while waiting:
+        yield settled(*waiting.popleft())

@@ -88,7 +88,7 @@ def protect(inputs: Sequence[str | Path], options: ProtectOptions | None = None,
                 summary.mask_sha256 = mask_digest(mask)
             write = PhotoWriter(output, options, mask, person, originals, reporter, models.load)
             pending = [s for s in scans if s.result is None]
-            results = (map(write, pending) if client is None or mask is None
+            results = (write(pending) if client is None or mask is None
                        else write_on_cluster(client, write, pending, mask, options))
             reporter.progress("writing", 0, len(pending))
             for done, (scan, result) in enumerate(zip(pending, results, strict=True), 1):

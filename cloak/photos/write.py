@@ -1,17 +1,21 @@
 """Writing the protected copies: the person's faces (every face with ``all_faces``) masked,
 all other pixels the input's; format, size and mode kept (:func:`~cloak.imageio.write_photo`).
 
-With ``refine`` each face first gets its own copy of the mask refined by a few more steps on
-that face alone (:class:`~cloak.masking.MaskRefiner`: stronger protection, seconds per face on
-a CPU; the saved mask stays the universal one). A photo in which none of the person's faces is
-found is not written (status ``"not-person"``): its faces belong to other people.
+With ``refine`` each face first gets its own copy of the mask refined by a few more steps
+(:class:`~cloak.masking.MaskRefiner`: stronger protection, seconds per face on a CPU; the saved
+mask stays the universal one). The photos to write are refined in batches of about
+:data:`REFINE_BATCH` faces, in order, in this process: each batch's protected faces are pushed
+apart from each other and from those of the batches before and of the copies an interrupted
+run already wrote, so the person's protected photos do not match each other (linkage). A photo
+in which none of the person's faces is found is not written (status ``"not-person"``): its
+faces belong to other people.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,12 @@ from cloak.photos.options import FileResult, ProtectOptions, Reporter
 from cloak.photos.paste import photo_training_face, protected_pixels
 from cloak.photos.scan import Scan
 
-__all__ = ["PhotoWriter", "WriteJob", "write_copy"]
+__all__ = ["REFINE_BATCH", "PhotoWriter", "WriteJob", "write_copy"]
+
+#: Faces refined together by ``refine`` (a photo's faces are never split; a photo with more
+#: faces is a batch of its own). The 62-person benchmark refines its 5 probes per person as
+#: one batch (condition ``refine-joint``).
+REFINE_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -37,16 +46,18 @@ class WriteJob:
         source: the input photo.
         dest: the output file.
         matrices: (N, 2, 3) float32 photo-to-frame similarities of the faces to mask.
+        deltas: (N, 3, FRAME_SIZE, FRAME_SIZE) float32 CPU, each face's refined mask
+            (``refine``), or None to paste the person's mask itself.
     """
 
     source: Path
     dest: Path
     matrices: torch.Tensor
+    deltas: torch.Tensor | None = None
 
 
-def write_copy(job: WriteJob, mask: Mask, refiner: MaskRefiner | None, jpeg_quality: int,
-               keep_location: bool) -> str | None:
-    """Read, mask (each face's own refined copy with ``refiner``) and write one photo.
+def write_copy(job: WriteJob, mask: Mask, jpeg_quality: int, keep_location: bool) -> str | None:
+    """Read, mask (with the job's refined masks when it has them) and write one photo.
 
     Returns:
         None when written, else the one-line reason it failed (naming the output when the
@@ -54,16 +65,20 @@ def write_copy(job: WriteJob, mask: Mask, refiner: MaskRefiner | None, jpeg_qual
     """
     try:
         photo = read_photo(job.source)
-        delta = mask.delta if refiner is None else refiner(
-            [photo_training_face(photo, m) for m in job.matrices])
+        delta = mask.delta if job.deltas is None else job.deltas
         pixels = protected_pixels(photo, job.matrices, delta, mask.feather)
         write_photo(photo, pixels, job.dest, jpeg_quality=jpeg_quality,
                     keep_location=keep_location)
     except CloakError as err:  # the output's own error (cannot write) names the output
-        return err.reason if err.path == job.source else f"{err.path}: {err.reason}"
+        return _failure(err, job.source)
     except OSError as err:
         return _cannot_write(err)
     return None
+
+
+def _failure(err: CloakError, source: Path) -> str:
+    """The one-line reason of a failed write; another file than ``source`` is named."""
+    return err.reason if err.path == source else f"{err.path}: {err.reason}"
 
 
 def _cannot_write(err: OSError) -> str:
@@ -75,7 +90,9 @@ class PhotoWriter:
     folder's manifest; writes them (:func:`write_copy`) when called.
 
     An output is recorded with a key of what made it (the mask's digest and the options that
-    change pixels), so a rerun with the same key skips it (status ``"up-to-date"``).
+    change pixels), so a rerun with the same key skips it (status ``"up-to-date"``). Calling it
+    with the scanned photos writes them one after the other; :meth:`planned` is what another
+    engine writes from.
 
     Args:
         output: the output folder.
@@ -97,7 +114,8 @@ class PhotoWriter:
                     "jpeg_quality": options.jpeg_quality,
                     "keep_location": options.keep_location, "all_faces": options.all_faces,
                     "feather": None if mask is None else mask.feather,
-                    **({"refine": options.refine} if options.refine else {})}
+                    **({"refine": options.refine, "refine_batch": REFINE_BATCH}
+                       if options.refine else {})}
         self.refiner = (None if mask is None or not options.refine
                         else MaskRefiner(mask, options.refine, load))
         self.manifest = Manifest(output, reporter)
@@ -158,13 +176,89 @@ class PhotoWriter:
         result.seconds += seconds + time.perf_counter() - start
         return result
 
-    def __call__(self, scan: Scan) -> FileResult:
-        """Protect and write one scanned photo in this process (or decide it needs no
-        writing)."""
-        result, job = self.plan(scan)
-        if job is None or self.mask is None:
-            return result
+    def planned(self, scans: Sequence[Scan]) -> Iterator[tuple[FileResult, WriteJob | None]]:
+        """:meth:`plan` of each scan, in order; with ``refine``, each job carries its faces'
+        refined masks.
+
+        With ``refine`` every scan is planned first; the copies already written for this key
+        (an interrupted run's) are remembered by the refiner when there is anything left to
+        write; then the jobs are refined in batches of about :data:`REFINE_BATCH` faces, and
+        each batch's plans are yielded when it is refined. A photo that cannot be read for
+        refinement fails here with the reader's reason.
+        """
+        plans = [self.plan(scan) for scan in scans]
+        if self.refiner is None:
+            yield from plans
+            return
+        if any(job is not None for _, job in plans):
+            self._remember_written([r for r, job in plans if r.status == "up-to-date"])
+        batch: list[tuple[FileResult, WriteJob | None]] = []
+        faces = 0
+        for result, job in plans:
+            size = 0 if job is None else len(job.matrices)
+            if faces and faces + size > REFINE_BATCH:
+                yield from self._refined(batch)
+                batch, faces = [], 0
+            batch.append((result, job))
+            faces += size
+        yield from self._refined(batch)
+
+    def _remember_written(self, done: Sequence[FileResult]) -> None:
+        """Let the refiner keep new copies apart from these finished outputs (read back; one
+        that cannot be read is left out)."""
+        assert self.refiner is not None
+        faces = []
+        for result in done:
+            try:
+                photo = read_photo(result.output)
+            except CloakError:
+                continue
+            faces += [photo_training_face(photo, m) for m in result.matrices]
+        self.refiner.remember(faces)
+
+    def _refined(self, batch: list[tuple[FileResult, WriteJob | None]],
+                 ) -> list[tuple[FileResult, WriteJob | None]]:
+        """The batch's plans with every job's refined masks (its share of the seconds added to
+        its result); a photo that cannot be read has failed."""
+        assert self.refiner is not None
         start = time.perf_counter()
-        error = write_copy(job, self.mask, self.refiner, self.options.jpeg_quality,
-                           self.options.keep_location)
-        return self.finish(scan, result, job, error, time.perf_counter() - start)
+        faces, owners = [], []
+        for k, (result, job) in enumerate(batch):
+            if job is None:
+                continue
+            try:
+                photo = read_photo(job.source)
+            except CloakError as err:
+                result.reason = _failure(err, job.source)
+                batch[k] = (result, None)
+                continue
+            faces += [photo_training_face(photo, m) for m in job.matrices]
+            owners.append(k)
+        if not faces:
+            return batch
+        deltas = self.refiner(faces).float().cpu()
+        share = (time.perf_counter() - start) / len(faces)
+        first = 0
+        for k in owners:
+            result, job = batch[k]
+            count = len(job.matrices)
+            batch[k] = (result, replace(job, deltas=deltas[first:first + count].clone()))
+            result.seconds += share * count
+            first += count
+        return batch
+
+    def __call__(self, scans: Sequence[Scan]) -> Iterator[FileResult]:
+        """Protect and write the scanned photos in this process, in order (or decide that a
+        photo needs no writing).
+
+        Yields:
+            one :class:`~cloak.photos.options.FileResult` per scan.
+        """
+        for scan, (result, job) in zip(scans, self.planned(scans), strict=True):
+            if job is None or self.mask is None:
+                yield result
+                continue
+            start = time.perf_counter()
+            error = write_copy(job, self.mask, self.options.jpeg_quality,
+                               self.options.keep_location)
+            yield self.finish(scan, result, job, error, time.perf_counter() - start)

@@ -12,11 +12,16 @@ directions, undetected probes, quality, timings).
   (:func:`cloak.opom.learn_mask`) from the training photos by the fold's surrogates, with the
   mode's objective as shipped;
 - ``refine``: the ``convex`` mask refined for each probe by ``refine_steps`` more steps on that
-  probe alone (:func:`cloak.opom.refine_mask`, ``cloak protect --refine``): a mask per photo;
-  its ``learn_s`` is the universal mask's, ``refine_s`` per probe;
+  probe alone (:func:`cloak.opom.refine_mask`, what ``cloak protect --refine`` did before it
+  refined a run's photos together): a mask per photo; its ``learn_s`` is the universal mask's,
+  ``refine_s`` per probe;
 - ``refine-joint`` (only when asked for): the ``convex`` mask refined for all the probes at
   once by ``refine_steps`` steps, one mask each, pushed apart from each other by the mode's
-  anti-linkage term (:func:`cloak.opom.refine_jointly`);
+  anti-linkage term (:func:`cloak.opom.refine_jointly`): what ``cloak protect --refine`` does
+  with a run of up to 8 faces;
+- ``refine-batch2`` (only when asked for): the same, in batches of 2 probes (2, 2, 1), each
+  pushed apart from the batches before it, as ``cloak protect --refine`` carries anti-linkage
+  across its batches;
 - ``convex-train`` (a diagnostic, only when asked for): the convex mask on the training photos
   it was learned from, each searched among all the person's clean probes + distractors;
 - ``refine-shift2`` / ``refine-shift4`` / ``refine-swap`` (diagnostics, only when asked for):
@@ -208,26 +213,38 @@ class Refine(UniversalMask):
 class JointRefine(UniversalMask):
     """The convex mask refined for all the person's probes at once, one mask each, with the
     mode's anti-linkage term across them (:func:`cloak.opom.refine_jointly`); each probe's
-    ``refine_s`` is its share of the batch's seconds."""
+    ``refine_s`` is its share of the batch's seconds.
 
-    def __init__(self) -> None:
-        super().__init__("refine-joint", "convex")
+    With ``batch``, the probes are refined as ``cloak protect --refine`` refines a longer run:
+    in batches of ``batch`` probes, in order, each batch pushed apart from the protected
+    probes of the batches before it (``references``, :func:`cloak.opom.protected_features`).
+
+    Args:
+        batch: probes per batch, or None for all at once.
+    """
+
+    def __init__(self, batch: int | None = None) -> None:
+        super().__init__("refine-joint" if batch is None else f"refine-batch{batch}", "convex")
+        self.batch = batch
 
     def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
-        from cloak.opom import refine_jointly, training_face
+        from cloak.opom import BatchRefiner, training_face
 
         settings = job.settings
         entry.update(refine_steps=settings.refine_steps, refine_s=[])
         config = self.config(settings)
         faces = [training_face(p.pixels, p.face) for p in job.probes]
+        size = self.batch or len(faces)
         out = []
         for fold in job.folds:
             universal, learn_s = job.mask(self.name, config, fold)
+            refine = BatchRefiner(universal, [job.surrogates[s] for s in fold.surrogates],
+                                  config, settings.refine_steps)
             start = time.perf_counter()
-            masks = refine_jointly(faces, universal, [job.surrogates[s] for s in fold.surrogates],
-                                   config, settings.refine_steps)
+            masks = [m for first in range(0, len(faces), size)
+                     for m in refine(faces[first:first + size])]
             entry["refine_s"] += [(time.perf_counter() - start) / len(faces)] * len(faces)
-            out.append(Protection(fold.name, fold.tested, list(masks), learn_s))
+            out.append(Protection(fold.name, fold.tested, masks, learn_s))
         return out
 
 
@@ -269,6 +286,7 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
 CONDITION_BY_NAME: dict[str, Condition] = {c.name: c for c in (
     Clean(), Noise(), *(UniversalMask(s, s) for s in ("center", "affine", "convex")),
     OnTraining(), Refine(), ShiftedRefine(2), ShiftedRefine(4), SwappedRefine(), JointRefine(),
+    JointRefine(batch=2),
     *(UniversalMask(name, "convex", terms) for name, terms in ABLATIONS.items()))}
 #: Condition names in report order.
 CONDITIONS: tuple[str, ...] = tuple(CONDITION_BY_NAME)

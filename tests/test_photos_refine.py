@@ -1,0 +1,113 @@
+"""``cloak protect --refine`` on real photos and a real model: each face gets its own refined
+mask, the run's photos are refined together, and an interrupted run resumes with its new copies
+kept apart from the ones already written.
+
+The mask is learned with tiny settings (2 steps, dlib-resnet) from 4 LFW photos of one person;
+the optimiser has its own tests (test_opom.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import lfw_photos
+
+from cloak.faces import align_faces
+from cloak.imageio import read_photo
+from cloak.mask import load_mask
+from cloak.masking import LearnSettings
+from cloak.photos import MANIFEST_NAME, FileResult, ProtectOptions, Reporter, protect
+from cloak.photos.write import REFINE_BATCH
+
+FAST = LearnSettings(steps=2, surrogates=("dlib-resnet",))
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def colin(tmp_path_factory) -> dict:
+    """4 photos of Colin Powell in a folder, and the mask file one protect run learned."""
+    folder = tmp_path_factory.mktemp("refine") / "Colin"
+    folder.mkdir()
+    mine = lfw_photos("Colin_Powell", 4)
+    for path in mine:
+        shutil.copy2(path, folder / path.name)
+    summary = protect([folder], ProtectOptions(learn=FAST))
+    return {"folder": folder, "mask": summary.output / "Colin.cloak",
+            "mine": [p.name for p in mine]}
+
+
+def test_refine_pushes_each_face_further(colin: dict, tmp_path: Path, mtcnn) -> None:
+    """--refine: each face gets the mask plus a few steps of its own; on the mask's surrogate its
+    features move further from the clean face's than with the universal mask; reruns skip."""
+    import attackers
+
+    mask = load_mask(colin["mask"])
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in colin["mine"][:3]:
+        shutil.copy2(colin["folder"] / name, photos / name)
+    plain = protect([photos], ProtectOptions(mask=mask, output=tmp_path / "plain"))
+    refined = protect([photos], ProtectOptions(mask=mask, output=tmp_path / "refined",
+                                               refine=3))
+    assert [r.status for r in refined.files] == ["protected"] * 3
+    recognizer = attackers.load("dlib-resnet")
+    drops = []
+    for before, after in zip(plain.files, refined.files, strict=True):
+        frames = [align_faces([read_photo(p).pixels], mtcnn)[0][0].frame
+                  for p in (before.path, before.output, after.output)]
+        with torch.no_grad():
+            clean, universal, own = recognizer.embed(torch.stack(frames))
+        drops.append(float(clean @ universal - clean @ own))
+    print(f"\nrefine 3 steps: cosine to the clean face lower by {np.round(drops, 3)}")
+    assert min(drops) > 0.0 and np.mean(drops) > 0.02
+    again = protect([photos], ProtectOptions(mask=mask, output=tmp_path / "refined", refine=3))
+    assert [r.status for r in again.files] == ["up-to-date"] * 3
+    assert load_mask(colin["mask"]).delta.equal(mask.delta)
+
+
+
+class Interrupted(Exception):
+    """Stands for Ctrl-C while a run writes."""
+
+
+class InterruptAfterFirstWrite(Reporter):
+    def file_done(self, result: FileResult) -> None:
+        if result.status == "protected":
+            raise Interrupted
+
+
+@pytest.mark.data
+def test_refine_resumes_apart_from_the_copies_written(colin: dict, tmp_path: Path) -> None:
+    """--refine refines a run's photos together; a run interrupted after its first copy
+    resumes: the rerun keeps that copy and refines the rest apart from it, so they differ from
+    a fresh run on the remaining photos alone; the progress file records the batch size."""
+    mask = load_mask(colin["mask"])
+    photos, rest = tmp_path / "photos", tmp_path / "rest"
+    photos.mkdir()
+    rest.mkdir()
+    for name in colin["mine"][:3]:
+        shutil.copy2(colin["folder"] / name, photos / name)
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted):
+        protect([photos], ProtectOptions(mask=mask, output=out, refine=2),
+                InterruptAfterFirstWrite())
+    manifest = json.loads((out / MANIFEST_NAME).read_text())["files"]
+    (kept, entry), = manifest.items()
+    assert entry["key"]["refine"] == 2 and entry["key"]["refine_batch"] == REFINE_BATCH
+    before = (out / kept).read_bytes()
+    rerun = protect([photos], ProtectOptions(mask=mask, output=out, refine=2))
+    assert sorted(r.status for r in rerun.files) == ["protected"] * 2 + ["up-to-date"]
+    assert (out / kept).read_bytes() == before
+    left = sorted(set(colin["mine"][:3]) - {kept})
+    for name in left:
+        shutil.copy2(photos / name, rest / name)
+    fresh = protect([rest], ProtectOptions(mask=mask, output=tmp_path / "fresh", refine=2))
+    assert [r.status for r in fresh.files] == ["protected"] * 2
+    for name in left:
+        assert (out / name).read_bytes() != (tmp_path / "fresh" / name).read_bytes(), name
