@@ -42,7 +42,7 @@ from cloak.opom.attributes import DEFAULT_ATTRIBUTE_WEIGHT, AttributeSurrogate, 
 from cloak.opom.config import MIN_VIEWS, OpomConfig
 from cloak.opom.training import TrainingFace, protected_frames
 from cloak.steps import InputDiversity, Momentum, fim_step, random_start, translation_invariance
-from cloak.subspace import Subspace
+from cloak.subspace import Subspace, subspace_distance
 from cloak.views import RandomViews
 
 if TYPE_CHECKING:
@@ -294,7 +294,8 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                    surrogates: Sequence[Recognizer], config: OpomConfig, steps: int,
                    attribute_surrogates: Sequence[AttributeSurrogate] = (),
                    attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
-                   references: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+                   references: Sequence[torch.Tensor] | None = None,
+                   subspace: Subspace | None = None) -> torch.Tensor:
     """The person's universal mask refined for N photos at once: one mask per photo, and the
     protected photos pushed apart from EACH OTHER (anti-linkage).
 
@@ -355,7 +356,9 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
             leaf = z.detach().requires_grad_(True)
             pool = leaf if fixed is None or not len(fixed) else torch.cat([leaf, fixed])
             with torch.enable_grad():
-                (v,) = torch.autograd.grad((leaf - own).square().sum(1).mean(), leaf)
+                value = ((leaf - own).square().sum(1) if subspace is None
+                         else subspace_distance(leaf, own, subspace))
+                (v,) = torch.autograd.grad(value.mean(), leaf)
                 if config.linkage > 0 and len(pool) >= 2:
                     (g,) = torch.autograd.grad(linkage_term(pool), leaf)
                     v = v + config.linkage * rescaled(g, v.norm())

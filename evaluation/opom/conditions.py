@@ -223,9 +223,11 @@ class JointRefine(UniversalMask):
         batch: probes per batch, or None for all at once.
     """
 
-    def __init__(self, batch: int | None = None) -> None:
+    def __init__(self, batch: int | None = None, subspace: str | None = None) -> None:
         super().__init__("refine-joint" if batch is None else f"refine-batch{batch}", "convex")
-        self.batch = batch
+        if subspace is not None:
+            self.name = f"refine-joint-{subspace}"
+        self.batch, self.pull = batch, subspace
 
     def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
         from cloak.opom import BatchRefiner, training_face
@@ -241,8 +243,15 @@ class JointRefine(UniversalMask):
             refine = BatchRefiner(universal, [job.surrogates[s] for s in fold.surrogates],
                                   config, settings.refine_steps)
             start = time.perf_counter()
-            masks = [m for first in range(0, len(faces), size)
-                     for m in refine(faces[first:first + size])]
+            if self.pull is not None:
+                from cloak.opom import refine_jointly
+                masks = list(refine_jointly(faces, universal,
+                                            [job.surrogates[s] for s in fold.surrogates],
+                                            config, settings.refine_steps,
+                                            subspace=self.pull))
+            else:
+                masks = [m for first in range(0, len(faces), size)
+                         for m in refine(faces[first:first + size])]
             entry["refine_s"] += [(time.perf_counter() - start) / len(faces)] * len(faces)
             out.append(Protection(fold.name, fold.tested, masks, learn_s))
         return out
@@ -286,7 +295,7 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
 CONDITION_BY_NAME: dict[str, Condition] = {c.name: c for c in (
     Clean(), Noise(), *(UniversalMask(s, s) for s in ("center", "affine", "convex")),
     OnTraining(), Refine(), ShiftedRefine(2), ShiftedRefine(4), SwappedRefine(), JointRefine(),
-    JointRefine(batch=2),
+    JointRefine(batch=2), JointRefine(subspace="center"), JointRefine(subspace="convex"),
     *(UniversalMask(name, "convex", terms) for name, terms in ABLATIONS.items()))}
 #: Condition names in report order.
 CONDITIONS: tuple[str, ...] = tuple(CONDITION_BY_NAME)
