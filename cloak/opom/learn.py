@@ -294,7 +294,8 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                    surrogates: Sequence[Recognizer], config: OpomConfig, steps: int,
                    attribute_surrogates: Sequence[AttributeSurrogate] = (),
                    attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
-                   references: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+                   references: Sequence[torch.Tensor] | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """The person's universal mask refined for N photos at once: one mask per photo, and the
     protected photos pushed apart from EACH OTHER (anti-linkage).
 
@@ -320,6 +321,7 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         attribute_surrogates, attribute_weight: as for :func:`learn_mask`.
         references: per surrogate, (M_s, d_s) L2-normalised protected features of the person's
             photos refined before (constants), or None.
+        progress: called after each step with ``(step, steps)``.
 
     Returns:
         (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the
@@ -343,7 +345,7 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
     delta = universal.detach().float().clamp(-config.eps, config.eps).to(device)
     delta = delta[None].repeat(n, 1, 1, 1)
     momentum = torch.zeros_like(delta)
-    for _ in range(steps):
+    for step in range(steps):
         delta.requires_grad_(True)
         frames = torch.cat([protected_frames([f], d, config.paste, config.feather, eot)
                             for f, d in zip(faces, delta, strict=True)])
@@ -376,6 +378,8 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         grad = translation_invariance(grad, config.ti_kernel)
         momentum = config.momentum * momentum + grad / _per_photo_scale(grad)
         delta = fim_step(delta, momentum, config.step_size, config.eps)
+        if progress is not None:
+            progress(step + 1, steps)
     return delta.detach()
 
 
@@ -422,12 +426,14 @@ class BatchRefiner:
         self.attribute_surrogates, self.attribute_weight = attribute_surrogates, attribute_weight
         self.references: list[torch.Tensor] | None = None
 
-    def __call__(self, faces: Sequence[TrainingFace]) -> torch.Tensor:
+    def __call__(self, faces: Sequence[TrainingFace],
+                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """(N, 3, FRAME_SIZE, FRAME_SIZE) float32 on the surrogates' device: the mask refined
-        for each of N faces, together; the protected faces are remembered for later batches."""
+        for each of N faces, together (``progress`` as for :func:`refine_jointly`); the
+        protected faces are remembered for later batches."""
         deltas = refine_jointly(faces, self.universal, self.surrogates, self.config, self.steps,
                                 self.attribute_surrogates, self.attribute_weight,
-                                references=self.references)
+                                references=self.references, progress=progress)
         self.remember(faces, deltas)
         return deltas
 
