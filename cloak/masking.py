@@ -338,10 +338,12 @@ class MaskRefiner:
                 attribute_surrogates(mask_attribute_plan(self.mask), self._load))
         return self._batches
 
-    def __call__(self, faces: Sequence[TrainingFace]) -> torch.Tensor:
+    def __call__(self, faces: Sequence[TrainingFace],
+                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """(N, 3, FRAME_SIZE, FRAME_SIZE) float32 on the models' device: the mask refined for
-        each of N faces, together; the protected faces are remembered for the next batch."""
-        return self._refiner()(faces)
+        each of N faces, together (``progress(step, steps)`` after each step); the protected
+        faces are remembered for the next batch."""
+        return self._refiner()(faces, progress)
 
     def remember(self, faces: Sequence[TrainingFace]) -> None:
         """Push later batches away from these already protected faces too (cut from copies

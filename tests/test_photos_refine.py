@@ -29,6 +29,27 @@ FAST = LearnSettings(steps=2, surrogates=("dlib-resnet",))
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+class StepRecorder(Reporter):
+    """Records the refinement's progress: (done, total) optimiser steps."""
+
+    def __init__(self) -> None:
+        self.done: list[tuple[int, int]] = []
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        if stage == "refining":
+            self.done.append((done, total))
+
+
+class Interrupted(Exception):
+    """Stands for Ctrl-C while a run writes."""
+
+
+class InterruptAfterFirstWrite(Reporter):
+    def file_done(self, result: FileResult) -> None:
+        if result.status == "protected":
+            raise Interrupted
+
+
 @pytest.fixture(scope="module")
 def colin(tmp_path_factory) -> dict:
     """4 photos of Colin Powell in a folder, and the mask file one protect run learned."""
@@ -53,8 +74,10 @@ def test_refine_pushes_each_face_further(colin: dict, tmp_path: Path, mtcnn) -> 
     for name in colin["mine"][:3]:
         shutil.copy2(colin["folder"] / name, photos / name)
     plain = protect([photos], ProtectOptions(mask=mask, output=tmp_path / "plain"))
+    steps = StepRecorder()
     refined = protect([photos], ProtectOptions(mask=mask, output=tmp_path / "refined",
-                                               refine=3))
+                                               refine=3), steps)
+    assert steps.done == [(1, 3), (2, 3), (3, 3)]    # one batch of 3 faces, 3 steps
     assert [r.status for r in refined.files] == ["protected"] * 3
     recognizer = attackers.load("dlib-resnet")
     drops = []
@@ -70,16 +93,6 @@ def test_refine_pushes_each_face_further(colin: dict, tmp_path: Path, mtcnn) -> 
     assert [r.status for r in again.files] == ["up-to-date"] * 3
     assert load_mask(colin["mask"]).delta.equal(mask.delta)
 
-
-
-class Interrupted(Exception):
-    """Stands for Ctrl-C while a run writes."""
-
-
-class InterruptAfterFirstWrite(Reporter):
-    def file_done(self, result: FileResult) -> None:
-        if result.status == "protected":
-            raise Interrupted
 
 
 @pytest.mark.data

@@ -35,7 +35,7 @@ class CliReporter:
             return
         bar = self.bars.get(stage)
         if bar is None:
-            unit = "step" if stage == "learning mask" else "photo"
+            unit = "step" if stage in ("learning mask", "refining") else "photo"
             bar = self.bars[stage] = self.tqdm(total=total, desc=stage, unit=unit,
                                                file=sys.stderr, dynamic_ncols=True)
         bar.update(done - bar.n)

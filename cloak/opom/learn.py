@@ -295,6 +295,7 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                    attribute_surrogates: Sequence[AttributeSurrogate] = (),
                    attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
                    references: Sequence[torch.Tensor] | None = None,
+                   progress: Callable[[int, int], None] | None = None,
                    subspace: Subspace | None = None) -> torch.Tensor:
     """The person's universal mask refined for N photos at once: one mask per photo, and the
     protected photos pushed apart from EACH OTHER (anti-linkage).
@@ -321,6 +322,11 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         attribute_surrogates, attribute_weight: as for :func:`learn_mask`.
         references: per surrogate, (M_s, d_s) L2-normalised protected features of the person's
             photos refined before (constants), or None.
+        progress: called after each step with ``(step, steps)``.
+        subspace: None to push each photo away from its own clean feature; ``"center"``,
+            ``"affine"`` or ``"convex"`` to push it away from that subspace of the N photos'
+            clean features (:func:`cloak.subspace.subspace_distance`) instead (a benchmark
+            screen, docs/BENCHMARKS.md "issue16-refine-center").
 
     Returns:
         (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the
@@ -344,7 +350,7 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
     delta = universal.detach().float().clamp(-config.eps, config.eps).to(device)
     delta = delta[None].repeat(n, 1, 1, 1)
     momentum = torch.zeros_like(delta)
-    for _ in range(steps):
+    for step in range(steps):
         delta.requires_grad_(True)
         frames = torch.cat([protected_frames([f], d, config.paste, config.feather, eot)
                             for f, d in zip(faces, delta, strict=True)])
@@ -379,6 +385,8 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         grad = translation_invariance(grad, config.ti_kernel)
         momentum = config.momentum * momentum + grad / _per_photo_scale(grad)
         delta = fim_step(delta, momentum, config.step_size, config.eps)
+        if progress is not None:
+            progress(step + 1, steps)
     return delta.detach()
 
 
@@ -425,12 +433,14 @@ class BatchRefiner:
         self.attribute_surrogates, self.attribute_weight = attribute_surrogates, attribute_weight
         self.references: list[torch.Tensor] | None = None
 
-    def __call__(self, faces: Sequence[TrainingFace]) -> torch.Tensor:
+    def __call__(self, faces: Sequence[TrainingFace],
+                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """(N, 3, FRAME_SIZE, FRAME_SIZE) float32 on the surrogates' device: the mask refined
-        for each of N faces, together; the protected faces are remembered for later batches."""
+        for each of N faces, together (``progress`` as for :func:`refine_jointly`); the
+        protected faces are remembered for later batches."""
         deltas = refine_jointly(faces, self.universal, self.surrogates, self.config, self.steps,
                                 self.attribute_surrogates, self.attribute_weight,
-                                references=self.references)
+                                references=self.references, progress=progress)
         self.remember(faces, deltas)
         return deltas
 

@@ -81,6 +81,11 @@ def _failure(err: CloakError, source: Path) -> str:
     return err.reason if err.path == source else f"{err.path}: {err.reason}"
 
 
+def _writes(batch: Sequence[tuple[FileResult, WriteJob | None]]) -> bool:
+    """Whether a batch of plans has anything to write (and so to refine)."""
+    return any(job is not None for _, job in batch)
+
+
 def _cannot_write(err: OSError) -> str:
     return f"cannot write the output ({err.strerror or err})"
 
@@ -101,7 +106,8 @@ class PhotoWriter:
         mask: the person's mask, or None when there is none (every write then fails).
         person: the person's identity label, or None.
         originals: resolved paths of every input file (never overwritten).
-        reporter: receives the manifest's notices.
+        reporter: receives the manifest's notices and the refinement's progress (stage
+            ``"refining"``, in optimiser steps).
         load: loads a model by zoo name (for ``refine``).
     """
 
@@ -119,6 +125,7 @@ class PhotoWriter:
         self.refiner = (None if mask is None or not options.refine
                         else MaskRefiner(mask, options.refine, load))
         self.manifest = Manifest(output, reporter)
+        self.reporter = reporter
         self.claimed: dict[Path, Path] = {}  # output -> the input written there
 
     def plan(self, scan: Scan) -> tuple[FileResult, WriteJob | None]:
@@ -192,16 +199,22 @@ class PhotoWriter:
             return
         if any(job is not None for _, job in plans):
             self._remember_written([r for r, job in plans if r.status == "up-to-date"])
-        batch: list[tuple[FileResult, WriteJob | None]] = []
+        batches: list[list[tuple[FileResult, WriteJob | None]]] = [[]]
         faces = 0
         for result, job in plans:
             size = 0 if job is None else len(job.matrices)
             if faces and faces + size > REFINE_BATCH:
-                yield from self._refined(batch)
-                batch, faces = [], 0
-            batch.append((result, job))
+                batches.append([])
+                faces = 0
+            batches[-1].append((result, job))
             faces += size
-        yield from self._refined(batch)
+        steps = self.refiner.steps
+        total = steps * sum(map(_writes, batches))
+        done = 0
+        for batch in batches:
+            yield from self._refined(batch, lambda step, _, base=done: self.reporter.progress(
+                "refining", base + step, total))
+            done += steps * _writes(batch)
 
     def _remember_written(self, done: Sequence[FileResult]) -> None:
         """Let the refiner keep new copies apart from these finished outputs (read back; one
@@ -217,11 +230,13 @@ class PhotoWriter:
         self.refiner.remember(faces)
 
     def _refined(self, batch: list[tuple[FileResult, WriteJob | None]],
+                 progress: Callable[[int, int], None],
                  ) -> list[tuple[FileResult, WriteJob | None]]:
         """The batch's plans with every job's refined masks (its share of the seconds added to
-        its result); a photo that cannot be read has failed."""
+        its result; ``progress`` after each step); a photo that cannot be read has failed."""
         assert self.refiner is not None
         start = time.perf_counter()
+        counted = _writes(batch)   # its steps are in the progress total
         faces, owners = [], []
         for k, (result, job) in enumerate(batch):
             if job is None:
@@ -235,8 +250,10 @@ class PhotoWriter:
             faces += [photo_training_face(photo, m) for m in job.matrices]
             owners.append(k)
         if not faces:
+            if counted:   # every photo failed to read: its steps are done all the same
+                progress(self.refiner.steps, self.refiner.steps)
             return batch
-        deltas = self.refiner(faces).float().cpu()
+        deltas = self.refiner(faces, progress).float().cpu()
         share = (time.perf_counter() - start) / len(faces)
         first = 0
         for k in owners:
