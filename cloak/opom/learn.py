@@ -420,17 +420,19 @@ class BatchRefiner:
 
     Args:
         universal: the person's mask, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps].
-        surrogates, config, steps, attribute_surrogates, attribute_weight: as for
+        surrogates, config, steps, attribute_surrogates, attribute_weight, subspace: as for
             :func:`refine_jointly`.
     """
 
     def __init__(self, universal: torch.Tensor, surrogates: Sequence[Recognizer],
                  config: OpomConfig, steps: int,
                  attribute_surrogates: Sequence[AttributeSurrogate] = (),
-                 attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT) -> None:
+                 attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
+                 subspace: Subspace | None = None) -> None:
         self.universal, self.surrogates, self.config, self.steps = (universal, surrogates,
                                                                     config, steps)
         self.attribute_surrogates, self.attribute_weight = attribute_surrogates, attribute_weight
+        self.subspace = subspace
         self.references: list[torch.Tensor] | None = None
 
     def __call__(self, faces: Sequence[TrainingFace],
@@ -440,7 +442,8 @@ class BatchRefiner:
         protected faces are remembered for later batches."""
         deltas = refine_jointly(faces, self.universal, self.surrogates, self.config, self.steps,
                                 self.attribute_surrogates, self.attribute_weight,
-                                references=self.references, progress=progress)
+                                references=self.references, progress=progress,
+                                subspace=self.subspace)
         self.remember(faces, deltas)
         return deltas
 
