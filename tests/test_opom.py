@@ -415,3 +415,21 @@ def test_nearest_references_keeps_the_most_similar():
     kept = nearest_references(references, clean, 2)
     assert torch.equal(kept, references[[0, 3]])
     assert nearest_references(references, clean, 0).shape == (0, 4)
+
+
+def test_refine_jointly_from_the_batch_center(faces, dlib):
+    """subspace="center": each photo is pushed away from the mean of the batch's clean features
+    instead of its own, so on white-box dlib the protected photos end further from that center
+    (4 LFW photos, 5 steps; measured mean cosine 0.880 -> 0.868)."""
+    config = OpomConfig(seed=6, linkage=1.0)
+    universal = torch.zeros(3, 224, 224)
+    clean = protected_features(faces[:4], None, [dlib], config)[0]
+    center = F.normalize(clean.mean(0), dim=0)
+    distance = []
+    for subspace in (None, "center"):
+        masks = refine_jointly(faces[:4], universal, [dlib], config, 5, subspace=subspace)
+        assert masks.abs().max() <= EPS
+        z = protected_features(faces[:4], masks, [dlib], config)[0]
+        distance.append(float((z @ center).mean()))
+    print(f"\nmean cosine to the batch center: own {distance[0]:.3f}, center {distance[1]:.3f}")
+    assert distance[1] < distance[0] - 0.005, distance

@@ -42,7 +42,7 @@ from cloak.opom.attributes import DEFAULT_ATTRIBUTE_WEIGHT, AttributeSurrogate, 
 from cloak.opom.config import MIN_VIEWS, OpomConfig
 from cloak.opom.training import TrainingFace, protected_frames
 from cloak.steps import InputDiversity, Momentum, fim_step, random_start, translation_invariance
-from cloak.subspace import Subspace
+from cloak.subspace import Subspace, subspace_distance
 from cloak.views import RandomViews
 
 if TYPE_CHECKING:
@@ -295,7 +295,8 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                    attribute_surrogates: Sequence[AttributeSurrogate] = (),
                    attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
                    references: Sequence[torch.Tensor] | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                   progress: Callable[[int, int], None] | None = None,
+                   subspace: Subspace | None = None) -> torch.Tensor:
     """The person's universal mask refined for N photos at once: one mask per photo, and the
     protected photos pushed apart from EACH OTHER (anti-linkage).
 
@@ -322,6 +323,10 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         references: per surrogate, (M_s, d_s) L2-normalised protected features of the person's
             photos refined before (constants), or None.
         progress: called after each step with ``(step, steps)``.
+        subspace: None to push each photo away from its own clean feature; ``"center"``,
+            ``"affine"`` or ``"convex"`` to push it away from that subspace of the N photos'
+            clean features (:func:`cloak.subspace.subspace_distance`) instead (a benchmark
+            screen, docs/BENCHMARKS.md "issue16-refine-center").
 
     Returns:
         (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the
@@ -357,7 +362,9 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
             leaf = z.detach().requires_grad_(True)
             pool = leaf if fixed is None or not len(fixed) else torch.cat([leaf, fixed])
             with torch.enable_grad():
-                (v,) = torch.autograd.grad((leaf - own).square().sum(1).mean(), leaf)
+                value = ((leaf - own).square().sum(1) if subspace is None
+                         else subspace_distance(leaf, own, subspace))
+                (v,) = torch.autograd.grad(value.mean(), leaf)
                 if config.linkage > 0 and len(pool) >= 2:
                     (g,) = torch.autograd.grad(linkage_term(pool), leaf)
                     v = v + config.linkage * rescaled(g, v.norm())
@@ -413,17 +420,19 @@ class BatchRefiner:
 
     Args:
         universal: the person's mask, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps].
-        surrogates, config, steps, attribute_surrogates, attribute_weight: as for
+        surrogates, config, steps, attribute_surrogates, attribute_weight, subspace: as for
             :func:`refine_jointly`.
     """
 
     def __init__(self, universal: torch.Tensor, surrogates: Sequence[Recognizer],
                  config: OpomConfig, steps: int,
                  attribute_surrogates: Sequence[AttributeSurrogate] = (),
-                 attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT) -> None:
+                 attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
+                 subspace: Subspace | None = None) -> None:
         self.universal, self.surrogates, self.config, self.steps = (universal, surrogates,
                                                                     config, steps)
         self.attribute_surrogates, self.attribute_weight = attribute_surrogates, attribute_weight
+        self.subspace = subspace
         self.references: list[torch.Tensor] | None = None
 
     def __call__(self, faces: Sequence[TrainingFace],
@@ -433,7 +442,8 @@ class BatchRefiner:
         protected faces are remembered for later batches."""
         deltas = refine_jointly(faces, self.universal, self.surrogates, self.config, self.steps,
                                 self.attribute_surrogates, self.attribute_weight,
-                                references=self.references, progress=progress)
+                                references=self.references, progress=progress,
+                                subspace=self.subspace)
         self.remember(faces, deltas)
         return deltas
 

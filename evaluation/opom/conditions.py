@@ -19,6 +19,9 @@ directions, undetected probes, quality, timings).
   once by ``refine_steps`` steps, one mask each, pushed apart from each other by the mode's
   anti-linkage term (:func:`cloak.opom.refine_jointly`): what ``cloak protect --refine`` does
   with a run of up to 8 faces;
+- ``refine-joint-center`` / ``refine-joint-convex`` (screens, only when asked for):
+  ``refine-joint`` with each probe pushed away from the center (or convex hull) of the
+  probes' clean features instead of its own clean feature;
 - ``refine-batch2`` (only when asked for): the same, in batches of 2 probes (2, 2, 1), each
   pushed apart from the batches before it, as ``cloak protect --refine`` carries anti-linkage
   across its batches;
@@ -218,14 +221,18 @@ class JointRefine(UniversalMask):
     With ``batch``, the probes are refined as ``cloak protect --refine`` refines a longer run:
     in batches of ``batch`` probes, in order, each batch pushed apart from the protected
     probes of the batches before it (``references``, :func:`cloak.opom.protected_features`).
+    With ``pull``, each probe is pushed away from that subspace of the probes' clean features
+    instead of its own clean feature (a screen).
 
     Args:
         batch: probes per batch, or None for all at once.
+        pull: ``"center"``, ``"affine"`` or ``"convex"``, or None.
     """
 
-    def __init__(self, batch: int | None = None) -> None:
-        super().__init__("refine-joint" if batch is None else f"refine-batch{batch}", "convex")
-        self.batch = batch
+    def __init__(self, batch: int | None = None, pull: str | None = None) -> None:
+        name = "refine-joint" if batch is None else f"refine-batch{batch}"
+        super().__init__(name if pull is None else f"{name}-{pull}", "convex")
+        self.batch, self.pull = batch, pull
 
     def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
         from cloak.opom import BatchRefiner, training_face
@@ -239,7 +246,7 @@ class JointRefine(UniversalMask):
         for fold in job.folds:
             universal, learn_s = job.mask(self.name, config, fold)
             refine = BatchRefiner(universal, [job.surrogates[s] for s in fold.surrogates],
-                                  config, settings.refine_steps)
+                                  config, settings.refine_steps, subspace=self.pull)
             start = time.perf_counter()
             masks = [m for first in range(0, len(faces), size)
                      for m in refine(faces[first:first + size])]
@@ -286,7 +293,7 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
 CONDITION_BY_NAME: dict[str, Condition] = {c.name: c for c in (
     Clean(), Noise(), *(UniversalMask(s, s) for s in ("center", "affine", "convex")),
     OnTraining(), Refine(), ShiftedRefine(2), ShiftedRefine(4), SwappedRefine(), JointRefine(),
-    JointRefine(batch=2),
+    JointRefine(batch=2), JointRefine(pull="center"), JointRefine(pull="convex"),
     *(UniversalMask(name, "convex", terms) for name, terms in ABLATIONS.items()))}
 #: Condition names in report order.
 CONDITIONS: tuple[str, ...] = tuple(CONDITION_BY_NAME)

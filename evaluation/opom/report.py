@@ -56,6 +56,10 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
     joint = "" if "refine-joint" not in summary else (
         "; refine-joint: the same steps on all the person's probes at once, one mask each, "
         "pushed apart from each other by the mode's anti-linkage term")
+    if any(c.startswith("refine-joint-") for c in summary):
+        joint += ("; refine-joint-center / -convex: refine-joint with each probe pushed away "
+                  "from the center / convex hull of the probes' clean features instead of its "
+                  "own clean feature")
     if "refine-batch2" in summary:
         joint += ("; refine-batch2: the same in batches of 2 probes, each batch pushed apart "
                   "from the protected probes of the batches before it (as `cloak protect "
