@@ -58,6 +58,20 @@ def _autocast(config: OpomConfig, device: torch.device) -> contextlib.AbstractCo
     return torch.autocast(device.type, dtype=getattr(torch, config.precision))
 
 
+def _entropy_gradient(inputs: torch.Tensor, member: AttributeSurrogate,
+                      diversity: InputDiversity, config: OpomConfig,
+                      per_photo: bool) -> torch.Tensor:
+    """Gradient of one attribute predictor's :func:`attribute_entropy` with respect to
+    ``inputs`` (N, 3, FRAME_SIZE, FRAME_SIZE), through its own DI draw, under ``config``'s
+    precision: of the photos' mean entropy, or with ``per_photo`` of their sum (each photo's
+    gradient then its own entropy's, whatever N)."""
+    with _autocast(config, inputs.device):
+        outputs = member.predictor.predict(diversity(inputs))
+    entropy = attribute_entropy({k: v.float() for k, v in outputs.items()}, member.attributes)
+    (grad,) = torch.autograd.grad(entropy.sum() if per_photo else entropy.mean(), inputs)
+    return grad
+
+
 def _ensemble_gradient(frames: torch.Tensor, surrogates: Sequence[Recognizer],
                        features: Sequence[torch.Tensor], kind: Subspace,
                        diversity: InputDiversity, config: OpomConfig,
@@ -106,11 +120,7 @@ def _ensemble_gradient(frames: torch.Tensor, surrogates: Sequence[Recognizer],
         total += grad / norm
         losses.append(loss)
     for member in attribute_surrogates:
-        with _autocast(config, inputs.device):
-            outputs = member.predictor.predict(diversity(inputs))
-        outputs = {k: v.float() for k, v in outputs.items()}
-        (grad,) = torch.autograd.grad(attribute_entropy(outputs, member.attributes).mean(),
-                                      inputs)
+        grad = _entropy_gradient(inputs, member, diversity, config, per_photo=False)
         if balance:
             grad = grad / grad.abs().mean().clamp_min(1e-12)
         total += grad * (attribute_weight / norm)
@@ -373,11 +383,7 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                 grad = grad / _per_photo_scale(grad)
             total += grad / norm
         for member in attribute_surrogates:
-            with _autocast(config, device):
-                outputs = member.predictor.predict(diversity(inputs))
-            outputs = {k: v.float() for k, v in outputs.items()}
-            (grad,) = torch.autograd.grad(
-                attribute_entropy(outputs, member.attributes).sum(), inputs)
+            grad = _entropy_gradient(inputs, member, diversity, config, per_photo=True)
             if config.balance:
                 grad = grad / _per_photo_scale(grad)
             total += grad * (attribute_weight / norm)

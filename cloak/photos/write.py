@@ -82,7 +82,7 @@ def _failure(err: CloakError, source: Path) -> str:
 
 
 def _writes(batch: Sequence[tuple[FileResult, WriteJob | None]]) -> bool:
-    """Whether a batch of plans has anything to write (and so to refine)."""
+    """Whether plans have anything to write (and so to refine)."""
     return any(job is not None for _, job in batch)
 
 
@@ -197,7 +197,7 @@ class PhotoWriter:
         if self.refiner is None:
             yield from plans
             return
-        if any(job is not None for _, job in plans):
+        if _writes(plans):
             self._remember_written([r for r, job in plans if r.status == "up-to-date"])
         batches: list[list[tuple[FileResult, WriteJob | None]]] = [[]]
         faces = 0
