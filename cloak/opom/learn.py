@@ -306,7 +306,8 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                    attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
                    references: Sequence[torch.Tensor] | None = None,
                    progress: Callable[[int, int], None] | None = None,
-                   subspace: Subspace | None = None) -> torch.Tensor:
+                   subspace: Subspace | None = None,
+                   anchors: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
     """The person's universal mask refined for N photos at once: one mask per photo, and the
     protected photos pushed apart from EACH OTHER (anti-linkage).
 
@@ -337,6 +338,9 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
             ``"affine"`` or ``"convex"`` to push it away from that subspace of the N photos'
             clean features (:func:`cloak.subspace.subspace_distance`) instead (a benchmark
             screen, docs/BENCHMARKS.md "issue16-refine-center").
+        anchors: with ``subspace``, per surrogate, (K_s, d_s) L2-normalised clean features of
+            the person (constants) whose subspace replaces the N photos' own (e.g. the photos
+            the mask was learned from); None: the N photos' clean features.
 
     Returns:
         (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the
@@ -350,11 +354,14 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         raise ValueError("refine_jointly needs at least one face and one surrogate")
     if references is not None and len(references) != len(surrogates):
         raise ValueError("refine_jointly needs one set of references per surrogate")
+    if anchors is not None and (subspace is None or len(anchors) != len(surrogates)):
+        raise ValueError("refine_jointly's anchors need a subspace and one set per surrogate")
     device, faces, _, features, diversity, eot = _prepare(
         faces, surrogates, config, [a.predictor for a in attribute_surrogates])
     others = ([None] * len(surrogates) if references is None else
               [nearest_references(r.to(device), own) for r, own in zip(references, features,
                                                                       strict=True)])
+    pushed = features if anchors is None else [a.to(device) for a in anchors]
     n = len(faces)
     norm = len(surrogates) + attribute_weight * len(attribute_surrogates)
     delta = universal.detach().float().clamp(-config.eps, config.eps).to(device)
@@ -366,7 +373,7 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                             for f, d in zip(faces, delta, strict=True)])
         inputs = frames.detach().requires_grad_(True)
         total = torch.zeros_like(inputs)
-        for surrogate, own, fixed in zip(surrogates, features, others, strict=True):
+        for surrogate, own, fixed in zip(surrogates, pushed, others, strict=True):
             with _autocast(config, device):
                 z = surrogate.embed(diversity(inputs)).float()
             leaf = z.detach().requires_grad_(True)
@@ -404,7 +411,7 @@ def protected_features(faces: Sequence[TrainingFace], deltas: torch.Tensor | Non
     Args:
         faces: N training faces, on the surrogates' device.
         deltas: (N, 3, FRAME_SIZE, FRAME_SIZE) their masks (``config``'s paste path), or None
-            for faces that are already protected (read back from written copies).
+            for faces as they are (copies read back from written copies, or clean faces).
         surrogates: white-box recognizers.
         config: ``paste`` and ``feather`` are read.
 
@@ -426,19 +433,20 @@ class BatchRefiner:
 
     Args:
         universal: the person's mask, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps].
-        surrogates, config, steps, attribute_surrogates, attribute_weight, subspace: as for
-            :func:`refine_jointly`.
+        surrogates, config, steps, attribute_surrogates, attribute_weight, subspace, anchors:
+            as for :func:`refine_jointly`.
     """
 
     def __init__(self, universal: torch.Tensor, surrogates: Sequence[Recognizer],
                  config: OpomConfig, steps: int,
                  attribute_surrogates: Sequence[AttributeSurrogate] = (),
                  attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
-                 subspace: Subspace | None = None) -> None:
+                 subspace: Subspace | None = None,
+                 anchors: Sequence[torch.Tensor] | None = None) -> None:
         self.universal, self.surrogates, self.config, self.steps = (universal, surrogates,
                                                                     config, steps)
         self.attribute_surrogates, self.attribute_weight = attribute_surrogates, attribute_weight
-        self.subspace = subspace
+        self.subspace, self.anchors = subspace, anchors
         self.references: list[torch.Tensor] | None = None
 
     def __call__(self, faces: Sequence[TrainingFace],
@@ -449,7 +457,7 @@ class BatchRefiner:
         deltas = refine_jointly(faces, self.universal, self.surrogates, self.config, self.steps,
                                 self.attribute_surrogates, self.attribute_weight,
                                 references=self.references, progress=progress,
-                                subspace=self.subspace)
+                                subspace=self.subspace, anchors=self.anchors)
         self.remember(faces, deltas)
         return deltas
 
