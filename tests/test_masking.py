@@ -180,8 +180,9 @@ def test_mask_learner_records_its_settings():
 
 
 def test_mask_refiner_loads_on_first_use_and_keeps_batches_apart():
-    """The refiner loads its models once, refines each batch jointly, and pushes every later
-    batch away from the protected faces it has seen (its own batches and remembered copies)."""
+    """The refiner loads its models once, refines each batch jointly from the center of the
+    person's faces it was given (anchors), and pushes every later batch away from the protected
+    faces it has seen (its own batches and remembered copies)."""
     config, _ = TINY.resolve()
     mask = Mask(learn_mask(faces(), [TinyRecognizer()], config), 8.0, "convex", ["tiny"], "Ada",
                 0, settings=mask_settings(config, "fast"))
@@ -189,15 +190,20 @@ def test_mask_refiner_loads_on_first_use_and_keeps_batches_apart():
     refine = MaskRefiner(mask, 1, lambda name: loaded.append(name) or TinyRecognizer(name))
     assert loaded == []
     first, second = faces(3)[:2], faces(3)[2:]
+    refine.anchor(first)
+    refine.anchor(second)                         # the person's faces of the run, one by one
     refined = refine(first)
     assert loaded == ["tiny"] and refined.shape == (2, 3, FRAME_SIZE, FRAME_SIZE)
     tiny, settings = [TinyRecognizer()], mask_config(mask)
-    assert torch.equal(refined, refine_jointly(first, mask.delta, tiny, settings, 1))
+    center = {"subspace": "center", "anchors": protected_features(faces(3), None, tiny, settings)}
+    assert torch.equal(refined, refine_jointly(first, mask.delta, tiny, settings, 1, **center))
+    assert not torch.equal(refined, refine_jointly(first, mask.delta, tiny, settings, 1))
     seen = protected_features(first, refined, tiny, settings)
     refine.remember(second)                       # a copy written earlier, read back
     seen = [torch.cat([seen[0], protected_features(second, None, tiny, settings)[0]])]
     again = refine(second)
     assert loaded == ["tiny"]
     assert torch.equal(again, refine_jointly(second, mask.delta, tiny, settings, 1,
-                                             references=seen))
-    assert not torch.equal(again, refine_jointly(second, mask.delta, tiny, settings, 1))
+                                             references=seen, **center))
+    assert not torch.equal(again, refine_jointly(second, mask.delta, tiny, settings, 1,
+                                                 **center))

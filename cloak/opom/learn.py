@@ -335,12 +335,12 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
             photos refined before (constants), or None.
         progress: called after each step with ``(step, steps)``.
         subspace: None to push each photo away from its own clean feature; ``"center"``,
-            ``"affine"`` or ``"convex"`` to push it away from that subspace of the N photos'
-            clean features (:func:`cloak.subspace.subspace_distance`) instead (a benchmark
-            screen, docs/BENCHMARKS.md "issue16-refine-center").
+            ``"affine"`` or ``"convex"`` to push it away from that subspace of the person's
+            clean features (:func:`cloak.subspace.subspace_distance`) instead (``cloak protect
+            --refine`` pushes from the center, docs/BENCHMARKS.md "issue16-refine-center").
         anchors: with ``subspace``, per surrogate, (K_s, d_s) L2-normalised clean features of
-            the person (constants) whose subspace replaces the N photos' own (e.g. the photos
-            the mask was learned from); None: the N photos' clean features.
+            the person (constants) whose subspace that is (e.g. all the person's photos of a
+            run); None: the N photos' own clean features.
 
     Returns:
         (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the
@@ -464,11 +464,21 @@ class BatchRefiner:
     def remember(self, faces: Sequence[TrainingFace], deltas: torch.Tensor | None = None) -> None:
         """Push later batches away from these faces too: protected by ``deltas`` (N, 3,
         FRAME_SIZE, FRAME_SIZE), or already protected (None: cut from written copies)."""
+        self.references = self._joined(self.references, faces, deltas)
+
+    def anchor(self, faces: Sequence[TrainingFace]) -> None:
+        """Add these clean faces of the person to the ``anchors`` whose ``subspace`` later
+        batches are pushed away from (call it for each of the person's photos, then refine)."""
+        self.anchors = self._joined(self.anchors, faces, None)
+
+    def _joined(self, kept: Sequence[torch.Tensor] | None, faces: Sequence[TrainingFace],
+                deltas: torch.Tensor | None) -> list[torch.Tensor] | None:
+        """Per surrogate, ``kept``'s features followed by those of ``faces``
+        (:func:`protected_features`)."""
         if not faces:
-            return
+            return None if kept is None else list(kept)
         device = module_device(self.surrogates[0])
         features = protected_features([f.to(device) for f in faces], deltas, self.surrogates,
                                       self.config)
-        self.references = (features if self.references is None else
-                           [torch.cat(pair) for pair in zip(self.references, features,
-                                                            strict=True)])
+        return (features if kept is None else
+                [torch.cat(pair) for pair in zip(kept, features, strict=True)])
