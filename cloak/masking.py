@@ -13,7 +13,8 @@ the photo pipeline (:mod:`cloak.photos`), video enrolment (:mod:`cloak.video.enr
   :func:`mask_attribute_plan`, :func:`mask_config`) and a digest of its values
   (:func:`mask_digest`);
 - refinement: :class:`MaskRefiner` fits a copy of the mask to each face, batch after batch,
-  keeping the protected faces apart from each other (``--refine``).
+  pushing it from the center of the person's faces and keeping the protected faces apart from
+  each other (``--refine``).
 
 >>> config, surrogates = resolve_mode("fast", seed=3)
 >>> config.steps, config.seed, surrogates

@@ -17,13 +17,14 @@ directions, undetected probes, quality, timings).
   ``refine_s`` per probe;
 - ``refine-joint`` (only when asked for): the ``convex`` mask refined for all the probes at
   once by ``refine_steps`` steps, one mask each, pushed apart from each other by the mode's
-  anti-linkage term (:func:`cloak.opom.refine_jointly`): what ``cloak protect --refine`` does
-  with a run of up to 8 faces;
-- ``refine-joint-center`` / ``refine-joint-convex`` (screens, only when asked for):
-  ``refine-joint`` with each probe pushed away from the center (or convex hull) of the
-  probes' clean features instead of its own clean feature; ``refine-joint-train-center`` /
-  ``refine-joint-train-convex``: from that subspace of the TRAINING photos' clean features
-  (photos no gallery holds);
+  anti-linkage term (:func:`cloak.opom.refine_jointly`): what ``cloak protect --refine`` did
+  with a run of up to 8 faces before it pushed from the person's center;
+- ``refine-joint-center`` / ``refine-joint-convex`` (only when asked for): ``refine-joint``
+  with each probe pushed away from the center (or convex hull) of the probes' clean features
+  instead of its own clean feature (``-center``: what ``--refine`` now does with a run of up
+  to 8 faces, but here the center holds the gallery's photos); ``refine-joint-train-center`` /
+  ``refine-joint-train-convex``: from that subspace of the TRAINING photos' clean features,
+  photos no gallery holds (the fair measure of pushing from the person's center);
 - ``refine-batch2`` (only when asked for): the same, in batches of 2 probes (2, 2, 1), each
   pushed apart from the batches before it, as ``cloak protect --refine`` carries anti-linkage
   across its batches;
