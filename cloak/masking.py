@@ -323,7 +323,7 @@ class MaskRefiner:
     apart from each other and from the protected faces this refiner has seen before (earlier
     batches, and copies written by an interrupted run, :meth:`remember`), so that the person's
     protected photos do not match each other. Each face is pushed away from the CENTER of the
-    person's clean faces of the run (:meth:`anchor`; before any, of the batch's), where a face
+    person's clean faces of the run (:meth:`add_person`; before any, of the batch's), where a face
     search looks for the person, rather than from its own clean feature (docs/BENCHMARKS.md
     "issue16-refine-center"). The refiner uses the mask's surrogates and
     attribute predictors (loaded on first use; the refinement runs on their device) and
@@ -362,8 +362,8 @@ class MaskRefiner:
         if faces:
             self._refiner().remember(faces)
 
-    def anchor(self, faces: Sequence[TrainingFace]) -> None:
+    def add_person(self, faces: Sequence[TrainingFace]) -> None:
         """Count these clean faces among the person's faces of the run, whose center later
         batches are pushed away from (one photo's faces at a time keeps memory small)."""
         if faces:
-            self._refiner().anchor(faces)
+            self._refiner().add_person(faces)

@@ -166,7 +166,7 @@ def test_mask_learner_records_its_settings(faces, dlib):
 
 def test_mask_refiner_loads_on_first_use_and_keeps_batches_apart(faces, dlib):
     """The refiner loads its models once, refines each batch jointly from the center of the
-    person's faces it was given (anchors), and pushes every later batch away from the protected
+    person's faces it was given, and pushes every later batch away from the protected
     faces it has seen (its own batches and remembered copies)."""
     config, _ = FAST.resolve()
     mask = Mask(learn_mask(faces[:2], [dlib], config), 8.0, "convex", ["dlib-resnet"], "Ada",
@@ -175,12 +175,14 @@ def test_mask_refiner_loads_on_first_use_and_keeps_batches_apart(faces, dlib):
     refine = MaskRefiner(mask, 1, lambda name: loaded.append(name) or dlib)
     assert loaded == []
     first, second = faces[:2], faces[2:]
-    refine.anchor(first)
-    refine.anchor(second)                         # the person's faces of the run, one by one
+    refine.add_person(first)
+    refine.add_person(second)                         # the person's faces of the run, one by one
     refined = refine(first)
     assert loaded == ["dlib-resnet"] and refined.shape == (2, 3, FRAME_SIZE, FRAME_SIZE)
     settings = mask_config(mask)
-    center = {"subspace": "center", "anchors": protected_features(faces, None, [dlib], settings)}
+    person = [torch.cat([protected_features(part, None, [dlib], settings)[0]
+                         for part in (first, second)])]   # as the refiner batched them
+    center = {"subspace": "center", "person": person}
     assert torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 1, **center))
     assert not torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 1))
     seen = protected_features(first, refined, [dlib], settings)

@@ -435,20 +435,20 @@ def test_refine_jointly_from_the_batch_center(faces, dlib):
     assert distance[1] < distance[0] - 0.005, distance
 
 
-def test_refine_jointly_anchors_replace_the_batch(faces, dlib):
-    """anchors: the subspace is taken from the given clean features instead of the batch's
-    own; anchors that ARE the batch's features give the same masks bit for bit, and other
-    photos' features (the next 4 LFW photos) give different ones."""
+def test_refine_jointly_person_features_replace_the_batch(faces, dlib):
+    """person: the subspace is taken from the given clean features instead of the batch's
+    own; features that ARE the batch's give the same masks bit for bit, and other
+    photos' features (the next 2 LFW photos) give different ones."""
     config = OpomConfig(seed=6, linkage=1.0)
     universal = torch.zeros(3, 224, 224)
     own = protected_features(faces[:2], None, [dlib], config)
-    other = protected_features(faces[2:6], None, [dlib], config)
+    other = protected_features(faces[2:4], None, [dlib], config)
     center = refine_jointly(faces[:2], universal, [dlib], config, 2, subspace="center")
     same = refine_jointly(faces[:2], universal, [dlib], config, 2, subspace="center",
-                          anchors=own)
+                          person=own)
     moved = refine_jointly(faces[:2], universal, [dlib], config, 2, subspace="center",
-                           anchors=other)
+                           person=other)
     assert torch.equal(center, same)
     assert not torch.equal(center, moved) and moved.abs().max() <= EPS
-    with pytest.raises(ValueError, match="anchors"):
-        refine_jointly(faces[:2], universal, [dlib], config, 1, anchors=own)
+    with pytest.raises(ValueError, match="person features"):
+        refine_jointly(faces[:2], universal, [dlib], config, 1, person=own)

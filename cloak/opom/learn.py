@@ -307,7 +307,7 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                    references: Sequence[torch.Tensor] | None = None,
                    progress: Callable[[int, int], None] | None = None,
                    subspace: Subspace | None = None,
-                   anchors: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+                   person: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
     """The person's universal mask refined for N photos at once: one mask per photo, and the
     protected photos pushed apart from EACH OTHER (anti-linkage).
 
@@ -338,7 +338,7 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
             ``"affine"`` or ``"convex"`` to push it away from that subspace of the person's
             clean features (:func:`cloak.subspace.subspace_distance`) instead (``cloak protect
             --refine`` pushes from the center, docs/BENCHMARKS.md "issue16-refine-center").
-        anchors: with ``subspace``, per surrogate, (K_s, d_s) L2-normalised clean features of
+        person: with ``subspace``, per surrogate, (K_s, d_s) L2-normalised clean features of
             the person (constants) whose subspace that is (e.g. all the person's photos of a
             run); None: the N photos' own clean features.
 
@@ -354,14 +354,15 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         raise ValueError("refine_jointly needs at least one face and one surrogate")
     if references is not None and len(references) != len(surrogates):
         raise ValueError("refine_jointly needs one set of references per surrogate")
-    if anchors is not None and (subspace is None or len(anchors) != len(surrogates)):
-        raise ValueError("refine_jointly's anchors need a subspace and one set per surrogate")
+    if person is not None and (subspace is None or len(person) != len(surrogates)):
+        raise ValueError("refine_jointly's person features need a subspace and one set per "
+                         "surrogate")
     device, faces, _, features, diversity, eot = _prepare(
         faces, surrogates, config, [a.predictor for a in attribute_surrogates])
     others = ([None] * len(surrogates) if references is None else
               [nearest_references(r.to(device), own) for r, own in zip(references, features,
                                                                       strict=True)])
-    pushed = features if anchors is None else [a.to(device) for a in anchors]
+    pushed = features if person is None else [a.to(device) for a in person]
     n = len(faces)
     norm = len(surrogates) + attribute_weight * len(attribute_surrogates)
     delta = universal.detach().float().clamp(-config.eps, config.eps).to(device)
@@ -433,7 +434,7 @@ class BatchRefiner:
 
     Args:
         universal: the person's mask, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps].
-        surrogates, config, steps, attribute_surrogates, attribute_weight, subspace, anchors:
+        surrogates, config, steps, attribute_surrogates, attribute_weight, subspace, person:
             as for :func:`refine_jointly`.
     """
 
@@ -442,11 +443,11 @@ class BatchRefiner:
                  attribute_surrogates: Sequence[AttributeSurrogate] = (),
                  attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
                  subspace: Subspace | None = None,
-                 anchors: Sequence[torch.Tensor] | None = None) -> None:
+                 person: Sequence[torch.Tensor] | None = None) -> None:
         self.universal, self.surrogates, self.config, self.steps = (universal, surrogates,
                                                                     config, steps)
         self.attribute_surrogates, self.attribute_weight = attribute_surrogates, attribute_weight
-        self.subspace, self.anchors = subspace, anchors
+        self.subspace, self.person = subspace, person
         self.references: list[torch.Tensor] | None = None
 
     def __call__(self, faces: Sequence[TrainingFace],
@@ -457,7 +458,7 @@ class BatchRefiner:
         deltas = refine_jointly(faces, self.universal, self.surrogates, self.config, self.steps,
                                 self.attribute_surrogates, self.attribute_weight,
                                 references=self.references, progress=progress,
-                                subspace=self.subspace, anchors=self.anchors)
+                                subspace=self.subspace, person=self.person)
         self.remember(faces, deltas)
         return deltas
 
@@ -466,10 +467,10 @@ class BatchRefiner:
         FRAME_SIZE, FRAME_SIZE), or already protected (None: cut from written copies)."""
         self.references = self._joined(self.references, faces, deltas)
 
-    def anchor(self, faces: Sequence[TrainingFace]) -> None:
-        """Add these clean faces of the person to the ``anchors`` whose ``subspace`` later
-        batches are pushed away from (call it for each of the person's photos, then refine)."""
-        self.anchors = self._joined(self.anchors, faces, None)
+    def add_person(self, faces: Sequence[TrainingFace]) -> None:
+        """Add these clean faces to the ``person`` features whose ``subspace`` later batches
+        are pushed away from (call it for each of the person's photos, then refine)."""
+        self.person = self._joined(self.person, faces, None)
 
     def _joined(self, kept: Sequence[torch.Tensor] | None, faces: Sequence[TrainingFace],
                 deltas: torch.Tensor | None) -> list[torch.Tensor] | None:

@@ -191,7 +191,7 @@ class PhotoWriter:
         With ``refine`` every scan is planned first; when there is anything left to write, the
         copies already written for this key (an interrupted run's) are remembered by the
         refiner, and the person's faces of all the scans (written or not, so that a resumed
-        run pushes from the same center) are its anchors; then the jobs are refined in batches
+        run pushes from the same center) are added to it; then the jobs are refined in batches
         of about :data:`REFINE_BATCH` faces, and each batch's plans are yielded when it is
         refined. A photo that cannot be read for refinement fails here with the reader's
         reason.
@@ -202,7 +202,7 @@ class PhotoWriter:
             return
         if _writes(plans):
             self._remember_written([r for r, job in plans if r.status == "up-to-date"])
-            self._anchor(scans)
+            self._add_person(scans)
         batches: list[list[tuple[FileResult, WriteJob | None]]] = [[]]
         faces = 0
         for result, job in plans:
@@ -233,7 +233,7 @@ class PhotoWriter:
             faces += [photo_training_face(photo, m) for m in result.matrices]
         self.refiner.remember(faces)
 
-    def _anchor(self, scans: Sequence[Scan]) -> None:
+    def _add_person(self, scans: Sequence[Scan]) -> None:
         """Give the refiner the person's clean faces of these scans, one photo at a time
         (progress stage ``"finding the person's center"``; a photo that cannot be read is left
         out)."""
@@ -247,7 +247,7 @@ class PhotoWriter:
             except CloakError:
                 pass
             else:
-                self.refiner.anchor([photo_training_face(photo, f.matrix) for f in faces])
+                self.refiner.add_person([photo_training_face(photo, f.matrix) for f in faces])
             self.reporter.progress("finding the person's center", done, len(theirs))
 
     def _refined(self, batch: list[tuple[FileResult, WriteJob | None]],

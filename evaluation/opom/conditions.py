@@ -254,10 +254,10 @@ class JointRefine(UniversalMask):
         for fold in job.folds:
             universal, learn_s = job.mask(self.name, config, fold)
             surrogates = [job.surrogates[s] for s in fold.surrogates]
-            anchors = (protected_features(job.faces, None, surrogates, config)
+            person = (protected_features(job.faces, None, surrogates, config)
                        if self.training else None)
             refine = BatchRefiner(universal, surrogates, config, settings.refine_steps,
-                                  subspace=self.pull, anchors=anchors)
+                                  subspace=self.pull, person=person)
             start = time.perf_counter()
             masks = [m for first in range(0, len(faces), size)
                      for m in refine(faces[first:first + size])]
