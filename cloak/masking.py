@@ -13,7 +13,8 @@ the photo pipeline (:mod:`cloak.photos`), video enrolment (:mod:`cloak.video.enr
   :func:`mask_attribute_plan`, :func:`mask_config`) and a digest of its values
   (:func:`mask_digest`);
 - refinement: :class:`MaskRefiner` fits a copy of the mask to each face, batch after batch,
-  keeping the protected faces apart from each other (``--refine``).
+  pushing it from the center of the person's faces and keeping the protected faces apart from
+  each other (``--refine``).
 
 >>> config, surrogates = resolve_mode("fast", seed=3)
 >>> config.steps, config.seed, surrogates
@@ -50,6 +51,7 @@ from cloak.opom import (
 
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
+    from cloak.subspace import Subspace
 
 __all__ = [
     "LearnSettings",
@@ -308,6 +310,11 @@ class MaskLearner:
                     seed=self.config.seed, settings=settings)
 
 
+#: What ``--refine`` pushes each face away from: the center of the person's clean faces of the
+#: run (:func:`cloak.subspace.subspace_distance`).
+REFINE_SUBSPACE: Subspace = "center"
+
+
 class MaskRefiner:
     """Refines a person's mask for the faces of one run (``--refine``), batch after batch.
 
@@ -315,7 +322,10 @@ class MaskRefiner:
     face gets its own copy of the mask, fitted to it, and the batch's protected faces are pushed
     apart from each other and from the protected faces this refiner has seen before (earlier
     batches, and copies written by an interrupted run, :meth:`remember`), so that the person's
-    protected photos do not match each other. The refiner uses the mask's surrogates and
+    protected photos do not match each other. Each face is pushed away from the CENTER of the
+    person's clean faces of the run (:meth:`add_person`; before any, of the batch's), where a face
+    search looks for the person, rather than from its own clean feature (docs/BENCHMARKS.md
+    "issue16-refine-center"). The refiner uses the mask's surrogates and
     attribute predictors (loaded on first use; the refinement runs on their device) and
     :func:`mask_config`'s settings. The refined copies are pasted on their faces and never
     saved; the features it remembers stay in memory (shared/DESIGN.md section 7).
@@ -335,7 +345,8 @@ class MaskRefiner:
             self._batches = BatchRefiner(
                 self.mask.delta, [self._load(n) for n in self.mask.surrogates],
                 mask_config(self.mask), self.steps,
-                attribute_surrogates(mask_attribute_plan(self.mask), self._load))
+                attribute_surrogates(mask_attribute_plan(self.mask), self._load),
+                subspace=REFINE_SUBSPACE)
         return self._batches
 
     def __call__(self, faces: Sequence[TrainingFace],
@@ -350,3 +361,9 @@ class MaskRefiner:
         written by an interrupted run)."""
         if faces:
             self._refiner().remember(faces)
+
+    def add_person(self, faces: Sequence[TrainingFace]) -> None:
+        """Count these clean faces among the person's faces of the run, whose center later
+        batches are pushed away from (one photo's faces at a time keeps memory small)."""
+        if faces:
+            self._refiner().add_person(faces)

@@ -1,5 +1,5 @@
 """The mask API: modes resolved to settings, settings recorded in and matched against masks,
-learning and refining with a tiny stand-in recognizer (no zoo model, no data)."""
+then learning and refining with a real surrogate (dlib-resnet) on real LFW faces."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import dataclasses
 
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from attackers.frame import FRAME_SIZE
 from cloak.mask import Mask
@@ -36,35 +34,22 @@ from cloak.opom import (
 )
 from cloak.opom.config import RECORDED_WHEN_ON
 
-
-class TinyRecognizer(nn.Module):
-    """A white-box stand-in: pooled pixels through a fixed random linear map, unit length."""
-
-    differentiable = True
-
-    def __init__(self, name: str = "tiny", seed: int = 0) -> None:
-        super().__init__()
-        self.name = name
-        gen = torch.Generator().manual_seed(seed)
-        self.weight = nn.Parameter(torch.randn(16, 3 * 8 * 8, generator=gen))
-
-    def embed(self, frames: torch.Tensor) -> torch.Tensor:
-        pooled = F.adaptive_avg_pool2d(frames / 255.0, 8).flatten(1)
-        return F.normalize(pooled @ self.weight.T, dim=1)
+FAST = LearnSettings(mode="fast", steps=2, surrogates=("dlib-resnet",))
 
 
-def faces(count: int = 2) -> list[TrainingFace]:
-    gen = torch.Generator().manual_seed(1)
-    scale = torch.tensor([[FRAME_SIZE / 64, 0.0, 0.0], [0.0, FRAME_SIZE / 64, 0.0]])
-    return [TrainingFace(torch.rand(3, 64, 64, generator=gen) * 255, scale * (1 + 0.01 * k))
-            for k in range(count)]
+@pytest.fixture(scope="module")
+def faces(lfw_frames) -> list[TrainingFace]:
+    """3 real faces: canonical frames of one LFW person, each its own region (identity
+    alignment)."""
+    frames = next(iter(lfw_frames.values()))[:3]
+    return [TrainingFace(f, torch.eye(2, 3)) for f in frames]
 
 
-TINY = LearnSettings(mode="fast", steps=2, surrogates=("tiny",))
+@pytest.fixture(scope="module")
+def dlib():
+    import attackers
 
-
-def load(name: str) -> TinyRecognizer:
-    return TinyRecognizer(name)
+    return attackers.load("dlib-resnet")
 
 
 def test_resolve_mode_overrides_and_terms():
@@ -122,7 +107,7 @@ def test_mask_settings_keys():
 
 
 def test_mask_matches():
-    config, names = TINY.resolve()
+    config, names = FAST.resolve()
     delta = torch.zeros(3, FRAME_SIZE, FRAME_SIZE)
     settings = {**mask_settings(config, "fast"), "training_faces": 3}
     mask = Mask(delta, config.eps, config.subspace, list(names), "p", config.seed,
@@ -161,43 +146,51 @@ def test_mask_config_and_digest():
     assert mask_digest(Mask(-delta, 4.0, "center", ["b"], "q", 1)) != mask_digest(mask)
 
 
-def test_mask_learner_records_its_settings():
+def test_mask_learner_records_its_settings(faces, dlib):
     loaded = []
-    learner = MaskLearner(TINY, lambda name: loaded.append(name) or TinyRecognizer(name))
-    assert loaded == ["tiny"] and learner.describe() == "tiny (2 steps, eps 8)"
+    learner = MaskLearner(FAST, lambda name: loaded.append(name) or dlib)
+    assert loaded == ["dlib-resnet"] and learner.describe() == "dlib-resnet (2 steps, eps 8)"
     steps = []
-    mask = learner("Ada", faces(), lambda step, total, _loss: steps.append((step, total)),
+    mask = learner("Ada", faces[:2], lambda step, total, _loss: steps.append((step, total)),
                    extra_settings={"source_frames": "3,9"})
-    config, _ = TINY.resolve()
-    direct = learn_mask(faces(), [TinyRecognizer()], config)
+    config, _ = FAST.resolve()
+    direct = learn_mask(faces[:2], [dlib], config)
     assert torch.equal(mask.delta, direct) and mask.delta.dtype == torch.float32
     assert steps == [(1, 2), (2, 2)]
     assert (mask.person, mask.eps, mask.seed, mask.subspace, mask.surrogates) == (
-        "Ada", 8.0, 0, "convex", ["tiny"])
+        "Ada", 8.0, 0, "convex", ["dlib-resnet"])
     assert mask.settings == {**mask_settings(config, "fast"), "training_faces": 2,
                              "source_frames": "3,9"}
-    assert mask_matches(learner("Ada", faces()), config, ["tiny"], "fast")
+    assert mask_matches(learner("Ada", faces[:2]), config, ["dlib-resnet"], "fast")
 
 
-def test_mask_refiner_loads_on_first_use_and_keeps_batches_apart():
-    """The refiner loads its models once, refines each batch jointly, and pushes every later
-    batch away from the protected faces it has seen (its own batches and remembered copies)."""
-    config, _ = TINY.resolve()
-    mask = Mask(learn_mask(faces(), [TinyRecognizer()], config), 8.0, "convex", ["tiny"], "Ada",
+def test_mask_refiner_loads_on_first_use_and_keeps_batches_apart(faces, dlib):
+    """The refiner loads its models once, refines each batch jointly from the center of the
+    person's faces it was given, and pushes every later batch away from the protected
+    faces it has seen (its own batches and remembered copies)."""
+    config, _ = FAST.resolve()
+    mask = Mask(learn_mask(faces[:2], [dlib], config), 8.0, "convex", ["dlib-resnet"], "Ada",
                 0, settings=mask_settings(config, "fast"))
     loaded = []
-    refine = MaskRefiner(mask, 1, lambda name: loaded.append(name) or TinyRecognizer(name))
+    refine = MaskRefiner(mask, 1, lambda name: loaded.append(name) or dlib)
     assert loaded == []
-    first, second = faces(3)[:2], faces(3)[2:]
+    first, second = faces[:2], faces[2:]
+    refine.add_person(first)
+    refine.add_person(second)                         # the person's faces of the run, one by one
     refined = refine(first)
-    assert loaded == ["tiny"] and refined.shape == (2, 3, FRAME_SIZE, FRAME_SIZE)
-    tiny, settings = [TinyRecognizer()], mask_config(mask)
-    assert torch.equal(refined, refine_jointly(first, mask.delta, tiny, settings, 1))
-    seen = protected_features(first, refined, tiny, settings)
+    assert loaded == ["dlib-resnet"] and refined.shape == (2, 3, FRAME_SIZE, FRAME_SIZE)
+    settings = mask_config(mask)
+    person = [torch.cat([protected_features(part, None, [dlib], settings)[0]
+                         for part in (first, second)])]   # as the refiner batched them
+    center = {"subspace": "center", "person": person}
+    assert torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 1, **center))
+    assert not torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 1))
+    seen = protected_features(first, refined, [dlib], settings)
     refine.remember(second)                       # a copy written earlier, read back
-    seen = [torch.cat([seen[0], protected_features(second, None, tiny, settings)[0]])]
+    seen = [torch.cat([seen[0], protected_features(second, None, [dlib], settings)[0]])]
     again = refine(second)
-    assert loaded == ["tiny"]
-    assert torch.equal(again, refine_jointly(second, mask.delta, tiny, settings, 1,
-                                             references=seen))
-    assert not torch.equal(again, refine_jointly(second, mask.delta, tiny, settings, 1))
+    assert loaded == ["dlib-resnet"]
+    assert torch.equal(again, refine_jointly(second, mask.delta, [dlib], settings, 1,
+                                             references=seen, **center))
+    assert not torch.equal(again, refine_jointly(second, mask.delta, [dlib], settings, 1,
+                                                 **center))

@@ -433,3 +433,22 @@ def test_refine_jointly_from_the_batch_center(faces, dlib):
         distance.append(float((z @ center).mean()))
     print(f"\nmean cosine to the batch center: own {distance[0]:.3f}, center {distance[1]:.3f}")
     assert distance[1] < distance[0] - 0.005, distance
+
+
+def test_refine_jointly_person_features_replace_the_batch(faces, dlib):
+    """person: the subspace is taken from the given clean features instead of the batch's
+    own; features that ARE the batch's give the same masks bit for bit, and other
+    photos' features (the next 2 LFW photos) give different ones."""
+    config = OpomConfig(seed=6, linkage=1.0)
+    universal = torch.zeros(3, 224, 224)
+    own = protected_features(faces[:2], None, [dlib], config)
+    other = protected_features(faces[2:4], None, [dlib], config)
+    center = refine_jointly(faces[:2], universal, [dlib], config, 2, subspace="center")
+    same = refine_jointly(faces[:2], universal, [dlib], config, 2, subspace="center",
+                          person=own)
+    moved = refine_jointly(faces[:2], universal, [dlib], config, 2, subspace="center",
+                           person=other)
+    assert torch.equal(center, same)
+    assert not torch.equal(center, moved) and moved.abs().max() <= EPS
+    with pytest.raises(ValueError, match="person features"):
+        refine_jointly(faces[:2], universal, [dlib], config, 1, person=own)

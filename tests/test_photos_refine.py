@@ -30,14 +30,18 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class StepRecorder(Reporter):
-    """Records the refinement's progress: (done, total) optimiser steps."""
+    """Records the refinement's progress: (done, total) optimiser steps, and photos read for
+    the person's center."""
 
     def __init__(self) -> None:
         self.done: list[tuple[int, int]] = []
+        self.centered: list[tuple[int, int]] = []
 
     def progress(self, stage: str, done: int, total: int) -> None:
         if stage == "refining":
             self.done.append((done, total))
+        elif stage == "finding the person's center":
+            self.centered.append((done, total))
 
 
 class Interrupted(Exception):
@@ -78,6 +82,7 @@ def test_refine_pushes_each_face_further(colin: dict, tmp_path: Path, mtcnn) -> 
     refined = protect([photos], ProtectOptions(mask=mask, output=tmp_path / "refined",
                                                refine=3), steps)
     assert steps.done == [(1, 3), (2, 3), (3, 3)]    # one batch of 3 faces, 3 steps
+    assert steps.centered == [(1, 3), (2, 3), (3, 3)]
     assert [r.status for r in refined.files] == ["protected"] * 3
     recognizer = attackers.load("dlib-resnet")
     drops = []
@@ -113,6 +118,7 @@ def test_refine_resumes_apart_from_the_copies_written(colin: dict, tmp_path: Pat
     manifest = json.loads((out / MANIFEST_NAME).read_text())["files"]
     (kept, entry), = manifest.items()
     assert entry["key"]["refine"] == 2 and entry["key"]["refine_batch"] == REFINE_BATCH
+    assert entry["key"]["refine_from"] == "center"
     before = (out / kept).read_bytes()
     rerun = protect([photos], ProtectOptions(mask=mask, output=out, refine=2))
     assert sorted(r.status for r in rerun.files) == ["protected"] * 2 + ["up-to-date"]

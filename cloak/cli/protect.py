@@ -32,10 +32,11 @@ __all__ = ["protect"]
 @learn_options
 @click.option("--refine", type=click.IntRange(0, 1000), default=0, show_default=True,
               metavar="STEPS",
-              help="Refine the mask for each face by STEPS more steps (10 is a good choice), "
-                   "the photos in batches of about 8 faces whose protected faces are pushed "
-                   "apart from each other and from earlier batches, so that they stop matching "
-                   "each other: much stronger protection at a few seconds per face on a CPU "
+              help="Refine the mask for each face by STEPS more steps (10 is a good choice): "
+                   "each face is pushed away from the center of the person's faces in the "
+                   "run, in batches of about 8 faces whose protected faces are pushed apart "
+                   "from each other and from earlier batches, so that they stop matching each "
+                   "other: much stronger protection at a few seconds per face on a CPU "
                    "(README, docs/BENCHMARKS.md). The saved mask stays the universal one.")
 @click.option("--all-faces", is_flag=True,
               help="Protect every face found, not only the person's.")

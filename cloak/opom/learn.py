@@ -306,7 +306,8 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                    attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
                    references: Sequence[torch.Tensor] | None = None,
                    progress: Callable[[int, int], None] | None = None,
-                   subspace: Subspace | None = None) -> torch.Tensor:
+                   subspace: Subspace | None = None,
+                   person: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
     """The person's universal mask refined for N photos at once: one mask per photo, and the
     protected photos pushed apart from EACH OTHER (anti-linkage).
 
@@ -334,9 +335,12 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
             photos refined before (constants), or None.
         progress: called after each step with ``(step, steps)``.
         subspace: None to push each photo away from its own clean feature; ``"center"``,
-            ``"affine"`` or ``"convex"`` to push it away from that subspace of the N photos'
-            clean features (:func:`cloak.subspace.subspace_distance`) instead (a benchmark
-            screen, docs/BENCHMARKS.md "issue16-refine-center").
+            ``"affine"`` or ``"convex"`` to push it away from that subspace of the person's
+            clean features (:func:`cloak.subspace.subspace_distance`) instead (``cloak protect
+            --refine`` pushes from the center, docs/BENCHMARKS.md "issue16-refine-center").
+        person: with ``subspace``, per surrogate, (K_s, d_s) L2-normalised clean features of
+            the person (constants) whose subspace that is (e.g. all the person's photos of a
+            run); None: the N photos' own clean features.
 
     Returns:
         (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the
@@ -350,11 +354,15 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         raise ValueError("refine_jointly needs at least one face and one surrogate")
     if references is not None and len(references) != len(surrogates):
         raise ValueError("refine_jointly needs one set of references per surrogate")
+    if person is not None and (subspace is None or len(person) != len(surrogates)):
+        raise ValueError("refine_jointly's person features need a subspace and one set per "
+                         "surrogate")
     device, faces, _, features, diversity, eot = _prepare(
         faces, surrogates, config, [a.predictor for a in attribute_surrogates])
     others = ([None] * len(surrogates) if references is None else
               [nearest_references(r.to(device), own) for r, own in zip(references, features,
                                                                       strict=True)])
+    pushed = features if person is None else [a.to(device) for a in person]
     n = len(faces)
     norm = len(surrogates) + attribute_weight * len(attribute_surrogates)
     delta = universal.detach().float().clamp(-config.eps, config.eps).to(device)
@@ -366,7 +374,7 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                             for f, d in zip(faces, delta, strict=True)])
         inputs = frames.detach().requires_grad_(True)
         total = torch.zeros_like(inputs)
-        for surrogate, own, fixed in zip(surrogates, features, others, strict=True):
+        for surrogate, own, fixed in zip(surrogates, pushed, others, strict=True):
             with _autocast(config, device):
                 z = surrogate.embed(diversity(inputs)).float()
             leaf = z.detach().requires_grad_(True)
@@ -404,7 +412,7 @@ def protected_features(faces: Sequence[TrainingFace], deltas: torch.Tensor | Non
     Args:
         faces: N training faces, on the surrogates' device.
         deltas: (N, 3, FRAME_SIZE, FRAME_SIZE) their masks (``config``'s paste path), or None
-            for faces that are already protected (read back from written copies).
+            for faces as they are (copies read back from written copies, or clean faces).
         surrogates: white-box recognizers.
         config: ``paste`` and ``feather`` are read.
 
@@ -426,19 +434,20 @@ class BatchRefiner:
 
     Args:
         universal: the person's mask, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps].
-        surrogates, config, steps, attribute_surrogates, attribute_weight, subspace: as for
-            :func:`refine_jointly`.
+        surrogates, config, steps, attribute_surrogates, attribute_weight, subspace, person:
+            as for :func:`refine_jointly`.
     """
 
     def __init__(self, universal: torch.Tensor, surrogates: Sequence[Recognizer],
                  config: OpomConfig, steps: int,
                  attribute_surrogates: Sequence[AttributeSurrogate] = (),
                  attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
-                 subspace: Subspace | None = None) -> None:
+                 subspace: Subspace | None = None,
+                 person: Sequence[torch.Tensor] | None = None) -> None:
         self.universal, self.surrogates, self.config, self.steps = (universal, surrogates,
                                                                     config, steps)
         self.attribute_surrogates, self.attribute_weight = attribute_surrogates, attribute_weight
-        self.subspace = subspace
+        self.subspace, self.person = subspace, person
         self.references: list[torch.Tensor] | None = None
 
     def __call__(self, faces: Sequence[TrainingFace],
@@ -449,18 +458,28 @@ class BatchRefiner:
         deltas = refine_jointly(faces, self.universal, self.surrogates, self.config, self.steps,
                                 self.attribute_surrogates, self.attribute_weight,
                                 references=self.references, progress=progress,
-                                subspace=self.subspace)
+                                subspace=self.subspace, person=self.person)
         self.remember(faces, deltas)
         return deltas
 
     def remember(self, faces: Sequence[TrainingFace], deltas: torch.Tensor | None = None) -> None:
         """Push later batches away from these faces too: protected by ``deltas`` (N, 3,
         FRAME_SIZE, FRAME_SIZE), or already protected (None: cut from written copies)."""
+        self.references = self._joined(self.references, faces, deltas)
+
+    def add_person(self, faces: Sequence[TrainingFace]) -> None:
+        """Add these clean faces to the ``person`` features whose ``subspace`` later batches
+        are pushed away from (call it for each of the person's photos, then refine)."""
+        self.person = self._joined(self.person, faces, None)
+
+    def _joined(self, kept: Sequence[torch.Tensor] | None, faces: Sequence[TrainingFace],
+                deltas: torch.Tensor | None) -> list[torch.Tensor] | None:
+        """Per surrogate, ``kept``'s features followed by those of ``faces``
+        (:func:`protected_features`)."""
         if not faces:
-            return
+            return None if kept is None else list(kept)
         device = module_device(self.surrogates[0])
         features = protected_features([f.to(device) for f in faces], deltas, self.surrogates,
                                       self.config)
-        self.references = (features if self.references is None else
-                           [torch.cat(pair) for pair in zip(self.references, features,
-                                                            strict=True)])
+        return (features if kept is None else
+                [torch.cat(pair) for pair in zip(kept, features, strict=True)])

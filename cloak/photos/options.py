@@ -149,7 +149,8 @@ class ProtectOptions:
         force: redo everything: learn the mask again and rewrite finished outputs.
         min_face: smallest face protected, in photo pixels.
         refine: refinement steps per face (:class:`~cloak.masking.MaskRefiner`: the run's
-            faces refined together, in batches kept apart from each other) with the mask's own
+            faces refined together, from the center of the person's faces, in batches kept
+            apart from each other) with the mask's own
             surrogates and attribute predictors; 0 = paste the universal mask as it is.
         engine: where the photos are scanned and written: ``"local"`` (this process) or
             ``"dask"`` (a Dask cluster, :mod:`cloak.photos.engine`); the same outputs.

@@ -6,7 +6,8 @@ With ``refine`` each face first gets its own copy of the mask refined by a few m
 mask stays the universal one). The photos to write are refined in batches of about
 :data:`REFINE_BATCH` faces, in order, in this process: each batch's protected faces are pushed
 apart from each other and from those of the batches before and of the copies an interrupted
-run already wrote, so the person's protected photos do not match each other (linkage). A photo
+run already wrote, so the person's protected photos do not match each other (linkage), and
+every face is pushed away from the center of the person's clean faces of the run. A photo
 in which none of the person's faces is found is not written (status ``"not-person"``): its
 faces belong to other people.
 """
@@ -24,7 +25,7 @@ import torch
 from cloak.errors import CloakError
 from cloak.imageio import read_photo, write_photo
 from cloak.mask import Mask
-from cloak.masking import MaskRefiner, mask_digest
+from cloak.masking import REFINE_SUBSPACE, MaskRefiner, mask_digest
 from cloak.photos.manifest import Manifest
 from cloak.photos.options import FileResult, ProtectOptions, Reporter
 from cloak.photos.paste import photo_training_face, protected_pixels
@@ -120,8 +121,8 @@ class PhotoWriter:
                     "jpeg_quality": options.jpeg_quality,
                     "keep_location": options.keep_location, "all_faces": options.all_faces,
                     "feather": None if mask is None else mask.feather,
-                    **({"refine": options.refine, "refine_batch": REFINE_BATCH}
-                       if options.refine else {})}
+                    **({"refine": options.refine, "refine_batch": REFINE_BATCH,
+                        "refine_from": REFINE_SUBSPACE} if options.refine else {})}
         self.refiner = (None if mask is None or not options.refine
                         else MaskRefiner(mask, options.refine, load))
         self.manifest = Manifest(output, reporter)
@@ -187,11 +188,13 @@ class PhotoWriter:
         """:meth:`plan` of each scan, in order; with ``refine``, each job carries its faces'
         refined masks.
 
-        With ``refine`` every scan is planned first; the copies already written for this key
-        (an interrupted run's) are remembered by the refiner when there is anything left to
-        write; then the jobs are refined in batches of about :data:`REFINE_BATCH` faces, and
-        each batch's plans are yielded when it is refined. A photo that cannot be read for
-        refinement fails here with the reader's reason.
+        With ``refine`` every scan is planned first; when there is anything left to write, the
+        copies already written for this key (an interrupted run's) are remembered by the
+        refiner, and the person's faces of all the scans (written or not, so that a resumed
+        run pushes from the same center) are added to it; then the jobs are refined in batches
+        of about :data:`REFINE_BATCH` faces, and each batch's plans are yielded when it is
+        refined. A photo that cannot be read for refinement fails here with the reader's
+        reason.
         """
         plans = [self.plan(scan) for scan in scans]
         if self.refiner is None:
@@ -199,6 +202,7 @@ class PhotoWriter:
             return
         if _writes(plans):
             self._remember_written([r for r, job in plans if r.status == "up-to-date"])
+            self._add_person(scans)
         batches: list[list[tuple[FileResult, WriteJob | None]]] = [[]]
         faces = 0
         for result, job in plans:
@@ -228,6 +232,23 @@ class PhotoWriter:
                 continue
             faces += [photo_training_face(photo, m) for m in result.matrices]
         self.refiner.remember(faces)
+
+    def _add_person(self, scans: Sequence[Scan]) -> None:
+        """Give the refiner the person's clean faces of these scans, one photo at a time
+        (progress stage ``"finding the person's center"``; a photo that cannot be read is left
+        out)."""
+        assert self.refiner is not None
+        theirs = [(scan, [f for f, label in zip(scan.faces, scan.label, strict=True)
+                          if label == self.person]) for scan in scans]
+        theirs = [(scan, faces) for scan, faces in theirs if faces]
+        for done, (scan, faces) in enumerate(theirs, 1):
+            try:
+                photo = read_photo(scan.found.path)
+            except CloakError:
+                pass
+            else:
+                self.refiner.add_person([photo_training_face(photo, f.matrix) for f in faces])
+            self.reporter.progress("finding the person's center", done, len(theirs))
 
     def _refined(self, batch: list[tuple[FileResult, WriteJob | None]],
                  progress: Callable[[int, int], None],

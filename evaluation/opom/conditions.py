@@ -17,11 +17,14 @@ directions, undetected probes, quality, timings).
   ``refine_s`` per probe;
 - ``refine-joint`` (only when asked for): the ``convex`` mask refined for all the probes at
   once by ``refine_steps`` steps, one mask each, pushed apart from each other by the mode's
-  anti-linkage term (:func:`cloak.opom.refine_jointly`): what ``cloak protect --refine`` does
-  with a run of up to 8 faces;
-- ``refine-joint-center`` / ``refine-joint-convex`` (screens, only when asked for):
-  ``refine-joint`` with each probe pushed away from the center (or convex hull) of the
-  probes' clean features instead of its own clean feature;
+  anti-linkage term (:func:`cloak.opom.refine_jointly`): what ``cloak protect --refine`` did
+  with a run of up to 8 faces before it pushed from the person's center;
+- ``refine-joint-center`` / ``refine-joint-convex`` (only when asked for): ``refine-joint``
+  with each probe pushed away from the center (or convex hull) of the probes' clean features
+  instead of its own clean feature (``-center``: what ``--refine`` now does with a run of up
+  to 8 faces, but here the center holds the gallery's photos); ``refine-joint-train-center`` /
+  ``refine-joint-train-convex``: from that subspace of the TRAINING photos' clean features,
+  photos no gallery holds (the fair measure of pushing from the person's center);
 - ``refine-batch2`` (only when asked for): the same, in batches of 2 probes (2, 2, 1), each
   pushed apart from the batches before it, as ``cloak protect --refine`` carries anti-linkage
   across its batches;
@@ -222,20 +225,25 @@ class JointRefine(UniversalMask):
     in batches of ``batch`` probes, in order, each batch pushed apart from the protected
     probes of the batches before it (``references``, :func:`cloak.opom.protected_features`).
     With ``pull``, each probe is pushed away from that subspace of the probes' clean features
-    instead of its own clean feature (a screen).
+    instead of its own clean feature (a screen); with ``training`` too, from that subspace of
+    the training photos' clean features: the person's photos that the gallery does not hold.
 
     Args:
         batch: probes per batch, or None for all at once.
         pull: ``"center"``, ``"affine"`` or ``"convex"``, or None.
+        training: take ``pull``'s subspace from the training photos.
     """
 
-    def __init__(self, batch: int | None = None, pull: str | None = None) -> None:
+    def __init__(self, batch: int | None = None, pull: str | None = None,
+                 training: bool = False) -> None:
         name = "refine-joint" if batch is None else f"refine-batch{batch}"
-        super().__init__(name if pull is None else f"{name}-{pull}", "convex")
-        self.batch, self.pull = batch, pull
+        if pull is not None:
+            name = f"{name}-train-{pull}" if training else f"{name}-{pull}"
+        super().__init__(name, "convex")
+        self.batch, self.pull, self.training = batch, pull, training
 
     def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
-        from cloak.opom import BatchRefiner, training_face
+        from cloak.opom import BatchRefiner, protected_features, training_face
 
         settings = job.settings
         entry.update(refine_steps=settings.refine_steps, refine_s=[])
@@ -245,8 +253,11 @@ class JointRefine(UniversalMask):
         out = []
         for fold in job.folds:
             universal, learn_s = job.mask(self.name, config, fold)
-            refine = BatchRefiner(universal, [job.surrogates[s] for s in fold.surrogates],
-                                  config, settings.refine_steps, subspace=self.pull)
+            surrogates = [job.surrogates[s] for s in fold.surrogates]
+            person = (protected_features(job.faces, None, surrogates, config)
+                       if self.training else None)
+            refine = BatchRefiner(universal, surrogates, config, settings.refine_steps,
+                                  subspace=self.pull, person=person)
             start = time.perf_counter()
             masks = [m for first in range(0, len(faces), size)
                      for m in refine(faces[first:first + size])]
@@ -294,6 +305,7 @@ CONDITION_BY_NAME: dict[str, Condition] = {c.name: c for c in (
     Clean(), Noise(), *(UniversalMask(s, s) for s in ("center", "affine", "convex")),
     OnTraining(), Refine(), ShiftedRefine(2), ShiftedRefine(4), SwappedRefine(), JointRefine(),
     JointRefine(batch=2), JointRefine(pull="center"), JointRefine(pull="convex"),
+    JointRefine(pull="center", training=True), JointRefine(pull="convex", training=True),
     *(UniversalMask(name, "convex", terms) for name, terms in ABLATIONS.items()))}
 #: Condition names in report order.
 CONDITIONS: tuple[str, ...] = tuple(CONDITION_BY_NAME)

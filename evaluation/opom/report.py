@@ -59,7 +59,9 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
     if any(c.startswith("refine-joint-") for c in summary):
         joint += ("; refine-joint-center / -convex: refine-joint with each probe pushed away "
                   "from the center / convex hull of the probes' clean features instead of its "
-                  "own clean feature")
+                  "own clean feature (those of the gallery's photos among them); "
+                  "refine-joint-train-center / -convex: from the center / convex hull of the "
+                  f"{settings['n_train']} training photos' clean features (in no gallery)")
     if "refine-batch2" in summary:
         joint += ("; refine-batch2: the same in batches of 2 probes, each batch pushed apart "
                   "from the protected probes of the batches before it (as `cloak protect "
