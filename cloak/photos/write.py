@@ -15,10 +15,10 @@ faces belong to other people.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -30,6 +30,9 @@ from cloak.photos.manifest import Manifest
 from cloak.photos.options import FileResult, ProtectOptions, Reporter
 from cloak.photos.paste import photo_training_face, protected_pixels
 from cloak.photos.scan import Scan
+
+if TYPE_CHECKING:
+    from cloak.opom import TrainingFace
 
 __all__ = ["REFINE_BATCH", "PhotoWriter", "WriteJob", "write_copy"]
 
@@ -85,6 +88,16 @@ def _failure(err: CloakError, source: Path) -> str:
 def _writes(batch: Sequence[tuple[FileResult, WriteJob | None]]) -> bool:
     """Whether plans have anything to write (and so to refine)."""
     return any(job is not None for _, job in batch)
+
+
+def _readable_faces(path: Path, matrices: Iterable[torch.Tensor]) -> list[TrainingFace]:
+    """The faces at ``matrices`` ((2, 3) photo-to-frame each) of the photo at ``path``, cut for
+    refinement (:func:`~cloak.photos.paste.photo_training_face`); none when it cannot be read."""
+    try:
+        photo = read_photo(path)
+    except CloakError:
+        return []
+    return [photo_training_face(photo, m) for m in matrices]
 
 
 def _cannot_write(err: OSError) -> str:
@@ -224,14 +237,8 @@ class PhotoWriter:
         """Let the refiner keep new copies apart from these finished outputs (read back; one
         that cannot be read is left out)."""
         assert self.refiner is not None
-        faces = []
-        for result in done:
-            try:
-                photo = read_photo(result.output)
-            except CloakError:
-                continue
-            faces += [photo_training_face(photo, m) for m in result.matrices]
-        self.refiner.remember(faces)
+        self.refiner.remember([face for result in done
+                               for face in _readable_faces(result.output, result.matrices)])
 
     def _add_person(self, scans: Sequence[Scan]) -> None:
         """Give the refiner the person's clean faces of these scans, one photo at a time
@@ -242,12 +249,7 @@ class PhotoWriter:
                           if label == self.person]) for scan in scans]
         theirs = [(scan, faces) for scan, faces in theirs if faces]
         for done, (scan, faces) in enumerate(theirs, 1):
-            try:
-                photo = read_photo(scan.found.path)
-            except CloakError:
-                pass
-            else:
-                self.refiner.add_person([photo_training_face(photo, f.matrix) for f in faces])
+            self.refiner.add_person(_readable_faces(scan.found.path, [f.matrix for f in faces]))
             self.reporter.progress("finding the person's center", done, len(theirs))
 
     def _refined(self, batch: list[tuple[FileResult, WriteJob | None]],
