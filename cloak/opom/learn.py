@@ -300,6 +300,31 @@ def nearest_references(references: torch.Tensor, clean: torch.Tensor,
     return references[(references @ clean.T).amax(1).topk(limit).indices]
 
 
+def _push_gradient(inputs: torch.Tensor, surrogate: Recognizer, person: torch.Tensor,
+                   fixed: torch.Tensor | None, subspace: Subspace | None,
+                   diversity: InputDiversity, config: OpomConfig) -> torch.Tensor:
+    """One DI draw of one surrogate's refinement gradient with respect to ``inputs`` (N, 3,
+    FRAME_SIZE, FRAME_SIZE): each protected feature pushed from ``person`` (N, d) own clean
+    features when ``subspace`` is None, else from that subspace of ``person`` (K, d), plus
+    ``config.linkage`` times the anti-linkage term over the N features and ``fixed`` (M, d)
+    references, scaled to the push's gradient (:func:`refine_jointly`)."""
+    from cloak.objective import linkage_term, rescaled
+
+    with _autocast(config, inputs.device):
+        z = surrogate.embed(diversity(inputs)).float()
+    leaf = z.detach().requires_grad_(True)
+    pool = leaf if fixed is None or not len(fixed) else torch.cat([leaf, fixed])
+    with torch.enable_grad():
+        value = ((leaf - person).square().sum(1) if subspace is None
+                 else subspace_distance(leaf, person, subspace))
+        (v,) = torch.autograd.grad(value.mean(), leaf)
+        if config.linkage > 0 and len(pool) >= 2:
+            (g,) = torch.autograd.grad(linkage_term(pool), leaf)
+            v = v + config.linkage * rescaled(g, v.norm())
+    (grad,) = torch.autograd.grad(z, inputs, grad_outputs=v)
+    return grad
+
+
 def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                    surrogates: Sequence[Recognizer], config: OpomConfig, steps: int,
                    attribute_surrogates: Sequence[AttributeSurrogate] = (),
@@ -307,7 +332,8 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                    references: Sequence[torch.Tensor] | None = None,
                    progress: Callable[[int, int], None] | None = None,
                    subspace: Subspace | None = None,
-                   person: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+                   person: Sequence[torch.Tensor] | None = None,
+                   draws: int = 1) -> torch.Tensor:
     """The person's universal mask refined for N photos at once: one mask per photo, and the
     protected photos pushed apart from EACH OTHER (anti-linkage).
 
@@ -341,15 +367,20 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         person: with ``subspace``, per surrogate, (K_s, d_s) L2-normalised clean features of
             the person (constants) whose subspace that is (e.g. all the person's photos of a
             run); None: the N photos' own clean features.
+        draws: DI draws per member and step: each surrogate and attribute predictor sees the
+            protected photos through ``draws`` independent DI transforms and its gradients are
+            averaged (a smoother, less surrogate-specific direction, at ``draws`` times the
+            cost; ``cloak protect --refine`` uses :data:`cloak.masking.REFINE_DRAWS`,
+            docs/BENCHMARKS.md "issue16-refine-draws"). With DI off every draw is the same and
+            the masks equal those of one draw.
 
     Returns:
         (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the
         surrogates' device.
     """
-    from cloak.objective import linkage_term, rescaled
-
-    if steps < 1:
-        raise ValueError(f"refinement needs at least one step, got {steps}")
+    if steps < 1 or draws < 1:
+        raise ValueError(f"refinement needs at least one step and one draw, got {steps} "
+                         f"steps and {draws} draws")
     if not faces or not surrogates:
         raise ValueError("refine_jointly needs at least one face and one surrogate")
     if references is not None and len(references) != len(surrogates):
@@ -375,23 +406,14 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         inputs = frames.detach().requires_grad_(True)
         total = torch.zeros_like(inputs)
         for surrogate, own, fixed in zip(surrogates, pushed, others, strict=True):
-            with _autocast(config, device):
-                z = surrogate.embed(diversity(inputs)).float()
-            leaf = z.detach().requires_grad_(True)
-            pool = leaf if fixed is None or not len(fixed) else torch.cat([leaf, fixed])
-            with torch.enable_grad():
-                value = ((leaf - own).square().sum(1) if subspace is None
-                         else subspace_distance(leaf, own, subspace))
-                (v,) = torch.autograd.grad(value.mean(), leaf)
-                if config.linkage > 0 and len(pool) >= 2:
-                    (g,) = torch.autograd.grad(linkage_term(pool), leaf)
-                    v = v + config.linkage * rescaled(g, v.norm())
-            (grad,) = torch.autograd.grad(z, inputs, grad_outputs=v)
+            grad = sum(_push_gradient(inputs, surrogate, own, fixed, subspace, diversity, config)
+                       for _ in range(draws))
             if config.balance:
                 grad = grad / _per_photo_scale(grad)
             total += grad / norm
         for member in attribute_surrogates:
-            grad = _entropy_gradient(inputs, member, diversity, config, per_photo=True)
+            grad = sum(_entropy_gradient(inputs, member, diversity, config, per_photo=True)
+                       for _ in range(draws))
             if config.balance:
                 grad = grad / _per_photo_scale(grad)
             total += grad * (attribute_weight / norm)
@@ -434,8 +456,8 @@ class BatchRefiner:
 
     Args:
         universal: the person's mask, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps].
-        surrogates, config, steps, attribute_surrogates, attribute_weight, subspace, person:
-            as for :func:`refine_jointly`.
+        surrogates, config, steps, attribute_surrogates, attribute_weight, subspace, person,
+            draws: as for :func:`refine_jointly`.
     """
 
     def __init__(self, universal: torch.Tensor, surrogates: Sequence[Recognizer],
@@ -443,9 +465,10 @@ class BatchRefiner:
                  attribute_surrogates: Sequence[AttributeSurrogate] = (),
                  attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
                  subspace: Subspace | None = None,
-                 person: Sequence[torch.Tensor] | None = None) -> None:
+                 person: Sequence[torch.Tensor] | None = None, draws: int = 1) -> None:
         self.universal, self.surrogates, self.config, self.steps = (universal, surrogates,
                                                                     config, steps)
+        self.draws = draws
         self.attribute_surrogates, self.attribute_weight = attribute_surrogates, attribute_weight
         self.subspace, self.person = subspace, person
         self.references: list[torch.Tensor] | None = None
@@ -458,7 +481,8 @@ class BatchRefiner:
         deltas = refine_jointly(faces, self.universal, self.surrogates, self.config, self.steps,
                                 self.attribute_surrogates, self.attribute_weight,
                                 references=self.references, progress=progress,
-                                subspace=self.subspace, person=self.person)
+                                subspace=self.subspace, person=self.person,
+                                draws=self.draws)
         self.remember(faces, deltas)
         return deltas
 
