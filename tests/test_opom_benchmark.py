@@ -162,6 +162,11 @@ def test_small_real_benchmark(tmp_path, one_torch_thread):
     assert again["identities"] == json.loads(json.dumps(refined["identities"]))
     other = run_benchmark(replace(settings, conditions=("clean", "refine"), refine_steps=3))
     assert other["identities"][0]["conditions"]["refine"]["refine_steps"] == 3
+    # universal masks are stored once learned (npy + sidecar) and a later run reuses them
+    assert other["identities"][0]["conditions"]["refine"]["learn_s"] == entry["learn_s"]
+    assert {p.name for p in tmp_path.glob("masks/*/*.npy")} == {
+        "Alejandro_Toledo__T.npy", "Alvaro_Uribe__T.npy"}
+    assert len(list(tmp_path.glob("masks/*"))) == 3             # center, affine, convex
     assert other["identities"][0]["conditions"]["clean"] == refined["identities"][0][
         "conditions"]["clean"]
     # protected vs protected (linkage) beside the usual direction; clean links as it matches
