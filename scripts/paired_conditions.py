@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("a", help="the reference condition")
     parser.add_argument("b", help="the condition compared with it")
     parser.add_argument("--section", default="paired")
+    parser.add_argument("--title", default=None, help="the section's heading (default: B vs A)")
     parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "BENCHMARKS.md")
     parser.add_argument("--out", type=Path, default=None, help="JSON (default: not written)")
     args = parser.parse_args()
@@ -77,9 +79,11 @@ def main() -> None:
             for k, d in result["directions"].items()]
     table = markdown_table(["direction", f"{args.b} - {args.a}, mean over people [95%]",
                             "people better / worse / equal", *boxes], rows)
-    command = " ".join(["python scripts/paired_conditions.py", *sys.argv[1:]])
-    body = (f"`{command}`: {len(identities)} people of `{args.run.name}`, each person's PSR@1 "
-            "the mean over the black boxes; interval: percentile bootstrap over people "
+    command = shlex.join(["python", "scripts/paired_conditions.py", *sys.argv[1:]])
+    title = args.title or f"{args.b} vs {args.a}, person by person"
+    body = (f"## {title}\n\n`{command}`: {len(identities)} people of `{args.run.name}`, "
+            "each person's PSR@1 the mean over the black boxes; interval: percentile bootstrap "
+            "over people "
             f"(2000 draws, seed 0).\n\n{table}\n")
     print(publish(result, body, args.out, args.markdown, command, args.section))
 
