@@ -77,7 +77,8 @@ def main() -> None:
             for d in draws]
     table = markdown_table(["DI draws per step", "seconds per face (median)",
                             f"ratio to {draws[0]} draw(s) (median of rounds)", ""], rows)
-    body = (f"`{command}`: `refine_jointly` on {len(faces)} faces of {args.person} together "
+    body = (f"## What `--refine` costs per face, by DI draws per step\n\n"
+            f"`{command}`: `refine_jointly` on {len(faces)} faces of {args.person} together "
             f"(one `--refine` batch), mode {args.mode} ({', '.join(mode.surrogates)}), "
             f"{args.steps} steps, pushed from the faces' center with anti-linkage, "
             f"{torch.get_num_threads()} threads, {args.rounds} rounds alternating the draws "
