@@ -313,6 +313,11 @@ class MaskLearner:
 #: What ``--refine`` pushes each face away from: the center of the person's clean faces of the
 #: run (:func:`cloak.subspace.subspace_distance`).
 REFINE_SUBSPACE: Subspace = "center"
+#: DI draws per model and refinement step whose gradients ``--refine`` averages
+#: (:func:`cloak.opom.refine_jointly`): three times the cost of one draw per step, for a
+#: direction that carries better to recognizers the mask never saw (docs/BENCHMARKS.md
+#: "issue16-refine-draws").
+REFINE_DRAWS = 3
 
 
 class MaskRefiner:
@@ -325,10 +330,12 @@ class MaskRefiner:
     protected photos do not match each other. Each face is pushed away from the CENTER of the
     person's clean faces of the run (:meth:`add_person`; before any, of the batch's), where a face
     search looks for the person, rather than from its own clean feature (docs/BENCHMARKS.md
-    "issue16-refine-center"). The refiner uses the mask's surrogates and
-    attribute predictors (loaded on first use; the refinement runs on their device) and
-    :func:`mask_config`'s settings. The refined copies are pasted on their faces and never
-    saved; the features it remembers stay in memory (shared/DESIGN.md section 7).
+    "issue16-refine-center"). Each step averages every model's gradient over
+    :data:`REFINE_DRAWS` random resize-and-pad views (DI) of the faces. The refiner uses the
+    mask's surrogates and attribute predictors (loaded on first use; the refinement runs on
+    their device) and :func:`mask_config`'s settings. The refined copies are pasted on their
+    faces and never saved; the features it remembers stay in memory (shared/DESIGN.md
+    section 7).
 
     Args:
         mask: the person's mask.
@@ -346,7 +353,7 @@ class MaskRefiner:
                 self.mask.delta, [self._load(n) for n in self.mask.surrogates],
                 mask_config(self.mask), self.steps,
                 attribute_surrogates(mask_attribute_plan(self.mask), self._load),
-                subspace=REFINE_SUBSPACE)
+                subspace=REFINE_SUBSPACE, draws=REFINE_DRAWS)
         return self._batches
 
     def __call__(self, faces: Sequence[TrainingFace],

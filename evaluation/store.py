@@ -8,7 +8,7 @@
 - :class:`RecordStore`: finished per-item records, one JSON file each
   (``cache_dir/runs/<digest>/<name>.json``), so an interrupted run resumes.
 - :class:`MaskStore`: learned masks as ``.npy`` float32 with a JSON sidecar
-  (``cache_dir/robustness/masks/<digest>/<name>.npy``).
+  (``cache_dir/masks/<digest>/<name>.npy``; the OPOM and robustness benchmarks share it).
 - :class:`CloakMaskStore`: learned masks as ``.cloak`` files (``cache_dir/video-masks/<digest>``).
 
 Nothing stored here holds a feature of a protected person.
@@ -154,7 +154,7 @@ class RecordStore:
 class MaskStore:
     """Learned masks on disk: ``<name>.npy`` (float32, no pickle) + ``<name>.json`` sidecar.
 
-    The folder is ``cache_dir/robustness/masks/<key_digest(key)>``. A mask is reused only when
+    The folder is ``cache_dir/masks/<key_digest(key)>``. A mask is reused only when
     its sidecar's ``meta`` equals the one asked for (the photos and surrogates that learned it)
     and the array is (3, 224, 224) float32.
 
@@ -164,7 +164,7 @@ class MaskStore:
     """
 
     def __init__(self, cache_dir: Path, key: dict[str, Any]) -> None:
-        self.folder = cache_dir / "robustness" / "masks" / key_digest(key)
+        self.folder = cache_dir / "masks" / key_digest(key)
 
     def load(self, name: str, meta: dict[str, Any]) -> tuple[torch.Tensor, float] | None:
         """The stored mask ``name`` and its learning seconds, or None (absent, stale, unreadable).

@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--distractors", type=int, default=300,
                         help="first N LFW distractors in both galleries")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
-                        help="where the masks are stored (robustness/masks/<digest>)")
+                        help="where the masks are stored (masks/<digest>)")
     parser.add_argument("--features-cache", type=Path, default=DEFAULT_CACHE,
                         help="the benchmarks' distractor feature cache")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" /

@@ -11,6 +11,7 @@ import torch
 from attackers.frame import FRAME_SIZE
 from cloak.mask import Mask
 from cloak.masking import (
+    REFINE_DRAWS,
     LearnSettings,
     MaskLearner,
     MaskRefiner,
@@ -166,8 +167,9 @@ def test_mask_learner_records_its_settings(faces, dlib):
 
 def test_mask_refiner_loads_on_first_use_and_keeps_batches_apart(faces, dlib):
     """The refiner loads its models once, refines each batch jointly from the center of the
-    person's faces it was given, and pushes every later batch away from the protected
-    faces it has seen (its own batches and remembered copies)."""
+    person's faces it was given, averaging REFINE_DRAWS DI draws per step, and pushes every
+    later batch away from the protected faces it has seen (its own batches and remembered
+    copies)."""
     config, _ = FAST.resolve()
     mask = Mask(learn_mask(faces[:2], [dlib], config), 8.0, "convex", ["dlib-resnet"], "Ada",
                 0, settings=mask_settings(config, "fast"))
@@ -182,9 +184,11 @@ def test_mask_refiner_loads_on_first_use_and_keeps_batches_apart(faces, dlib):
     settings = mask_config(mask)
     person = [torch.cat([protected_features(part, None, [dlib], settings)[0]
                          for part in (first, second)])]   # as the refiner batched them
-    center = {"subspace": "center", "person": person}
+    center = {"subspace": "center", "person": person, "draws": REFINE_DRAWS}
     assert torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 1, **center))
     assert not torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 1))
+    assert not torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 1,
+                                                   **{**center, "draws": 1}))
     seen = protected_features(first, refined, [dlib], settings)
     refine.remember(second)                       # a copy written earlier, read back
     seen = [torch.cat([seen[0], protected_features(second, None, [dlib], settings)[0]])]

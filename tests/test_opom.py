@@ -452,3 +452,20 @@ def test_refine_jointly_person_features_replace_the_batch(faces, dlib):
     assert not torch.equal(center, moved) and moved.abs().max() <= EPS
     with pytest.raises(ValueError, match="person features"):
         refine_jointly(faces[:2], universal, [dlib], config, 1, person=own)
+
+
+def test_refine_jointly_draws_average_di_draws(faces, dlib):
+    """draws: each step averages the surrogate's gradient over that many DI draws. With DI
+    off every draw is the same photo, so 3 draws give exactly the masks of 1; with DI on
+    (the shipped setting) they differ; 0 draws are refused."""
+    universal = torch.zeros(3, 224, 224)
+    plain = OpomConfig(seed=2, linkage=1.0, diversity=0.0)
+    masks = [refine_jointly(faces[:2], universal, [dlib], plain, 2, subspace="center",
+                            draws=d) for d in (1, 3)]
+    assert torch.equal(*masks)
+    shipped = OpomConfig(seed=2, linkage=1.0)
+    masks = [refine_jointly(faces[:2], universal, [dlib], shipped, 2, subspace="center",
+                            draws=d) for d in (1, 3)]
+    assert not torch.equal(*masks) and masks[1].abs().max() <= EPS
+    with pytest.raises(ValueError, match="one draw"):
+        refine_jointly(faces[:2], universal, [dlib], shipped, 1, draws=0)

@@ -24,8 +24,8 @@ def test_condition_names_and_order():
                           "refine", "refine-shift2", "refine-shift4", "refine-swap",
                           "refine-joint", "refine-batch2", "refine-joint-center",
                           "refine-joint-convex", "refine-joint-train-center",
-                          "refine-joint-train-convex", "opom",
-                          "opom+linkage", "opom+views", "opom+linkage+views")
+                          "refine-joint-train-convex", "refine-joint-train-center-draws3",
+                          "opom", "opom+linkage", "opom+views", "opom+linkage+views")
     masked = [c for c in CONDITIONS if CONDITION_BY_NAME[c].masked]
     assert masked == list(CONDITIONS[2:])
 
@@ -162,6 +162,11 @@ def test_small_real_benchmark(tmp_path, one_torch_thread):
     assert again["identities"] == json.loads(json.dumps(refined["identities"]))
     other = run_benchmark(replace(settings, conditions=("clean", "refine"), refine_steps=3))
     assert other["identities"][0]["conditions"]["refine"]["refine_steps"] == 3
+    # universal masks are stored once learned (npy + sidecar) and a later run reuses them
+    assert other["identities"][0]["conditions"]["refine"]["learn_s"] == entry["learn_s"]
+    assert {p.name for p in tmp_path.glob("masks/*/*.npy")} == {
+        "Alejandro_Toledo__T.npy", "Alvaro_Uribe__T.npy"}
+    assert len(list(tmp_path.glob("masks/*"))) == 3             # center, affine, convex
     assert other["identities"][0]["conditions"]["clean"] == refined["identities"][0][
         "conditions"]["clean"]
     # protected vs protected (linkage) beside the usual direction; clean links as it matches

@@ -230,7 +230,7 @@ def test_stores_keys_and_record_resume(tmp_path):
     folds = base.opom.fold_plan()
     runs, masks = stores(base, folds, files)
     assert runs.folder.parent == tmp_path / "robustness" / "runs"
-    assert masks.folder.parent == tmp_path / "robustness" / "masks"
+    assert masks.folder.parent == tmp_path / "masks"
     same_runs, same_masks = stores(replace(base, fars=(0.1,), opom=replace(
         base.opom, limit=2, n_boot=10)), folds, files)
     assert (same_runs.folder, same_masks.folder) == (runs.folder, masks.folder)

@@ -45,7 +45,7 @@ def test_benchmark_keys_are_unchanged():
     robust = RobustnessSettings(replace(opom, mode="fast"))
     records, masks = stores(robust, robust.opom.fold_plan(), FILES)
     assert records.folder == Path("/c/robustness/runs/196d3daa718a9f64")
-    assert masks.folder == Path("/c/robustness/masks/d8ab785bbbcdbd54")
+    assert masks.folder == Path("/c/masks/d8ab785bbbcdbd54")
     video = VideoBenchmarkSettings(cache_dir=Path("/c"))
     assert mask_store(video, video.folds()).folder == Path("/c/video-masks/4ebc42f54639c058")
     other = VideoBenchmarkSettings(cache_dir=Path("/c"), steps=3, loo="one", seed=2)

@@ -16,8 +16,9 @@ The modules, in the order a mask is made:
 - :mod:`cloak.opom.training`: a photo's training face (:func:`training_face`), the protected
   frames the surrogates see (:func:`protected_frames`), a mask applied to a photo
   (:func:`protect_photo`);
-- :mod:`cloak.opom.learn`: the optimiser itself (:func:`learn_mask`, :func:`refine_mask`,
-  :func:`refine_jointly`, :class:`BatchRefiner`).
+- :mod:`cloak.opom.learn`: the optimiser itself (:func:`learn_mask`, :func:`refine_mask`);
+- :mod:`cloak.opom.refine`: the mask refined for many photos together (:func:`refine_jointly`,
+  :class:`BatchRefiner`).
 
 On a white-box surrogate the mask moves the training photos' cosine to the class center by
 -0.93 but new photos' by only -0.54; black boxes it never saw, though, miss the person on only
@@ -51,16 +52,15 @@ from cloak.opom.config import (
     PastePath,
     with_terms,
 )
-from cloak.opom.learn import (
+from cloak.opom.learn import learn_mask, refine_mask
+from cloak.opom.modes import MODES, Mode
+from cloak.opom.refine import (
     MAX_REFERENCES,
     BatchRefiner,
-    learn_mask,
     nearest_references,
     protected_features,
     refine_jointly,
-    refine_mask,
 )
-from cloak.opom.modes import MODES, Mode
 from cloak.opom.training import TrainingFace, protect_photo, protected_frames, training_face
 
 __all__ = [

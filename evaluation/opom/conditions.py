@@ -25,6 +25,8 @@ directions, undetected probes, quality, timings).
   to 8 faces, but here the center holds the gallery's photos); ``refine-joint-train-center`` /
   ``refine-joint-train-convex``: from that subspace of the TRAINING photos' clean features,
   photos no gallery holds (the fair measure of pushing from the person's center);
+  ``refine-joint-train-center-draws3``: ``refine-joint-train-center`` with each surrogate's
+  gradient averaged over 3 DI draws per step (what ``cloak protect --refine`` ships);
 - ``refine-batch2`` (only when asked for): the same, in batches of 2 probes (2, 2, 1), each
   pushed apart from the batches before it, as ``cloak protect --refine`` carries anti-linkage
   across its batches;
@@ -227,20 +229,22 @@ class JointRefine(UniversalMask):
     With ``pull``, each probe is pushed away from that subspace of the probes' clean features
     instead of its own clean feature (a screen); with ``training`` too, from that subspace of
     the training photos' clean features: the person's photos that the gallery does not hold.
+    With ``draws`` > 1, each step averages each surrogate's gradient over that many DI draws.
 
     Args:
         batch: probes per batch, or None for all at once.
         pull: ``"center"``, ``"affine"`` or ``"convex"``, or None.
         training: take ``pull``'s subspace from the training photos.
+        draws: DI draws per surrogate and step (:func:`cloak.opom.refine_jointly`).
     """
 
     def __init__(self, batch: int | None = None, pull: str | None = None,
-                 training: bool = False) -> None:
+                 training: bool = False, draws: int = 1) -> None:
         name = "refine-joint" if batch is None else f"refine-batch{batch}"
         if pull is not None:
             name = f"{name}-train-{pull}" if training else f"{name}-{pull}"
-        super().__init__(name, "convex")
-        self.batch, self.pull, self.training = batch, pull, training
+        super().__init__(name if draws == 1 else f"{name}-draws{draws}", "convex")
+        self.batch, self.pull, self.training, self.draws = batch, pull, training, draws
 
     def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
         from cloak.opom import BatchRefiner, protected_features, training_face
@@ -257,7 +261,7 @@ class JointRefine(UniversalMask):
             person = (protected_features(job.faces, None, surrogates, config)
                        if self.training else None)
             refine = BatchRefiner(universal, surrogates, config, settings.refine_steps,
-                                  subspace=self.pull, person=person)
+                                  subspace=self.pull, person=person, draws=self.draws)
             start = time.perf_counter()
             masks = [m for first in range(0, len(faces), size)
                      for m in refine(faces[first:first + size])]
@@ -306,6 +310,7 @@ CONDITION_BY_NAME: dict[str, Condition] = {c.name: c for c in (
     OnTraining(), Refine(), ShiftedRefine(2), ShiftedRefine(4), SwappedRefine(), JointRefine(),
     JointRefine(batch=2), JointRefine(pull="center"), JointRefine(pull="convex"),
     JointRefine(pull="center", training=True), JointRefine(pull="convex", training=True),
+    JointRefine(pull="center", training=True, draws=3),
     *(UniversalMask(name, "convex", terms) for name, terms in ABLATIONS.items()))}
 #: Condition names in report order.
 CONDITIONS: tuple[str, ...] = tuple(CONDITION_BY_NAME)

@@ -10,13 +10,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm import tqdm
 
+from attackers import zoo
+from cloak.device import module_device
 from cloak.quality import photo_quality
 from evaluation.opom.conditions import CONDITION_BY_NAME, Protection
 from evaluation.opom.settings import BenchmarkSettings
-from evaluation.protocol.folds import Fold, all_tested
+from evaluation.protocol.folds import WHITE_BOXES, Fold, all_tested
 from evaluation.protocol.lfw import Photo
 from evaluation.protocol.ranks import identity_ranks, outside_ranks
 from evaluation.protocol.recognition import embed, paste_and_round, redetect
+from evaluation.store import MaskStore
 from evaluation.verification import gallery_ranks
 
 if TYPE_CHECKING:
@@ -24,7 +27,18 @@ if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
     from cloak.opom import OpomConfig
 
-__all__ = ["IdentityJob", "run_identity"]
+__all__ = ["IdentityJob", "mask_store", "run_identity"]
+
+
+def mask_store(settings: BenchmarkSettings, config: OpomConfig,
+               surrogates: dict[str, Recognizer]) -> MaskStore:
+    """Where the universal masks learned with ``config`` are kept: keyed by the optimiser
+    settings and the weights of MTCNN and every white box (the robustness benchmark's key, so
+    the two benchmarks share their convex masks); each mask's sidecar names its training
+    photos and surrogates (:class:`~evaluation.store.MaskStore`)."""
+    models = sorted({*WHITE_BOXES, *surrogates, "mtcnn"})
+    return MaskStore(settings.cache_dir, {"config": config.as_record(),
+                                          "weights": {m: zoo.weights_digests(m) for m in models}})
 
 
 @dataclass
@@ -79,21 +93,32 @@ class IdentityJob:
 
     def mask(self, condition: str, config: OpomConfig, fold: Fold) -> tuple[torch.Tensor, float]:
         """The fold's universal mask for ``config`` and its learning seconds (one mask per
-        distinct optimiser setting: conditions with equal settings share it)."""
+        distinct optimiser setting: conditions with equal settings share it). Masks are kept
+        on disk (:func:`mask_store`: learned masks are seeded, so a stored one is the one
+        learning would give again) and a run that asks again reuses them."""
         from cloak.opom import learn_mask
 
         key = (repr(config), fold.name)
         if key not in self._masks:
-            step_bar = None if self.bar is None else tqdm(
-                total=config.steps, desc=f"{self.person} {condition} {fold.name}", unit="step",
-                leave=False)
-            start = time.perf_counter()
-            delta = learn_mask(self.faces, [self.surrogates[s] for s in fold.surrogates], config,
-                               progress=None if step_bar is None else
-                               lambda *_, b=step_bar: b.update())
-            self._masks[key] = delta, time.perf_counter() - start
-            if step_bar is not None:
-                step_bar.close()
+            store = mask_store(self.settings, config, self.surrogates)
+            name = f"{self.person}__{fold.name}"
+            meta = {"photos": [p.path.name for p in self.train],
+                    "surrogates": list(fold.surrogates)}
+            stored = store.load(name, meta)
+            if stored is None:
+                step_bar = None if self.bar is None else tqdm(
+                    total=config.steps, desc=f"{self.person} {condition} {fold.name}",
+                    unit="step", leave=False)
+                start = time.perf_counter()
+                delta = learn_mask(self.faces, [self.surrogates[s] for s in fold.surrogates],
+                                   config, progress=None if step_bar is None else
+                                   lambda *_, b=step_bar: b.update())
+                stored = delta, time.perf_counter() - start
+                store.save(name, delta, meta, stored[1])
+                if step_bar is not None:
+                    step_bar.close()
+            device = module_device(self.surrogates[fold.surrogates[0]])
+            self._masks[key] = stored[0].to(device), stored[1]
         return self._masks[key]
 
     def refined(self, condition: str, config: OpomConfig,

@@ -61,7 +61,9 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
                   "from the center / convex hull of the probes' clean features instead of its "
                   "own clean feature (those of the gallery's photos among them); "
                   "refine-joint-train-center / -convex: from the center / convex hull of the "
-                  f"{settings['n_train']} training photos' clean features (in no gallery)")
+                  f"{settings['n_train']} training photos' clean features (in no gallery); "
+                  "-draws3: each step's surrogate gradients averaged over 3 DI draws (what "
+                  "`cloak protect --refine` ships)")
     if "refine-batch2" in summary:
         joint += ("; refine-batch2: the same in batches of 2 probes, each batch pushed apart "
                   "from the protected probes of the batches before it (as `cloak protect "

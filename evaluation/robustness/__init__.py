@@ -41,8 +41,8 @@ black boxes are run on:
 
 Masks are stored as numpy ``.npy`` float32 (``allow_pickle=False``) with a JSON sidecar (the
 photos that learned them, the surrogates, the learning seconds) under
-``cache_dir/robustness/masks/<digest>/<person>__<fold>[__<probe>].npy``
-(:class:`evaluation.store.MaskStore`), the digest covering the
+``cache_dir/masks/<digest>/<person>__<fold>[__<probe>].npy``
+(:class:`evaluation.store.MaskStore`, shared with the OPOM benchmark), the digest covering the
 optimiser settings and the weights of the detector and every white box, so reruns with other
 conditions reuse them. Finished identities (ranks, genuine pair scores, correlations, timings; no
 features, no masks) are stored by :class:`evaluation.store.RecordStore` under
