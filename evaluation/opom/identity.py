@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +31,12 @@ __all__ = ["IdentityJob", "mask_store", "run_identity"]
 
 
 def mask_store(settings: BenchmarkSettings, config: OpomConfig,
-               surrogates: dict[str, Recognizer]) -> MaskStore:
-    """Where the universal masks learned with ``config`` are kept: keyed by the optimiser
-    settings and the weights of MTCNN and every white box (the robustness benchmark's key, so
-    the two benchmarks share their convex masks); each mask's sidecar names its training
-    photos and surrogates (:class:`~evaluation.store.MaskStore`)."""
+               surrogates: Iterable[str] = ()) -> MaskStore:
+    """Where the universal masks learned with ``config`` are kept, by the OPOM and the
+    robustness benchmarks alike (so they share their convex masks): keyed by the optimiser
+    settings and the weights of MTCNN, every white box and any other ``surrogates`` (zoo
+    names); each mask's sidecar names its training photos and surrogates
+    (:class:`~evaluation.store.MaskStore`)."""
     models = sorted({*WHITE_BOXES, *surrogates, "mtcnn"})
     return MaskStore(settings.cache_dir, {"config": config.as_record(),
                                           "weights": {m: zoo.weights_digests(m) for m in models}})

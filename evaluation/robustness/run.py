@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from attackers import zoo
+from evaluation.opom.identity import mask_store
 from evaluation.opom.run import STORE_IGNORES
 from evaluation.protocol.folds import (
     BLACK_BOXES,
@@ -48,8 +49,7 @@ def stores(settings: RobustnessSettings, folds: Sequence[Fold],
     """
     opom = settings.opom
     weights = {m: zoo.weights_digests(m) for m in sorted({*WHITE_BOXES, "mtcnn"})}
-    masks = MaskStore(opom.cache_dir, {
-        "config": opom.config("convex").as_record(), "weights": weights})
+    masks = mask_store(opom, opom.config("convex"))
     tested = sorted({BLACK_BOXES[t][0] for f in folds for t in f.tested})
     records = RecordStore(opom.cache_dir / "robustness", {
         "settings": {k: v for k, v in asdict(opom).items() if k not in STORE_IGNORES},
