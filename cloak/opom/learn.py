@@ -60,8 +60,8 @@ def precision_autocast(config: OpomConfig,
 
 
 def entropy_gradient(inputs: torch.Tensor, member: AttributeSurrogate,
-                      diversity: InputDiversity, config: OpomConfig,
-                      per_photo: bool) -> torch.Tensor:
+                     diversity: InputDiversity, config: OpomConfig,
+                     per_photo: bool) -> torch.Tensor:
     """Gradient of one attribute predictor's :func:`attribute_entropy` with respect to
     ``inputs`` (N, 3, FRAME_SIZE, FRAME_SIZE), through its own DI draw, under ``config``'s
     precision: of the photos' mean entropy, or with ``per_photo`` of their sum (each photo's

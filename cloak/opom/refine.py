@@ -10,7 +10,7 @@ the :func:`nearest_references` among them).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -59,6 +59,13 @@ def nearest_references(references: torch.Tensor, clean: torch.Tensor,
     if len(references) <= limit:
         return references
     return references[(references @ clean.T).amax(1).topk(limit).indices]
+
+
+def _balanced_sum(grads: Iterable[torch.Tensor], config: OpomConfig) -> torch.Tensor:
+    """The sum of one member's gradients, one per DI draw (each (N, ...)), scaled to unit
+    mean magnitude per photo when ``config.balance``."""
+    grad = sum(grads)
+    return grad / _per_photo_scale(grad) if config.balance else grad
 
 
 def _push_gradient(inputs: torch.Tensor, surrogate: Recognizer, person: torch.Tensor,
@@ -165,17 +172,13 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         inputs = frames.detach().requires_grad_(True)
         total = torch.zeros_like(inputs)
         for surrogate, own, fixed in zip(surrogates, pushed, others, strict=True):
-            grad = sum(_push_gradient(inputs, surrogate, own, fixed, subspace, diversity, config)
-                       for _ in range(draws))
-            if config.balance:
-                grad = grad / _per_photo_scale(grad)
-            total += grad / norm
+            total += _balanced_sum(
+                (_push_gradient(inputs, surrogate, own, fixed, subspace, diversity, config)
+                 for _ in range(draws)), config) / norm
         for member in attribute_surrogates:
-            grad = sum(entropy_gradient(inputs, member, diversity, config, per_photo=True)
-                       for _ in range(draws))
-            if config.balance:
-                grad = grad / _per_photo_scale(grad)
-            total += grad * (attribute_weight / norm)
+            total += _balanced_sum(
+                (entropy_gradient(inputs, member, diversity, config, per_photo=True)
+                 for _ in range(draws)), config) * (attribute_weight / norm)
         (grad,) = torch.autograd.grad(frames, delta, grad_outputs=total)
         grad = translation_invariance(grad, config.ti_kernel)
         momentum = config.momentum * momentum + grad / _per_photo_scale(grad)
