@@ -469,3 +469,17 @@ def test_refine_jointly_draws_average_di_draws(faces, dlib):
     assert not torch.equal(*masks) and masks[1].abs().max() <= EPS
     with pytest.raises(ValueError, match="one draw"):
         refine_jointly(faces[:2], universal, [dlib], shipped, 1, draws=0)
+
+
+def test_refine_jointly_scale_invariance_scales_later_draws(faces, dlib):
+    """scale_invariance: draw k sees the photos' pixel values times 0.5 ** k. With one draw
+    nothing changes (bit for bit); with DI off, 3 SI draws differ from 3 plain ones (which
+    equal one draw), and the masks stay within eps."""
+    universal = torch.zeros(3, 224, 224)
+    plain = OpomConfig(seed=2, linkage=1.0, diversity=0.0)
+    one = [refine_jointly(faces[:2], universal, [dlib], plain, 2, subspace="center",
+                          scale_invariance=si) for si in (False, True)]
+    assert torch.equal(*one)
+    three = refine_jointly(faces[:2], universal, [dlib], plain, 2, subspace="center", draws=3,
+                           scale_invariance=True)
+    assert not torch.equal(three, one[0]) and three.abs().max() <= EPS

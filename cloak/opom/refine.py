@@ -70,14 +70,16 @@ def _balanced_sum(grads: Iterable[torch.Tensor], config: OpomConfig) -> torch.Te
 
 def _push_gradient(inputs: torch.Tensor, surrogate: Recognizer, person: torch.Tensor,
                    fixed: torch.Tensor | None, subspace: Subspace | None,
-                   diversity: InputDiversity, config: OpomConfig) -> torch.Tensor:
+                   diversity: InputDiversity, config: OpomConfig,
+                   scale: float = 1.0) -> torch.Tensor:
     """One DI draw of one surrogate's refinement gradient with respect to ``inputs`` (N, 3,
-    FRAME_SIZE, FRAME_SIZE): each protected feature pushed from ``person`` (N, d) own clean
-    features when ``subspace`` is None, else from that subspace of ``person`` (K, d), plus
-    ``config.linkage`` times the anti-linkage term over the N features and ``fixed`` (M, d)
-    references, scaled to the push's gradient (:func:`refine_jointly`)."""
+    FRAME_SIZE, FRAME_SIZE), the surrogate seeing ``inputs * scale``: each protected feature
+    pushed from ``person`` (N, d) own clean features when ``subspace`` is None, else from that
+    subspace of ``person`` (K, d), plus ``config.linkage`` times the anti-linkage term over the
+    N features and ``fixed`` (M, d) references, scaled to the push's gradient
+    (:func:`refine_jointly`)."""
     with precision_autocast(config, inputs.device):
-        z = surrogate.embed(diversity(inputs)).float()
+        z = surrogate.embed(diversity(inputs * scale)).float()
     leaf = z.detach().requires_grad_(True)
     pool = leaf if fixed is None or not len(fixed) else torch.cat([leaf, fixed])
     with torch.enable_grad():
@@ -99,7 +101,7 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                    progress: Callable[[int, int], None] | None = None,
                    subspace: Subspace | None = None,
                    person: Sequence[torch.Tensor] | None = None,
-                   draws: int = 1) -> torch.Tensor:
+                   draws: int = 1, scale_invariance: bool = False) -> torch.Tensor:
     """The person's universal mask refined for N photos at once: one mask per photo, and the
     protected photos pushed apart from EACH OTHER (anti-linkage).
 
@@ -139,6 +141,12 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
             cost; ``cloak protect --refine`` uses :data:`cloak.masking.REFINE_DRAWS`,
             docs/BENCHMARKS.md "issue16-refine-draws"). With DI off every draw is the same and
             the masks equal those of one draw.
+        scale_invariance: SI (Lin et al., ICLR 2020): each surrogate's draw ``k`` (0, 1, ...)
+            sees the protected photos with their pixel values times ``0.5 ** k`` (a darker
+            copy of the same face), so the averaged direction also suits other contrasts.
+            With one draw it changes nothing. Attribute predictors see every draw unscaled.
+            docs/BENCHMARKS.md "issue16-refine-augment" (a screen: not what ``--refine``
+            ships).
 
     Returns:
         (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the
@@ -173,8 +181,9 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         total = torch.zeros_like(inputs)
         for surrogate, own, fixed in zip(surrogates, pushed, others, strict=True):
             total += _balanced_sum(
-                (_push_gradient(inputs, surrogate, own, fixed, subspace, diversity, config)
-                 for _ in range(draws)), config) / norm
+                (_push_gradient(inputs, surrogate, own, fixed, subspace, diversity, config,
+                                0.5 ** k if scale_invariance else 1.0)
+                 for k in range(draws)), config) / norm
         for member in attribute_surrogates:
             total += _balanced_sum(
                 (entropy_gradient(inputs, member, diversity, config, per_photo=True)
@@ -219,7 +228,7 @@ class BatchRefiner:
     Args:
         universal: the person's mask, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps].
         surrogates, config, steps, attribute_surrogates, attribute_weight, subspace, person,
-            draws: as for :func:`refine_jointly`.
+            draws, scale_invariance: as for :func:`refine_jointly`.
     """
 
     def __init__(self, universal: torch.Tensor, surrogates: Sequence[Recognizer],
@@ -227,10 +236,11 @@ class BatchRefiner:
                  attribute_surrogates: Sequence[AttributeSurrogate] = (),
                  attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
                  subspace: Subspace | None = None,
-                 person: Sequence[torch.Tensor] | None = None, draws: int = 1) -> None:
+                 person: Sequence[torch.Tensor] | None = None, draws: int = 1,
+                 scale_invariance: bool = False) -> None:
         self.universal, self.surrogates, self.config, self.steps = (universal, surrogates,
                                                                     config, steps)
-        self.draws = draws
+        self.draws, self.scale_invariance = draws, scale_invariance
         self.attribute_surrogates, self.attribute_weight = attribute_surrogates, attribute_weight
         self.subspace, self.person = subspace, person
         self.references: list[torch.Tensor] | None = None
@@ -244,7 +254,7 @@ class BatchRefiner:
                                 self.attribute_surrogates, self.attribute_weight,
                                 references=self.references, progress=progress,
                                 subspace=self.subspace, person=self.person,
-                                draws=self.draws)
+                                draws=self.draws, scale_invariance=self.scale_invariance)
         self.remember(faces, deltas)
         return deltas
 

@@ -27,6 +27,8 @@ directions, undetected probes, quality, timings).
   photos no gallery holds (the fair measure of pushing from the person's center);
   ``refine-joint-train-center-draws3``: ``refine-joint-train-center`` with each surrogate's
   gradient averaged over 3 DI draws per step (what ``cloak protect --refine`` ships);
+  ``refine-joint-train-center-draws3-si`` (only when asked for): the same with scale
+  invariance, draw ``k`` seeing the probes' pixel values times ``0.5 ** k`` (a screen);
 - ``refine-batch2`` (only when asked for): the same, in batches of 2 probes (2, 2, 1), each
   pushed apart from the batches before it, as ``cloak protect --refine`` carries anti-linkage
   across its batches;
@@ -229,22 +231,27 @@ class JointRefine(UniversalMask):
     With ``pull``, each probe is pushed away from that subspace of the probes' clean features
     instead of its own clean feature (a screen); with ``training`` too, from that subspace of
     the training photos' clean features: the person's photos that the gallery does not hold.
-    With ``draws`` > 1, each step averages each surrogate's gradient over that many DI draws.
+    With ``draws`` > 1, each step averages each surrogate's gradient over that many DI draws;
+    with ``scale_invariance`` too, draw ``k`` sees the photos' pixel values times ``0.5 ** k``.
 
     Args:
         batch: probes per batch, or None for all at once.
         pull: ``"center"``, ``"affine"`` or ``"convex"``, or None.
         training: take ``pull``'s subspace from the training photos.
-        draws: DI draws per surrogate and step (:func:`cloak.opom.refine_jointly`).
+        draws, scale_invariance: DI draws per surrogate and step, SI across them
+            (:func:`cloak.opom.refine_jointly`).
     """
 
     def __init__(self, batch: int | None = None, pull: str | None = None,
-                 training: bool = False, draws: int = 1) -> None:
+                 training: bool = False, draws: int = 1,
+                 scale_invariance: bool = False) -> None:
         name = "refine-joint" if batch is None else f"refine-batch{batch}"
         if pull is not None:
             name = f"{name}-train-{pull}" if training else f"{name}-{pull}"
-        super().__init__(name if draws == 1 else f"{name}-draws{draws}", "convex")
+        name = name if draws == 1 else f"{name}-draws{draws}"
+        super().__init__(f"{name}-si" if scale_invariance else name, "convex")
         self.batch, self.pull, self.training, self.draws = batch, pull, training, draws
+        self.scale_invariance = scale_invariance
 
     def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
         from cloak.opom import BatchRefiner, protected_features, training_face
@@ -261,7 +268,8 @@ class JointRefine(UniversalMask):
             person = (protected_features(job.faces, None, surrogates, config)
                        if self.training else None)
             refine = BatchRefiner(universal, surrogates, config, settings.refine_steps,
-                                  subspace=self.pull, person=person, draws=self.draws)
+                                  subspace=self.pull, person=person, draws=self.draws,
+                                  scale_invariance=self.scale_invariance)
             start = time.perf_counter()
             masks = [m for first in range(0, len(faces), size)
                      for m in refine(faces[first:first + size])]
@@ -311,6 +319,7 @@ CONDITION_BY_NAME: dict[str, Condition] = {c.name: c for c in (
     JointRefine(batch=2), JointRefine(pull="center"), JointRefine(pull="convex"),
     JointRefine(pull="center", training=True), JointRefine(pull="convex", training=True),
     JointRefine(pull="center", training=True, draws=3),
+    JointRefine(pull="center", training=True, draws=3, scale_invariance=True),
     *(UniversalMask(name, "convex", terms) for name, terms in ABLATIONS.items()))}
 #: Condition names in report order.
 CONDITIONS: tuple[str, ...] = tuple(CONDITION_BY_NAME)
