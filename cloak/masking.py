@@ -318,6 +318,10 @@ REFINE_SUBSPACE: Subspace = "center"
 #: direction that carries better to recognizers the mask never saw (docs/BENCHMARKS.md
 #: "issue16-refine-draws").
 REFINE_DRAWS = 3
+#: Whether ``--refine``'s draw ``k`` sees the faces' pixel values times ``0.5 ** k`` (scale
+#: invariance, :func:`cloak.opom.refine_jointly`): the same cost, a direction that suits other
+#: contrasts too (docs/BENCHMARKS.md "issue16-refine-si").
+REFINE_SCALE_INVARIANCE = True
 
 
 class MaskRefiner:
@@ -331,7 +335,8 @@ class MaskRefiner:
     person's clean faces of the run (:meth:`add_person`; before any, of the batch's), where a face
     search looks for the person, rather than from its own clean feature (docs/BENCHMARKS.md
     "issue16-refine-center"). Each step averages every model's gradient over
-    :data:`REFINE_DRAWS` random resize-and-pad views (DI) of the faces. The refiner uses the
+    :data:`REFINE_DRAWS` random resize-and-pad views (DI) of the faces, view ``k`` darkened by
+    ``0.5 ** k`` (:data:`REFINE_SCALE_INVARIANCE`). The refiner uses the
     mask's surrogates and attribute predictors (loaded on first use; the refinement runs on
     their device) and :func:`mask_config`'s settings. The refined copies are pasted on their
     faces and never saved; the features it remembers stay in memory (shared/DESIGN.md
@@ -353,7 +358,8 @@ class MaskRefiner:
                 self.mask.delta, [self._load(n) for n in self.mask.surrogates],
                 mask_config(self.mask), self.steps,
                 attribute_surrogates(mask_attribute_plan(self.mask), self._load),
-                subspace=REFINE_SUBSPACE, draws=REFINE_DRAWS)
+                subspace=REFINE_SUBSPACE, draws=REFINE_DRAWS,
+                scale_invariance=REFINE_SCALE_INVARIANCE)
         return self._batches
 
     def __call__(self, faces: Sequence[TrainingFace],

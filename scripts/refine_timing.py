@@ -26,7 +26,7 @@ from learn_profile import REPO, training_faces
 
 import attackers
 from attackers.frame import FRAME_SIZE
-from cloak.masking import REFINE_DRAWS, REFINE_SUBSPACE
+from cloak.masking import REFINE_DRAWS, REFINE_SCALE_INVARIANCE, REFINE_SUBSPACE
 from cloak.opom import MODES, protected_features, refine_jointly
 from evaluation.report import markdown_table, publish
 
@@ -55,7 +55,8 @@ def main() -> None:
     def refine(count: int, steps: int) -> float:
         start = time.perf_counter()
         refine_jointly(faces, zero, surrogates, mode.config, steps,
-                       subspace=REFINE_SUBSPACE, person=person, draws=count)
+                       subspace=REFINE_SUBSPACE, person=person, draws=count,
+                       scale_invariance=REFINE_SCALE_INVARIANCE)
         return time.perf_counter() - start
 
     refine(1, 1)                                      # warm-up: allocator, kernels

@@ -12,6 +12,7 @@ from attackers.frame import FRAME_SIZE
 from cloak.mask import Mask
 from cloak.masking import (
     REFINE_DRAWS,
+    REFINE_SCALE_INVARIANCE,
     LearnSettings,
     MaskLearner,
     MaskRefiner,
@@ -167,7 +168,8 @@ def test_mask_learner_records_its_settings(faces, dlib):
 
 def test_mask_refiner_loads_on_first_use_and_keeps_batches_apart(faces, dlib):
     """The refiner loads its models once, refines each batch jointly from the center of the
-    person's faces it was given, averaging REFINE_DRAWS DI draws per step, and pushes every
+    person's faces it was given, averaging REFINE_DRAWS DI draws per step (scale invariant:
+    draw k darkened by 0.5^k), and pushes every
     later batch away from the protected faces it has seen (its own batches and remembered
     copies)."""
     config, _ = FAST.resolve()
@@ -184,11 +186,14 @@ def test_mask_refiner_loads_on_first_use_and_keeps_batches_apart(faces, dlib):
     settings = mask_config(mask)
     person = [torch.cat([protected_features(part, None, [dlib], settings)[0]
                          for part in (first, second)])]   # as the refiner batched them
-    center = {"subspace": "center", "person": person, "draws": REFINE_DRAWS}
+    center = {"subspace": "center", "person": person, "draws": REFINE_DRAWS,
+              "scale_invariance": REFINE_SCALE_INVARIANCE}
+    assert REFINE_SCALE_INVARIANCE
     assert torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 1, **center))
     assert not torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 1))
-    assert not torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 1,
-                                                   **{**center, "draws": 1}))
+    for plainer in ({"draws": 1}, {"scale_invariance": False}):
+        assert not torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 1,
+                                                       **{**center, **plainer}))
     seen = protected_features(first, refined, [dlib], settings)
     refine.remember(second)                       # a copy written earlier, read back
     seen = [torch.cat([seen[0], protected_features(second, None, [dlib], settings)[0]])]

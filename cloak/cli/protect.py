@@ -37,9 +37,9 @@ __all__ = ["protect"]
                    "run, in batches of about 8 faces whose protected faces are pushed apart "
                    "from each other and from earlier batches, so that they stop matching each "
                    "other; each step averages the models' gradients over 3 random views of "
-                   "the faces: much stronger protection at about 4 seconds per face on a "
-                   "2-core CPU (README, docs/BENCHMARKS.md). The saved mask stays the "
-                   "universal one.")
+                   "the faces, each darker than the last (scale invariance): much stronger "
+                   "protection at about 4 seconds per face on a 2-core CPU (README, "
+                   "docs/BENCHMARKS.md). The saved mask stays the universal one.")
 @click.option("--all-faces", is_flag=True,
               help="Protect every face found, not only the person's.")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,

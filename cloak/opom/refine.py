@@ -145,8 +145,9 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
             sees the protected photos with their pixel values times ``0.5 ** k`` (a darker
             copy of the same face), so the averaged direction also suits other contrasts.
             With one draw it changes nothing. Attribute predictors see every draw unscaled.
-            docs/BENCHMARKS.md "issue16-refine-augment" (a screen: not what ``--refine``
-            ships).
+            ``cloak protect --refine`` uses it
+            (:data:`cloak.masking.REFINE_SCALE_INVARIANCE`, docs/BENCHMARKS.md
+            "issue16-refine-si").
 
     Returns:
         (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the

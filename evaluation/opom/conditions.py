@@ -26,9 +26,9 @@ directions, undetected probes, quality, timings).
   ``refine-joint-train-convex``: from that subspace of the TRAINING photos' clean features,
   photos no gallery holds (the fair measure of pushing from the person's center);
   ``refine-joint-train-center-draws3``: ``refine-joint-train-center`` with each surrogate's
-  gradient averaged over 3 DI draws per step (what ``cloak protect --refine`` ships);
-  ``refine-joint-train-center-draws3-si`` (only when asked for): the same with scale
-  invariance, draw ``k`` seeing the probes' pixel values times ``0.5 ** k`` (a screen);
+  gradient averaged over 3 DI draws per step (what ``cloak protect --refine`` shipped before
+  scale invariance); ``refine-joint-train-center-draws3-si``: the same with scale invariance,
+  draw ``k`` seeing the probes' pixel values times ``0.5 ** k`` (what ``--refine`` ships);
 - ``refine-batch2`` (only when asked for): the same, in batches of 2 probes (2, 2, 1), each
   pushed apart from the batches before it, as ``cloak protect --refine`` carries anti-linkage
   across its batches;
