@@ -43,6 +43,7 @@ from cloak.opom import (
     BatchRefiner,
     Mode,
     OpomConfig,
+    RefineRecipe,
     TrainingFace,
     attribute_names,
     learn_mask,
@@ -51,7 +52,6 @@ from cloak.opom import (
 
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
-    from cloak.subspace import Subspace
 
 __all__ = [
     "LearnSettings",
@@ -310,18 +310,14 @@ class MaskLearner:
                     seed=self.config.seed, settings=settings)
 
 
-#: What ``--refine`` pushes each face away from: the center of the person's clean faces of the
-#: run (:func:`cloak.subspace.subspace_distance`).
-REFINE_SUBSPACE: Subspace = "center"
-#: DI draws per model and refinement step whose gradients ``--refine`` averages
-#: (:func:`cloak.opom.refine_jointly`): three times the cost of one draw per step, for a
-#: direction that carries better to recognizers the mask never saw (docs/BENCHMARKS.md
-#: "issue16-refine-draws").
-REFINE_DRAWS = 3
-#: Whether ``--refine``'s draw ``k`` sees the faces' pixel values times ``0.5 ** k`` (scale
-#: invariance, :func:`cloak.opom.refine_jointly`): the same cost, a direction that suits other
-#: contrasts too (docs/BENCHMARKS.md "issue16-refine-si").
-REFINE_SCALE_INVARIANCE = True
+#: How ``--refine`` refines (:class:`cloak.opom.RefineRecipe`), each part measured on the LFW
+#: benchmark: every face pushed away from the center of the person's clean faces of the run
+#: (docs/BENCHMARKS.md "issue16-refine-center"); each model's gradient averaged over 3 DI draws
+#: per step, three times the cost of one, for a direction that carries better to recognizers
+#: the mask never saw ("issue16-refine-draws"); draw ``k`` seeing the faces' pixel values
+#: times ``0.5 ** k`` (scale invariance, "issue16-refine-si") and each step's gradient taken
+#: ahead along the momentum (Nesterov, "issue16-refine-ni"), both at no cost.
+REFINE = RefineRecipe(subspace="center", draws=3, scale_invariance=True, nesterov=True)
 
 
 class MaskRefiner:
@@ -334,9 +330,9 @@ class MaskRefiner:
     protected photos do not match each other. Each face is pushed away from the CENTER of the
     person's clean faces of the run (:meth:`add_person`; before any, of the batch's), where a face
     search looks for the person, rather than from its own clean feature (docs/BENCHMARKS.md
-    "issue16-refine-center"). Each step averages every model's gradient over
-    :data:`REFINE_DRAWS` random resize-and-pad views (DI) of the faces, view ``k`` darkened by
-    ``0.5 ** k`` (:data:`REFINE_SCALE_INVARIANCE`). The refiner uses the
+    "issue16-refine-center"). Each step averages every model's gradient over 3 random
+    resize-and-pad views (DI) of the faces, view ``k`` darkened by ``0.5 ** k``, taken ahead
+    along the momentum (:data:`REFINE`). The refiner uses the
     mask's surrogates and attribute predictors (loaded on first use; the refinement runs on
     their device) and :func:`mask_config`'s settings. The refined copies are pasted on their
     faces and never saved; the features it remembers stay in memory (shared/DESIGN.md
@@ -358,8 +354,7 @@ class MaskRefiner:
                 self.mask.delta, [self._load(n) for n in self.mask.surrogates],
                 mask_config(self.mask), self.steps,
                 attribute_surrogates(mask_attribute_plan(self.mask), self._load),
-                subspace=REFINE_SUBSPACE, draws=REFINE_DRAWS,
-                scale_invariance=REFINE_SCALE_INVARIANCE)
+                recipe=REFINE)
         return self._batches
 
     def __call__(self, faces: Sequence[TrainingFace],

@@ -3,10 +3,10 @@
 Finds one face in each of the first ``--photos`` LFW photos of a person (as ``cloak protect``
 finds them; 8 is one ``--refine`` batch), loads the mode's surrogates once, runs one short
 warm-up refinement, then times :func:`cloak.opom.refine_jointly` as ``cloak protect --refine``
-calls it (pushed from the center of the faces' clean features, anti-linkage on) for every
-``--draws`` value in turn, round after round, so that each round's ratio to one draw is taken
-on the machine as it was then. The refinement starts from a zero mask: its cost does not
-depend on the mask's values.
+calls it (:data:`cloak.masking.REFINE`: pushed from the center of the faces' clean features,
+anti-linkage on, SI and NI) with each ``--draws`` value in turn, round after round, so that
+each round's ratio to one draw is taken on the machine as it was then. The refinement starts
+from a zero mask: its cost does not depend on the mask's values.
 
 Writes JSON and the markdown section "refine-timing" of docs/BENCHMARKS.md.
 
@@ -16,6 +16,7 @@ Writes JSON and the markdown section "refine-timing" of docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -26,7 +27,7 @@ from learn_profile import REPO, training_faces
 
 import attackers
 from attackers.frame import FRAME_SIZE
-from cloak.masking import REFINE_DRAWS, REFINE_SCALE_INVARIANCE, REFINE_SUBSPACE
+from cloak.masking import REFINE
 from cloak.opom import MODES, protected_features, refine_jointly
 from evaluation.report import markdown_table, publish
 
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=8)
     parser.add_argument("--mode", default="balanced")
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--draws", default=f"1,{REFINE_DRAWS}",
+    parser.add_argument("--draws", default=f"1,{REFINE.draws}",
                         help="comma-separated DI draws per step; the first is the reference")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "BENCHMARKS.md")
@@ -54,9 +55,8 @@ def main() -> None:
 
     def refine(count: int, steps: int) -> float:
         start = time.perf_counter()
-        refine_jointly(faces, zero, surrogates, mode.config, steps,
-                       subspace=REFINE_SUBSPACE, person=person, draws=count,
-                       scale_invariance=REFINE_SCALE_INVARIANCE)
+        refine_jointly(faces, zero, surrogates, mode.config, steps, person=person,
+                       recipe=dataclasses.replace(REFINE, draws=count))
         return time.perf_counter() - start
 
     refine(1, 1)                                      # warm-up: allocator, kernels
@@ -74,14 +74,14 @@ def main() -> None:
               "seconds": {str(d): s for d, s in seconds.items()},
               "seconds_per_face": {str(d): s for d, s in per_face.items()},
               "ratio_to_first": {str(d): r for d, r in ratios.items()}}
-    rows = [[d, per_face[d], ratios[d], "(shipped)" if d == REFINE_DRAWS else ""]
+    rows = [[d, per_face[d], ratios[d], "(shipped)" if d == REFINE.draws else ""]
             for d in draws]
     table = markdown_table(["DI draws per step", "seconds per face (median)",
                             f"ratio to {draws[0]} draw(s) (median of rounds)", ""], rows)
     body = (f"## What `--refine` costs per face, by DI draws per step\n\n"
             f"`{command}`: `refine_jointly` on {len(faces)} faces of {args.person} together "
             f"(one `--refine` batch), mode {args.mode} ({', '.join(mode.surrogates)}), "
-            f"{args.steps} steps, pushed from the faces' center with anti-linkage, "
+            f"{args.steps} steps, pushed from the faces' center with anti-linkage, SI and NI, "
             f"{torch.get_num_threads()} threads, {args.rounds} rounds alternating the draws "
             f"(after a warm-up):\n\n{table}\n")
     print(publish(result, body, args.out, args.markdown, command, "refine-timing"))

@@ -11,8 +11,7 @@ import torch
 from attackers.frame import FRAME_SIZE
 from cloak.mask import Mask
 from cloak.masking import (
-    REFINE_DRAWS,
-    REFINE_SCALE_INVARIANCE,
+    REFINE,
     LearnSettings,
     MaskLearner,
     MaskRefiner,
@@ -29,6 +28,7 @@ from cloak.opom import (
     TERMS,
     TERMS_OFF,
     OpomConfig,
+    RefineRecipe,
     TrainingFace,
     learn_mask,
     protected_features,
@@ -168,15 +168,15 @@ def test_mask_learner_records_its_settings(faces, dlib):
 
 def test_mask_refiner_loads_on_first_use_and_keeps_batches_apart(faces, dlib):
     """The refiner loads its models once, refines each batch jointly from the center of the
-    person's faces it was given, averaging REFINE_DRAWS DI draws per step (scale invariant:
-    draw k darkened by 0.5^k), and pushes every
+    person's faces it was given as REFINE says (3 DI draws per step, draw k darkened by 0.5^k,
+    the gradient taken ahead along the momentum), and pushes every
     later batch away from the protected faces it has seen (its own batches and remembered
     copies)."""
     config, _ = FAST.resolve()
     mask = Mask(learn_mask(faces[:2], [dlib], config), 8.0, "convex", ["dlib-resnet"], "Ada",
                 0, settings=mask_settings(config, "fast"))
     loaded = []
-    refine = MaskRefiner(mask, 1, lambda name: loaded.append(name) or dlib)
+    refine = MaskRefiner(mask, 2, lambda name: loaded.append(name) or dlib)
     assert loaded == []
     first, second = faces[:2], faces[2:]
     refine.add_person(first)
@@ -186,20 +186,20 @@ def test_mask_refiner_loads_on_first_use_and_keeps_batches_apart(faces, dlib):
     settings = mask_config(mask)
     person = [torch.cat([protected_features(part, None, [dlib], settings)[0]
                          for part in (first, second)])]   # as the refiner batched them
-    center = {"subspace": "center", "person": person, "draws": REFINE_DRAWS,
-              "scale_invariance": REFINE_SCALE_INVARIANCE}
-    assert REFINE_SCALE_INVARIANCE
-    assert torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 1, **center))
-    assert not torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 1))
-    for plainer in ({"draws": 1}, {"scale_invariance": False}):
-        assert not torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 1,
-                                                       **{**center, **plainer}))
+    assert REFINE == RefineRecipe("center", draws=3, scale_invariance=True, nesterov=True)
+    center = {"person": person, "recipe": REFINE}
+    assert torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 2, **center))
+    assert not torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 2))
+    for plainer in ({"draws": 1}, {"scale_invariance": False}, {"nesterov": False}):
+        recipe = dataclasses.replace(REFINE, **plainer)
+        assert not torch.equal(refined, refine_jointly(first, mask.delta, [dlib], settings, 2,
+                                                       person=person, recipe=recipe))
     seen = protected_features(first, refined, [dlib], settings)
     refine.remember(second)                       # a copy written earlier, read back
     seen = [torch.cat([seen[0], protected_features(second, None, [dlib], settings)[0]])]
     again = refine(second)
     assert loaded == ["dlib-resnet"]
-    assert torch.equal(again, refine_jointly(second, mask.delta, [dlib], settings, 1,
+    assert torch.equal(again, refine_jointly(second, mask.delta, [dlib], settings, 2,
                                              references=seen, **center))
-    assert not torch.equal(again, refine_jointly(second, mask.delta, [dlib], settings, 1,
+    assert not torch.equal(again, refine_jointly(second, mask.delta, [dlib], settings, 2,
                                                  **center))

@@ -20,6 +20,7 @@ from cloak.opom import (
     MODES,
     AttributeSurrogate,
     OpomConfig,
+    RefineRecipe,
     attribute_entropy,
     attribute_names,
     learn_mask,
@@ -427,7 +428,8 @@ def test_refine_jointly_from_the_batch_center(faces, dlib):
     center = F.normalize(clean.mean(0), dim=0)
     distance = []
     for subspace in (None, "center"):
-        masks = refine_jointly(faces[:4], universal, [dlib], config, 5, subspace=subspace)
+        masks = refine_jointly(faces[:4], universal, [dlib], config, 5,
+                               recipe=RefineRecipe(subspace))
         assert masks.abs().max() <= EPS
         z = protected_features(faces[:4], masks, [dlib], config)[0]
         distance.append(float((z @ center).mean()))
@@ -443,11 +445,10 @@ def test_refine_jointly_person_features_replace_the_batch(faces, dlib):
     universal = torch.zeros(3, 224, 224)
     own = protected_features(faces[:2], None, [dlib], config)
     other = protected_features(faces[2:4], None, [dlib], config)
-    center = refine_jointly(faces[:2], universal, [dlib], config, 2, subspace="center")
-    same = refine_jointly(faces[:2], universal, [dlib], config, 2, subspace="center",
-                          person=own)
-    moved = refine_jointly(faces[:2], universal, [dlib], config, 2, subspace="center",
-                           person=other)
+    recipe = RefineRecipe("center")
+    center = refine_jointly(faces[:2], universal, [dlib], config, 2, recipe=recipe)
+    same = refine_jointly(faces[:2], universal, [dlib], config, 2, person=own, recipe=recipe)
+    moved = refine_jointly(faces[:2], universal, [dlib], config, 2, person=other, recipe=recipe)
     assert torch.equal(center, same)
     assert not torch.equal(center, moved) and moved.abs().max() <= EPS
     with pytest.raises(ValueError, match="person features"):
@@ -460,15 +461,15 @@ def test_refine_jointly_draws_average_di_draws(faces, dlib):
     (the shipped setting) they differ; 0 draws are refused."""
     universal = torch.zeros(3, 224, 224)
     plain = OpomConfig(seed=2, linkage=1.0, diversity=0.0)
-    masks = [refine_jointly(faces[:2], universal, [dlib], plain, 2, subspace="center",
-                            draws=d) for d in (1, 3)]
+    masks = [refine_jointly(faces[:2], universal, [dlib], plain, 2,
+                            recipe=RefineRecipe("center", draws=d)) for d in (1, 3)]
     assert torch.equal(*masks)
     shipped = OpomConfig(seed=2, linkage=1.0)
-    masks = [refine_jointly(faces[:2], universal, [dlib], shipped, 2, subspace="center",
-                            draws=d) for d in (1, 3)]
+    masks = [refine_jointly(faces[:2], universal, [dlib], shipped, 2,
+                            recipe=RefineRecipe("center", draws=d)) for d in (1, 3)]
     assert not torch.equal(*masks) and masks[1].abs().max() <= EPS
     with pytest.raises(ValueError, match="one draw"):
-        refine_jointly(faces[:2], universal, [dlib], shipped, 1, draws=0)
+        refine_jointly(faces[:2], universal, [dlib], shipped, 1, recipe=RefineRecipe(draws=0))
 
 
 def test_refine_jointly_scale_invariance_scales_later_draws(faces, dlib):
@@ -477,9 +478,22 @@ def test_refine_jointly_scale_invariance_scales_later_draws(faces, dlib):
     equal one draw), and the masks stay within eps."""
     universal = torch.zeros(3, 224, 224)
     plain = OpomConfig(seed=2, linkage=1.0, diversity=0.0)
-    one = [refine_jointly(faces[:2], universal, [dlib], plain, 2, subspace="center",
-                          scale_invariance=si) for si in (False, True)]
+    one = [refine_jointly(faces[:2], universal, [dlib], plain, 2,
+                          recipe=RefineRecipe("center", scale_invariance=si))
+           for si in (False, True)]
     assert torch.equal(*one)
-    three = refine_jointly(faces[:2], universal, [dlib], plain, 2, subspace="center", draws=3,
-                           scale_invariance=True)
+    three = refine_jointly(faces[:2], universal, [dlib], plain, 2,
+                           recipe=RefineRecipe("center", draws=3, scale_invariance=True))
     assert not torch.equal(three, one[0]) and three.abs().max() <= EPS
+
+
+def test_refine_jointly_nesterov_takes_the_gradient_ahead(faces, dlib):
+    """nesterov: each step's gradient is taken at project(delta + step_size * mu * momentum):
+    the same masks bit for bit at the first step (zero momentum) and without momentum (mu 0),
+    other masks (within eps) after 3 steps with MI (mu 1, shipped)."""
+    plain, ahead = OpomConfig(seed=2, linkage=1, diversity=0), RefineRecipe("center", nesterov=True)
+    for config, steps, same in ((plain, 1, True), (plain, 3, False),
+                                (dataclasses.replace(plain, momentum=0.0), 3, True)):
+        masks = [refine_jointly(faces[:2], torch.zeros(3, 224, 224), [dlib], config, steps,
+                                recipe=r) for r in (RefineRecipe("center"), ahead)]
+        assert torch.equal(*masks) is same and masks[1].abs().max() <= EPS, (config, steps)

@@ -26,6 +26,7 @@ def test_condition_names_and_order():
                           "refine-joint-convex", "refine-joint-train-center",
                           "refine-joint-train-convex", "refine-joint-train-center-draws3",
                           "refine-joint-train-center-draws3-si",
+                          "refine-joint-train-center-draws3-si-ni",
                           "opom", "opom+linkage", "opom+views", "opom+linkage+views")
     masked = [c for c in CONDITIONS if CONDITION_BY_NAME[c].masked]
     assert masked == list(CONDITIONS[2:])

@@ -20,7 +20,7 @@ from conftest import lfw_photos
 from cloak.faces import align_faces
 from cloak.imageio import read_photo
 from cloak.mask import load_mask
-from cloak.masking import REFINE_DRAWS, REFINE_SCALE_INVARIANCE, LearnSettings
+from cloak.masking import REFINE, LearnSettings
 from cloak.photos import MANIFEST_NAME, FileResult, ProtectOptions, Reporter, protect
 from cloak.photos.write import REFINE_BATCH
 
@@ -105,7 +105,8 @@ def test_refine_resumes_apart_from_the_copies_written(colin: dict, tmp_path: Pat
     """--refine refines a run's photos together; a run interrupted after its first copy
     resumes: the rerun keeps that copy and refines the rest apart from it, so they differ from
     a fresh run on the remaining photos alone; the progress file records the batch size, the
-    subspace pushed from, the DI draws per step and their scale invariance."""
+    subspace pushed from, the DI draws per step, their scale invariance and Nesterov
+    look-ahead (a copy refined another way is not up to date)."""
     mask = load_mask(colin["mask"])
     photos, rest = tmp_path / "photos", tmp_path / "rest"
     photos.mkdir()
@@ -119,9 +120,8 @@ def test_refine_resumes_apart_from_the_copies_written(colin: dict, tmp_path: Pat
     manifest = json.loads((out / MANIFEST_NAME).read_text())["files"]
     (kept, entry), = manifest.items()
     assert entry["key"]["refine"] == 2 and entry["key"]["refine_batch"] == REFINE_BATCH
-    assert entry["key"]["refine_from"] == "center"
-    assert entry["key"]["refine_draws"] == REFINE_DRAWS == 3
-    assert entry["key"]["refine_si"] is REFINE_SCALE_INVARIANCE is True
+    assert {k: entry["key"][k] for k in REFINE.settings()} == {
+        "refine_from": "center", "refine_draws": 3, "refine_si": True, "refine_ni": True}
     before = (out / kept).read_bytes()
     rerun = protect([photos], ProtectOptions(mask=mask, output=out, refine=2))
     assert sorted(r.status for r in rerun.files) == ["protected"] * 2 + ["up-to-date"]

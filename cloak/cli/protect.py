@@ -37,7 +37,8 @@ __all__ = ["protect"]
                    "run, in batches of about 8 faces whose protected faces are pushed apart "
                    "from each other and from earlier batches, so that they stop matching each "
                    "other; each step averages the models' gradients over 3 random views of "
-                   "the faces, each darker than the last (scale invariance): much stronger "
+                   "the faces, each darker than the last (scale invariance), taken ahead "
+                   "along the momentum (Nesterov): much stronger "
                    "protection at about 4 seconds per face on a 2-core CPU (README, "
                    "docs/BENCHMARKS.md). The saved mask stays the universal one.")
 @click.option("--all-faces", is_flag=True,

@@ -57,6 +57,7 @@ from cloak.opom.modes import MODES, Mode
 from cloak.opom.refine import (
     MAX_REFERENCES,
     BatchRefiner,
+    RefineRecipe,
     nearest_references,
     protected_features,
     refine_jointly,
@@ -78,6 +79,7 @@ __all__ = [
     "Mode",
     "OpomConfig",
     "PastePath",
+    "RefineRecipe",
     "TrainingFace",
     "attribute_entropy",
     "attribute_names",

@@ -1,8 +1,10 @@
 """Refining a person's universal mask for many photos together (``cloak protect --refine``).
 
 :func:`refine_jointly` gives every photo its own copy of the mask, fitted to it by the steps of
-:func:`cloak.opom.learn_mask` (paste path, DI averaged over ``draws``, TI, MI, FIM sign step),
-pushes each protected feature from the person's clean features and the protected photos apart
+:func:`cloak.opom.learn_mask` (paste path, DI, TI, MI, FIM sign step) as its
+:class:`RefineRecipe` says (what to push from, DI draws per step, scale invariance, Nesterov
+look-ahead), pushes each protected feature from the person's clean features and the protected
+photos apart
 from EACH OTHER (anti-linkage, :func:`cloak.objective.linkage_term`); :class:`BatchRefiner`
 carries that across the batches of a long run (:func:`protected_features` of earlier batches,
 the :func:`nearest_references` among them).
@@ -11,7 +13,8 @@ the :func:`nearest_references` among them).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -21,14 +24,50 @@ from cloak.opom.attributes import DEFAULT_ATTRIBUTE_WEIGHT, AttributeSurrogate
 from cloak.opom.config import OpomConfig
 from cloak.opom.learn import entropy_gradient, precision_autocast, prepare
 from cloak.opom.training import TrainingFace, protected_frames
-from cloak.steps import InputDiversity, fim_step, translation_invariance
+from cloak.steps import InputDiversity, fim_step, project, translation_invariance
 from cloak.subspace import Subspace, subspace_distance
 
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
 
-__all__ = ["MAX_REFERENCES", "BatchRefiner", "nearest_references", "protected_features",
-           "refine_jointly"]
+__all__ = ["MAX_REFERENCES", "BatchRefiner", "RefineRecipe", "nearest_references",
+           "protected_features", "refine_jointly"]
+
+
+@dataclass(frozen=True)
+class RefineRecipe:
+    """How :func:`refine_jointly` fits each photo's mask, beyond the optimiser settings
+    (``cloak protect --refine`` uses :data:`cloak.masking.REFINE`).
+
+    Attributes:
+        subspace: None to push each photo away from its own clean feature; ``"center"``,
+            ``"affine"`` or ``"convex"`` to push it away from that subspace of the person's
+            clean features (:func:`cloak.subspace.subspace_distance`) instead.
+        draws: DI draws per member and step (>= 1): each surrogate and attribute predictor
+            sees the protected photos through ``draws`` independent DI transforms and its
+            gradients are averaged (a smoother, less surrogate-specific direction, at
+            ``draws`` times the cost). With DI off every draw is the same and the masks equal
+            those of one draw.
+        scale_invariance: SI (Lin et al., ICLR 2020): each surrogate's draw ``k`` (0, 1, ...)
+            sees the protected photos with their pixel values times ``0.5 ** k`` (a darker
+            copy of the same face), so the averaged direction also suits other contrasts.
+            With one draw it changes nothing. Attribute predictors see every draw unscaled.
+        nesterov: NI (Lin et al., ICLR 2020): each step's gradient is taken at the masks
+            moved ahead along the momentum, ``project(delta + step_size * mu * momentum)``,
+            instead of at the masks themselves (the same cost). The first step (zero
+            momentum) is unchanged.
+    """
+
+    subspace: Subspace | None = None
+    draws: int = 1
+    scale_invariance: bool = False
+    nesterov: bool = False
+
+    def settings(self) -> dict[str, Any]:
+        """The recipe as the settings a protected copy's record keeps (JSON values):
+        ``refine_from``, ``refine_draws``, ``refine_si``, ``refine_ni``."""
+        return {"refine_from": self.subspace, "refine_draws": self.draws,
+                "refine_si": self.scale_invariance, "refine_ni": self.nesterov}
 
 
 def _per_photo_scale(grad: torch.Tensor) -> torch.Tensor:
@@ -99,9 +138,8 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
                    attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
                    references: Sequence[torch.Tensor] | None = None,
                    progress: Callable[[int, int], None] | None = None,
-                   subspace: Subspace | None = None,
                    person: Sequence[torch.Tensor] | None = None,
-                   draws: int = 1, scale_invariance: bool = False) -> torch.Tensor:
+                   recipe: RefineRecipe = RefineRecipe()) -> torch.Tensor:
     """The person's universal mask refined for N photos at once: one mask per photo, and the
     protected photos pushed apart from EACH OTHER (anti-linkage).
 
@@ -128,31 +166,19 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         references: per surrogate, (M_s, d_s) L2-normalised protected features of the person's
             photos refined before (constants), or None.
         progress: called after each step with ``(step, steps)``.
-        subspace: None to push each photo away from its own clean feature; ``"center"``,
-            ``"affine"`` or ``"convex"`` to push it away from that subspace of the person's
-            clean features (:func:`cloak.subspace.subspace_distance`) instead (``cloak protect
-            --refine`` pushes from the center, docs/BENCHMARKS.md "issue16-refine-center").
-        person: with ``subspace``, per surrogate, (K_s, d_s) L2-normalised clean features of
-            the person (constants) whose subspace that is (e.g. all the person's photos of a
-            run); None: the N photos' own clean features.
-        draws: DI draws per member and step: each surrogate and attribute predictor sees the
-            protected photos through ``draws`` independent DI transforms and its gradients are
-            averaged (a smoother, less surrogate-specific direction, at ``draws`` times the
-            cost; ``cloak protect --refine`` uses :data:`cloak.masking.REFINE_DRAWS`,
-            docs/BENCHMARKS.md "issue16-refine-draws"). With DI off every draw is the same and
-            the masks equal those of one draw.
-        scale_invariance: SI (Lin et al., ICLR 2020): each surrogate's draw ``k`` (0, 1, ...)
-            sees the protected photos with their pixel values times ``0.5 ** k`` (a darker
-            copy of the same face), so the averaged direction also suits other contrasts.
-            With one draw it changes nothing. Attribute predictors see every draw unscaled.
-            ``cloak protect --refine`` uses it
-            (:data:`cloak.masking.REFINE_SCALE_INVARIANCE`, docs/BENCHMARKS.md
-            "issue16-refine-si").
+        person: with ``recipe.subspace``, per surrogate, (K_s, d_s) L2-normalised clean
+            features of the person (constants) whose subspace that is (e.g. all the person's
+            photos of a run); None: the N photos' own clean features.
+        recipe: what each photo is pushed from, DI draws per step, SI and NI
+            (:class:`RefineRecipe`; ``cloak protect --refine`` uses
+            :data:`cloak.masking.REFINE`; docs/BENCHMARKS.md "issue16-refine-center",
+            "issue16-refine-draws", "issue16-refine-si", "issue16-refine-ni").
 
     Returns:
         (N, 3, FRAME_SIZE, FRAME_SIZE) float32 in [-eps, eps], pixel levels, on the
         surrogates' device.
     """
+    subspace, draws = recipe.subspace, recipe.draws
     if steps < 1 or draws < 1:
         raise ValueError(f"refinement needs at least one step and one draw, got {steps} "
                          f"steps and {draws} draws")
@@ -175,21 +201,22 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
     delta = delta[None].repeat(n, 1, 1, 1)
     momentum = torch.zeros_like(delta)
     for step in range(steps):
-        delta.requires_grad_(True)
+        at = (project(delta + config.step_size * config.momentum * momentum, config.eps)
+              if recipe.nesterov else delta).requires_grad_(True)
         frames = torch.cat([protected_frames([f], d, config.paste, config.feather, eot)
-                            for f, d in zip(faces, delta, strict=True)])
+                            for f, d in zip(faces, at, strict=True)])
         inputs = frames.detach().requires_grad_(True)
         total = torch.zeros_like(inputs)
         for surrogate, own, fixed in zip(surrogates, pushed, others, strict=True):
             total += _balanced_sum(
                 (_push_gradient(inputs, surrogate, own, fixed, subspace, diversity, config,
-                                0.5 ** k if scale_invariance else 1.0)
+                                0.5 ** k if recipe.scale_invariance else 1.0)
                  for k in range(draws)), config) / norm
         for member in attribute_surrogates:
             total += _balanced_sum(
                 (entropy_gradient(inputs, member, diversity, config, per_photo=True)
                  for _ in range(draws)), config) * (attribute_weight / norm)
-        (grad,) = torch.autograd.grad(frames, delta, grad_outputs=total)
+        (grad,) = torch.autograd.grad(frames, at, grad_outputs=total)
         grad = translation_invariance(grad, config.ti_kernel)
         momentum = config.momentum * momentum + grad / _per_photo_scale(grad)
         delta = fim_step(delta, momentum, config.step_size, config.eps)
@@ -228,22 +255,20 @@ class BatchRefiner:
 
     Args:
         universal: the person's mask, (3, FRAME_SIZE, FRAME_SIZE) in [-eps, eps].
-        surrogates, config, steps, attribute_surrogates, attribute_weight, subspace, person,
-            draws, scale_invariance: as for :func:`refine_jointly`.
+        surrogates, config, steps, attribute_surrogates, attribute_weight, person, recipe: as
+            for :func:`refine_jointly`.
     """
 
     def __init__(self, universal: torch.Tensor, surrogates: Sequence[Recognizer],
                  config: OpomConfig, steps: int,
                  attribute_surrogates: Sequence[AttributeSurrogate] = (),
                  attribute_weight: float = DEFAULT_ATTRIBUTE_WEIGHT,
-                 subspace: Subspace | None = None,
-                 person: Sequence[torch.Tensor] | None = None, draws: int = 1,
-                 scale_invariance: bool = False) -> None:
+                 person: Sequence[torch.Tensor] | None = None,
+                 recipe: RefineRecipe = RefineRecipe()) -> None:
         self.universal, self.surrogates, self.config, self.steps = (universal, surrogates,
                                                                     config, steps)
-        self.draws, self.scale_invariance = draws, scale_invariance
         self.attribute_surrogates, self.attribute_weight = attribute_surrogates, attribute_weight
-        self.subspace, self.person = subspace, person
+        self.person, self.recipe = person, recipe
         self.references: list[torch.Tensor] | None = None
 
     def __call__(self, faces: Sequence[TrainingFace],
@@ -254,8 +279,7 @@ class BatchRefiner:
         deltas = refine_jointly(faces, self.universal, self.surrogates, self.config, self.steps,
                                 self.attribute_surrogates, self.attribute_weight,
                                 references=self.references, progress=progress,
-                                subspace=self.subspace, person=self.person,
-                                draws=self.draws, scale_invariance=self.scale_invariance)
+                                person=self.person, recipe=self.recipe)
         self.remember(faces, deltas)
         return deltas
 
@@ -265,7 +289,7 @@ class BatchRefiner:
         self.references = self._joined(self.references, faces, deltas)
 
     def add_person(self, faces: Sequence[TrainingFace]) -> None:
-        """Add these clean faces to the ``person`` features whose ``subspace`` later batches
+        """Add these clean faces to the ``person`` features whose ``recipe.subspace`` later batches
         are pushed away from (call it for each of the person's photos, then refine)."""
         self.person = self._joined(self.person, faces, None)
 

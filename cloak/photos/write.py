@@ -25,13 +25,7 @@ import torch
 from cloak.errors import CloakError
 from cloak.imageio import read_photo, write_photo
 from cloak.mask import Mask
-from cloak.masking import (
-    REFINE_DRAWS,
-    REFINE_SCALE_INVARIANCE,
-    REFINE_SUBSPACE,
-    MaskRefiner,
-    mask_digest,
-)
+from cloak.masking import REFINE, MaskRefiner, mask_digest
 from cloak.photos.manifest import Manifest
 from cloak.photos.options import FileResult, ProtectOptions, Reporter
 from cloak.photos.paste import photo_training_face, protected_pixels
@@ -141,9 +135,7 @@ class PhotoWriter:
                     "keep_location": options.keep_location, "all_faces": options.all_faces,
                     "feather": None if mask is None else mask.feather,
                     **({"refine": options.refine, "refine_batch": REFINE_BATCH,
-                        "refine_from": REFINE_SUBSPACE, "refine_draws": REFINE_DRAWS,
-                        "refine_si": REFINE_SCALE_INVARIANCE}
-                       if options.refine else {})}
+                        **REFINE.settings()} if options.refine else {})}
         self.refiner = (None if mask is None or not options.refine
                         else MaskRefiner(mask, options.refine, load))
         self.manifest = Manifest(output, reporter)

@@ -28,7 +28,10 @@ directions, undetected probes, quality, timings).
   ``refine-joint-train-center-draws3``: ``refine-joint-train-center`` with each surrogate's
   gradient averaged over 3 DI draws per step (what ``cloak protect --refine`` shipped before
   scale invariance); ``refine-joint-train-center-draws3-si``: the same with scale invariance,
-  draw ``k`` seeing the probes' pixel values times ``0.5 ** k`` (what ``--refine`` ships);
+  draw ``k`` seeing the probes' pixel values times ``0.5 ** k`` (what ``--refine`` shipped
+  before Nesterov); ``refine-joint-train-center-draws3-si-ni``: the same with each step's
+  gradient taken ahead along the momentum (what ``--refine`` ships,
+  :data:`cloak.masking.REFINE`);
 - ``refine-batch2`` (only when asked for): the same, in batches of 2 probes (2, 2, 1), each
   pushed apart from the batches before it, as ``cloak protect --refine`` carries anti-linkage
   across its batches;
@@ -53,6 +56,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from cloak.masking import REFINE
+from cloak.opom import RefineRecipe
 from evaluation.protocol.ranks import person_generator
 
 if TYPE_CHECKING:
@@ -222,36 +227,35 @@ class Refine(UniversalMask):
 
 class JointRefine(UniversalMask):
     """The convex mask refined for all the person's probes at once, one mask each, with the
-    mode's anti-linkage term across them (:func:`cloak.opom.refine_jointly`); each probe's
-    ``refine_s`` is its share of the batch's seconds.
+    mode's anti-linkage term across them (:func:`cloak.opom.refine_jointly`) and the given
+    :class:`~cloak.opom.RefineRecipe`; each probe's ``refine_s`` is its share of the batch's
+    seconds.
 
     With ``batch``, the probes are refined as ``cloak protect --refine`` refines a longer run:
     in batches of ``batch`` probes, in order, each batch pushed apart from the protected
     probes of the batches before it (``references``, :func:`cloak.opom.protected_features`).
-    With ``pull``, each probe is pushed away from that subspace of the probes' clean features
-    instead of its own clean feature (a screen); with ``training`` too, from that subspace of
-    the training photos' clean features: the person's photos that the gallery does not hold.
-    With ``draws`` > 1, each step averages each surrogate's gradient over that many DI draws;
-    with ``scale_invariance`` too, draw ``k`` sees the photos' pixel values times ``0.5 ** k``.
+    With the recipe's ``subspace``, each probe is pushed away from that subspace of the
+    probes' clean features instead of its own clean feature (a screen); with ``training`` too,
+    from that subspace of the training photos' clean features: the person's photos that the
+    gallery does not hold. The name says the recipe: ``-train-center`` (or ``-center``),
+    ``-draws3``, ``-si``, ``-ni``.
 
     Args:
         batch: probes per batch, or None for all at once.
-        pull: ``"center"``, ``"affine"`` or ``"convex"``, or None.
-        training: take ``pull``'s subspace from the training photos.
-        draws, scale_invariance: DI draws per surrogate and step, SI across them
-            (:func:`cloak.opom.refine_jointly`).
+        recipe: what to push from, DI draws per step, SI and NI (None: the plain one).
+        training: take the recipe's subspace from the training photos.
     """
 
-    def __init__(self, batch: int | None = None, pull: str | None = None,
-                 training: bool = False, draws: int = 1,
-                 scale_invariance: bool = False) -> None:
+    def __init__(self, batch: int | None = None, recipe: RefineRecipe | None = None,
+                 training: bool = False) -> None:
+        recipe = recipe or RefineRecipe()
         name = "refine-joint" if batch is None else f"refine-batch{batch}"
-        if pull is not None:
-            name = f"{name}-train-{pull}" if training else f"{name}-{pull}"
-        name = name if draws == 1 else f"{name}-draws{draws}"
-        super().__init__(f"{name}-si" if scale_invariance else name, "convex")
-        self.batch, self.pull, self.training, self.draws = batch, pull, training, draws
-        self.scale_invariance = scale_invariance
+        if recipe.subspace is not None:
+            name += f"-train-{recipe.subspace}" if training else f"-{recipe.subspace}"
+        name += f"-draws{recipe.draws}" if recipe.draws > 1 else ""
+        name += "-si" if recipe.scale_invariance else ""
+        super().__init__(name + ("-ni" if recipe.nesterov else ""), "convex")
+        self.batch, self.recipe, self.training = batch, recipe, training
 
     def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
         from cloak.opom import BatchRefiner, protected_features, training_face
@@ -268,8 +272,7 @@ class JointRefine(UniversalMask):
             person = (protected_features(job.faces, None, surrogates, config)
                        if self.training else None)
             refine = BatchRefiner(universal, surrogates, config, settings.refine_steps,
-                                  subspace=self.pull, person=person, draws=self.draws,
-                                  scale_invariance=self.scale_invariance)
+                                  person=person, recipe=self.recipe)
             start = time.perf_counter()
             masks = [m for first in range(0, len(faces), size)
                      for m in refine(faces[first:first + size])]
@@ -316,10 +319,11 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
 CONDITION_BY_NAME: dict[str, Condition] = {c.name: c for c in (
     Clean(), Noise(), *(UniversalMask(s, s) for s in ("center", "affine", "convex")),
     OnTraining(), Refine(), ShiftedRefine(2), ShiftedRefine(4), SwappedRefine(), JointRefine(),
-    JointRefine(batch=2), JointRefine(pull="center"), JointRefine(pull="convex"),
-    JointRefine(pull="center", training=True), JointRefine(pull="convex", training=True),
-    JointRefine(pull="center", training=True, draws=3),
-    JointRefine(pull="center", training=True, draws=3, scale_invariance=True),
+    JointRefine(batch=2), JointRefine(recipe=RefineRecipe("center")),
+    JointRefine(recipe=RefineRecipe("convex")),
+    *(JointRefine(recipe=recipe, training=True) for recipe in (
+        RefineRecipe("center"), RefineRecipe("convex"), RefineRecipe("center", draws=3),
+        RefineRecipe("center", draws=3, scale_invariance=True), REFINE)),
     *(UniversalMask(name, "convex", terms) for name, terms in ABLATIONS.items()))}
 #: Condition names in report order.
 CONDITIONS: tuple[str, ...] = tuple(CONDITION_BY_NAME)

@@ -64,7 +64,8 @@ def report_markdown(result: dict[str, Any], command: str | None = None) -> str:
                   f"{settings['n_train']} training photos' clean features (in no gallery); "
                   "-draws3: each step's surrogate gradients averaged over 3 DI draws; -si: "
                   "draw k of the 3 sees the probes' pixel values times 0.5^k (scale "
-                  "invariance; -draws3-si is what `cloak protect --refine` ships)")
+                  "invariance); -ni: each step's gradient taken ahead along the momentum "
+                  "(Nesterov; -draws3-si-ni is what `cloak protect --refine` ships)")
     if "refine-batch2" in summary:
         joint += ("; refine-batch2: the same in batches of 2 probes, each batch pushed apart "
                   "from the protected probes of the batches before it (as `cloak protect "
