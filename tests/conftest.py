@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from cloak.faces import AlignedFace
     from cloak.video.container import VideoInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -104,6 +105,23 @@ def lfw_photos(person: str, count: int) -> list[Path]:
     """The first ``count`` LFW photos of ``person`` (e.g. ``"Ariel_Sharon"``)."""
     folder = shared_data("lfw", "identities", person)
     return sorted(folder.glob("*.jpg"))[:count]
+
+
+def lfw_aligned(person: str, count: int, mtcnn) -> list[tuple[torch.Tensor, AlignedFace]]:
+    """(photo (3, H, W) float32 in [0, 255], its central aligned face) for each of the first
+    ``count`` LFW photos of ``person``, found by ``mtcnn`` (every one must hold a face)."""
+    import torch
+
+    from cloak.faces import align_faces
+    from evaluation.protocol.lfw import central_face_index, load_rgb
+
+    photos = [load_rgb(p) for p in lfw_photos(person, count)]
+    pairs = []
+    for photo, found in zip(photos, align_faces(photos, mtcnn), strict=True):
+        assert found, "MTCNN found no face in an LFW photo"
+        boxes = torch.stack([f.detection.box for f in found])
+        pairs.append((photo, found[central_face_index(boxes, tuple(photo.shape[1:]))]))
+    return pairs
 
 
 @pytest.fixture
@@ -375,6 +393,22 @@ def recorded_crops(items: list[dict], start: int, size: int):
 #: People and photo count of the ``lfw_frames`` fixture.
 LFW_FRAME_PEOPLE = ("Ariel_Sharon", "Colin_Powell", "Serena_Williams")
 LFW_FRAME_COUNT = 4
+
+
+@pytest.fixture(scope="module")
+def dlib():
+    """The dlib-resnet recognizer (a white box), loaded once per test module."""
+    import attackers
+
+    return attackers.load("dlib-resnet")
+
+
+@pytest.fixture(scope="module")
+def age_gender():
+    """The age-gender attribute predictor (a white box), loaded once per test module."""
+    import attackers
+
+    return attackers.load("age-gender")
 
 
 @pytest.fixture(scope="session")

@@ -47,13 +47,6 @@ def faces(lfw_frames) -> list[TrainingFace]:
     return [TrainingFace(f, torch.eye(2, 3)) for f in frames]
 
 
-@pytest.fixture(scope="module")
-def dlib():
-    import attackers
-
-    return attackers.load("dlib-resnet")
-
-
 def test_resolve_mode_overrides_and_terms():
     config, surrogates = resolve_mode("balanced")
     assert config == MODES["balanced"].config and surrogates == MODES["balanced"].surrogates

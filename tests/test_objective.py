@@ -155,13 +155,6 @@ def faces(mtcnn):
     return out
 
 
-@pytest.fixture(scope="module")
-def dlib():
-    import attackers
-
-    return attackers.load("dlib-resnet")
-
-
 def _pairwise(dlib, faces, delta) -> float:
     with torch.no_grad():
         z = dlib.embed(protected_frames(faces, delta, "photo"))
