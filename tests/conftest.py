@@ -110,18 +110,12 @@ def lfw_photos(person: str, count: int) -> list[Path]:
 def lfw_aligned(person: str, count: int, mtcnn) -> list[tuple[torch.Tensor, AlignedFace]]:
     """(photo (3, H, W) float32 in [0, 255], its central aligned face) for each of the first
     ``count`` LFW photos of ``person``, found by ``mtcnn`` (every one must hold a face)."""
-    import torch
-
-    from cloak.faces import align_faces
-    from evaluation.protocol.lfw import central_face_index, load_rgb
+    from evaluation.protocol.lfw import central_faces, load_rgb
 
     photos = [load_rgb(p) for p in lfw_photos(person, count)]
-    pairs = []
-    for photo, found in zip(photos, align_faces(photos, mtcnn), strict=True):
-        assert found, "MTCNN found no face in an LFW photo"
-        boxes = torch.stack([f.detection.box for f in found])
-        pairs.append((photo, found[central_face_index(boxes, tuple(photo.shape[1:]))]))
-    return pairs
+    faces = central_faces(photos, mtcnn)
+    assert all(f is not None for f in faces), "MTCNN found no face in an LFW photo"
+    return list(zip(photos, faces, strict=True))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import lfw_photos
+from conftest import lfw_aligned, lfw_photos
 
 from cloak.faces.align import to_frame
 from cloak.objective import (
@@ -143,16 +143,7 @@ def test_random_views_are_seeded_and_bounded():
 
 @pytest.fixture(scope="module")
 def faces(mtcnn):
-    from cloak.faces import align_faces
-    from evaluation.protocol.lfw import central_face_index, load_rgb
-
-    photos = [load_rgb(p) for p in lfw_photos(PERSON, 6)]
-    out = []
-    for photo, found in zip(photos, align_faces(photos, mtcnn), strict=True):
-        boxes = torch.stack([f.detection.box for f in found])
-        out.append(training_face(photo, found[central_face_index(boxes,
-                                                                 tuple(photo.shape[1:]))]))
-    return out
+    return [training_face(photo, face) for photo, face in lfw_aligned(PERSON, 6, mtcnn)]
 
 
 def _pairwise(dlib, faces, delta) -> float:
@@ -204,11 +195,7 @@ def test_anchor_term_needs_anchors_and_pulls(faces, dlib):
 
 def _stranger():
     import attackers
-    from cloak.faces import align_faces
-    from evaluation.protocol.lfw import central_face_index, load_rgb
+    from evaluation.protocol.lfw import central_faces, load_rgb
 
     path = lfw_photos("Serena_Williams", 1)[0]
-    photo = load_rgb(path)
-    found = align_faces([photo], attackers.load("mtcnn"))[0]
-    boxes = torch.stack([f.detection.box for f in found])
-    return [(path, found[central_face_index(boxes, tuple(photo.shape[1:]))])]
+    return [(path, central_faces([load_rgb(path)], attackers.load("mtcnn"))[0])]

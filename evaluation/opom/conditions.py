@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from cloak.masking import REFINE
-from cloak.opom import RefineRecipe
+from cloak.opom import BatchRefiner, RefineRecipe, protected_features, training_face
 from evaluation.protocol.ranks import person_generator
 
 if TYPE_CHECKING:
@@ -258,8 +258,6 @@ class JointRefine(UniversalMask):
         self.batch, self.recipe, self.training = batch, recipe, training
 
     def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
-        from cloak.opom import BatchRefiner, protected_features, training_face
-
         settings = job.settings
         entry.update(refine_steps=settings.refine_steps, refine_s=[])
         config = self.config(settings)
