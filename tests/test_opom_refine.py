@@ -185,7 +185,11 @@ def test_refine_jointly_draws_average_di_draws(faces, dlib):
                             recipe=RefineRecipe("center", draws=d)) for d in (1, 3)]
     assert not torch.equal(*masks) and masks[1].abs().max() <= EPS
     with pytest.raises(ValueError, match="one draw"):
-        refine_jointly(faces[:2], universal, [dlib], shipped, 1, recipe=RefineRecipe(draws=0))
+        RefineRecipe(draws=0)
+    with pytest.raises(ValueError, match="subspace 'hull'"):
+        RefineRecipe("hull")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="one step"):
+        refine_jointly(faces[:2], universal, [dlib], shipped, 0, recipe=RefineRecipe())
 
 
 def test_refine_jointly_scale_invariance_scales_later_draws(faces, dlib):

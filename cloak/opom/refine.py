@@ -25,7 +25,7 @@ from cloak.opom.config import OpomConfig
 from cloak.opom.learn import entropy_gradient, precision_autocast, prepare
 from cloak.opom.training import TrainingFace, protected_frames
 from cloak.steps import InputDiversity, fim_step, project, translation_invariance
-from cloak.subspace import Subspace, subspace_distance
+from cloak.subspace import SUBSPACES, Subspace, subspace_distance
 
 if TYPE_CHECKING:
     from attackers.recognizers.base import Recognizer
@@ -56,12 +56,22 @@ class RefineRecipe:
             moved ahead along the momentum, ``project(delta + step_size * mu * momentum)``,
             instead of at the masks themselves (the same cost). The first step (zero
             momentum) is unchanged.
+
+    Raises:
+        ValueError: ``draws`` below 1 or an unknown ``subspace``, when the recipe is made.
     """
 
     subspace: Subspace | None = None
     draws: int = 1
     scale_invariance: bool = False
     nesterov: bool = False
+
+    def __post_init__(self) -> None:
+        if self.draws < 1:
+            raise ValueError(f"a refinement recipe needs at least one draw, got {self.draws}")
+        if self.subspace is not None and self.subspace not in SUBSPACES:
+            raise ValueError(f"unknown refinement subspace {self.subspace!r}; choose one of "
+                             f"{SUBSPACES} or None")
 
     def settings(self) -> dict[str, Any]:
         """The recipe as the settings a protected copy's record keeps (JSON values):
@@ -179,9 +189,8 @@ def refine_jointly(faces: Sequence[TrainingFace], universal: torch.Tensor,
         surrogates' device.
     """
     subspace, draws = recipe.subspace, recipe.draws
-    if steps < 1 or draws < 1:
-        raise ValueError(f"refinement needs at least one step and one draw, got {steps} "
-                         f"steps and {draws} draws")
+    if steps < 1:
+        raise ValueError(f"refinement needs at least one step, got {steps}")
     if not faces or not surrogates:
         raise ValueError("refine_jointly needs at least one face and one surrogate")
     if references is not None and len(references) != len(surrogates):
