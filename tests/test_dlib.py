@@ -15,11 +15,6 @@ from attackers.recognizers.dlib_resnet import DLIB_CROP, add_padded, anet_stack,
 
 
 @pytest.fixture(scope="module")
-def port():
-    return attackers.load("dlib-resnet")
-
-
-@pytest.fixture(scope="module")
 def native():
     return attackers.load("dlib-native")
 
@@ -30,12 +25,12 @@ def dat_path():
 
 
 @pytest.mark.data
-def test_smoke(port, native):
-    assert (port.name, port.dim, port.crop, port.differentiable) == (
+def test_smoke(dlib, native):
+    assert (dlib.name, dlib.dim, dlib.crop, dlib.differentiable) == (
         "dlib-resnet", 128, DLIB_CROP, True)
     assert (native.name, native.dim, native.crop, native.differentiable) == (
         "dlib-native", 128, DLIB_CROP, False)
-    assert not any(p.requires_grad for p in port.parameters())
+    assert not any(p.requires_grad for p in dlib.parameters())
     assert len(anet_stack()) == 132
 
 
@@ -75,11 +70,11 @@ def test_exception(dat_path, native, tmp_path):
 
 
 @pytest.mark.data
-def test_converted_cache(dat_path, port):
+def test_converted_cache(dat_path, dlib):
     cached = zoo.converted_path("dlib-resnet", "v1")
     assert cached.is_file()
     fresh = convert(dat_path)
-    state = port.state_dict()
+    state = dlib.state_dict()
     assert fresh.keys() == state.keys()
     assert all(torch.equal(fresh[k], state[k]) for k in fresh)
     assert torch.allclose(state["input_mean"], torch.tensor([122.782, 117.001, 104.298]))
@@ -94,26 +89,26 @@ def test_add_padded():
     assert out[0, 1, :3, :3].eq(1).all() and out[0, 1, 3].eq(0).all()
 
 
-def test_module_matches_native(port, native, lfw_faces):
+def test_module_matches_native(dlib, native, lfw_faces):
     """The issue's acceptance: mean L2 between unit embeddings < 0.05 (we expect ~1e-6)."""
     x, _ = lfw_faces
     crops = warp_to_crop(x, DLIB_CROP)
     rounded = torch.stack([torch.from_numpy(c).permute(2, 0, 1) for c in to_uint8_chips(crops)])
     with torch.no_grad():
-        ours = F.normalize(port.forward_crop(rounded.float()), dim=1)
+        ours = F.normalize(dlib.forward_crop(rounded.float()), dim=1)
     theirs = F.normalize(native.forward_crop(crops), dim=1)
     dist = (ours - theirs).norm(dim=1)
     assert dist.mean() < 0.05
     assert dist.max() < 1e-4  # measured 8e-7: the port is exact up to float rounding
     # Through embed() the port sees unrounded pixels; uint8 rounding alone moves it ~3e-3.
     with torch.no_grad():
-        dist_embed = (port.embed(x) - native.embed(x)).norm(dim=1)
+        dist_embed = (dlib.embed(x) - native.embed(x)).norm(dim=1)
     assert dist_embed.max() < 0.02
 
 
-def test_gradients_reach_pixels(port, lfw_faces):
+def test_gradients_reach_pixels(dlib, lfw_faces):
     x = lfw_faces[0][:2].clone().requires_grad_(True)
-    emb = port.embed(x)
+    emb = dlib.embed(x)
     (emb[0] @ emb[1].detach()).backward()
     grad = x.grad[0]
     assert torch.isfinite(x.grad).all()
@@ -122,10 +117,10 @@ def test_gradients_reach_pixels(port, lfw_faces):
     assert x.grad[1].abs().sum() == 0  # the second face was detached
 
 
-def test_same_person_scores_higher(port, lfw_faces):
+def test_same_person_scores_higher(dlib, lfw_faces):
     x, labels = lfw_faces
     with torch.no_grad():
-        emb = port.embed(x)
+        emb = dlib.embed(x)
     sim = emb @ emb.T
     same = labels[:, None] == labels[None]
     off_diag = ~torch.eye(len(x), dtype=torch.bool)
