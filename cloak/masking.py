@@ -136,6 +136,8 @@ class LearnSettings:
             one of the mask's settings: masks learned on any device are the same mask.
         precision: the surrogates' number format while learning (:attr:`OpomConfig.precision`:
             ``"float32"`` or ``"bfloat16"``).
+        per_step: training photos each step learns from (:attr:`OpomConfig.per_step`; 0 =
+            all), or None for the preset's.
 
     Raises:
         ValueError: an unknown attribute.
@@ -150,6 +152,7 @@ class LearnSettings:
     terms: tuple[str, ...] | None = None
     device: str = "cpu"
     precision: str = "float32"
+    per_step: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "protect_attributes", attribute_names(self.protect_attributes))
@@ -172,7 +175,8 @@ class LearnSettings:
         return resolve_mode(self.mode, self.surrogates, self.terms, seed=self.seed,
                             eps=None if self.eps is None else float(self.eps),
                             steps=None if self.steps is None else int(self.steps),
-                            precision=self.precision)
+                            precision=self.precision,
+                            per_step=None if self.per_step is None else int(self.per_step))
 
 
 # -- what a mask records -----------------------------------------------------------------------

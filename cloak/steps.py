@@ -14,7 +14,9 @@ bounded in L-inf by ``eps``; every update ends in the one projection idiom, :fun
   of the inputs before the surrogates;
 - :func:`translation_invariance` / :class:`TranslationInvariance`: TI (Dong et al., "Evading
   Defenses to Transferable Adversarial Examples by Translation-Invariant Attacks", CVPR 2019),
-  Gaussian smoothing of the gradient.
+  Gaussian smoothing of the gradient;
+- :class:`PhotoTurns`: which training photos each step learns from (all, or a few in turn, as
+  the mini-batches of stochastic gradient descent).
 
 >>> gen = torch.Generator().manual_seed(0)
 >>> delta = random_start((3, 8, 8), 8.0, gen)
@@ -36,6 +38,7 @@ from torch import nn
 __all__ = [
     "InputDiversity",
     "Momentum",
+    "PhotoTurns",
     "TranslationInvariance",
     "fim_step",
     "input_diversity",
@@ -149,6 +152,45 @@ class Momentum:
         previous = torch.zeros_like(grad) if self.buffer is None else self.buffer
         self.buffer = momentum_update(previous, grad, self.mu)
         return self.buffer
+
+
+class PhotoTurns:
+    """Which of ``n`` training photos each step learns from: all of them every step
+    (``per_step`` 0 or >= ``n``), or ``per_step`` of them taken in turn from a seeded shuffle
+    of all ``n``; when fewer than ``per_step`` are left, a new shuffle is appended (its photos
+    that are still waiting moved to its end, so no step sees a photo twice), so that every
+    photo is seen equally often.
+
+    Args:
+        n: number of training photos (>= 1).
+        per_step: photos per step (>= 0; 0 = all).
+        generator: seeded CPU generator; it is drawn from only when ``per_step`` picks.
+
+    >>> turns = PhotoTurns(4, 2, torch.Generator().manual_seed(0))
+    >>> sorted(turns.next() + turns.next())
+    [0, 1, 2, 3]
+    >>> PhotoTurns(3, 0, torch.Generator()).next()
+    [0, 1, 2]
+    """
+
+    def __init__(self, n: int, per_step: int, generator: torch.Generator) -> None:
+        if n < 1 or per_step < 0:
+            raise ValueError(f"PhotoTurns needs n >= 1 and per_step >= 0, got {n}, {per_step}")
+        self.n, self.generator = n, generator
+        self.per_step = per_step if 0 < per_step < n else 0
+        self._queue: list[int] = []
+
+    def next(self) -> list[int]:
+        """The indices (in [0, n)) of the photos the next step learns from."""
+        if not self.per_step:
+            return list(range(self.n))
+        if len(self._queue) < self.per_step:
+            order = torch.randperm(self.n, generator=self.generator).tolist()
+            waiting = set(self._queue)
+            self._queue += ([i for i in order if i not in waiting]
+                            + [i for i in order if i in waiting])
+        chosen, self._queue = self._queue[:self.per_step], self._queue[self.per_step:]
+        return chosen
 
 
 def _diversity_matrices(n: int, size: tuple[int, int], generator: torch.Generator,

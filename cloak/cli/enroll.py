@@ -41,7 +41,8 @@ def enroll(name: str, photos: tuple[Path, ...], from_video: Path | None, track: 
            eps: float | None, steps: int | None, seed: int, surrogates: tuple[str, ...] | None,
            threads: int | None, device: str, force: bool, as_json: bool, quiet: bool,
            protect_attributes: tuple[str, ...] = (),
-           terms: tuple[str, ...] | None = None, precision: str = "float32") -> None:
+           terms: tuple[str, ...] | None = None, precision: str = "float32",
+           photos_per_step: int | None = None) -> None:
     """Learn NAME's mask from PHOTOS (files or folders) or a video track; write it.
 
     From photos: the person is the one seen in the most photos; up to 10 of their photos are
@@ -70,7 +71,7 @@ def enroll(name: str, photos: tuple[Path, ...], from_video: Path | None, track: 
         raise click.UsageError(f"{target} exists; use --force to replace it or -o for another "
                                "file")
     learn = learn_settings(mode, eps, steps, seed, surrogates, threads, protect_attributes,
-                           terms, device, precision)
+                           terms, device, precision, photos_per_step)
     if from_video is not None:
         _enroll_from_video(name, from_video, track, stride, faces_to, target, learn, as_json,
                            quiet)

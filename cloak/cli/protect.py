@@ -67,7 +67,8 @@ __all__ = ["protect"]
 def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, name: str | None,
             mask_file: Path | None, mode: str, eps: float | None, steps: int | None, seed: int,
             surrogates: tuple[str, ...] | None, protect_attributes: tuple[str, ...],
-            terms: tuple[str, ...] | None, precision: str, threads: int | None, device: str,
+            terms: tuple[str, ...] | None, precision: str, photos_per_step: int | None,
+            threads: int | None, device: str,
             refine: int,
             all_faces: bool, jpeg_quality: int, keep_location: bool, engine: str, workers: int,
             scheduler: str | None, force: bool, report: bool, as_json: bool,
@@ -101,7 +102,7 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
 
     mask = None
     if mask_file is not None:
-        given = [f"--{o}" for o in LEARN_OPTIONS
+        given = [f"--{o.replace('_', '-')}" for o in LEARN_OPTIONS
                  if ctx.get_parameter_source(o) is ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"{', '.join(given)} cannot be combined with --mask (the "
@@ -113,7 +114,7 @@ def protect(ctx: click.Context, photos: tuple[Path, ...], output: Path | None, n
     options = ProtectOptions(output=output, name=name, mask=mask, mask_path=mask_file,
                              learn=learn_settings(mode, eps, steps, seed, surrogates, threads,
                                                   protect_attributes, terms, device,
-                                                  precision),
+                                                  precision, photos_per_step),
                              all_faces=all_faces, jpeg_quality=jpeg_quality,
                              keep_location=keep_location, force=force, refine=refine,
                              engine=engine, workers=workers, scheduler=scheduler)

@@ -39,7 +39,7 @@ MIN_VIEWS = 4
 #: Settings newer than the stored mask files and benchmark records, with their default value:
 #: :meth:`OpomConfig.as_record` leaves them out while they have it, so what was stored before
 #: them still matches.
-RECORDED_WHEN_ON: dict[str, str] = {"precision": "float32"}
+RECORDED_WHEN_ON: dict[str, Any] = {"precision": "float32", "per_step": 0}
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,13 @@ class OpomConfig:
             within the benchmark's noise (docs/BENCHMARKS.md "issue16-screens-2"). Recorded
             only when not float32 (:meth:`as_record`).
         seed: seeds the random start and DI; the same seed gives the same mask.
+        per_step: training photos (views, with ``views``) each step learns from: 0 = all of
+            them every step; k > 0 = k of them, taken in turn from a fresh seeded shuffle of
+            all of them whenever the shuffle runs out, so every photo is seen equally often
+            and a step costs k photos' passes however many photos there are. Balanced mode
+            learns from 5 of 10 photos per step, half the cost, protecting the same within
+            the benchmark's noise (docs/BENCHMARKS.md "issue14-per-step"). Recorded only
+            when not 0 (:meth:`as_record`).
     """
 
     eps: float = 8.0
@@ -101,11 +108,14 @@ class OpomConfig:
     anchor: float = 0.0
     precision: Precision = "float32"
     seed: int = 0
+    per_step: int = 0
 
     def __post_init__(self) -> None:
         problems = []
         if not (self.eps > 0 and math.isfinite(self.eps)):
             problems.append(f"eps must be > 0, got {self.eps}")
+        if self.per_step < 0:
+            problems.append(f"per_step must be >= 0, got {self.per_step}")
         if self.steps < 0 or self.warmup < 0:
             problems.append(f"steps and warmup must be >= 0, got {self.steps}, {self.warmup}")
         if not self.step_size > 0:

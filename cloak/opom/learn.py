@@ -42,7 +42,8 @@ from cloak.objective import feature_gradient
 from cloak.opom.attributes import DEFAULT_ATTRIBUTE_WEIGHT, AttributeSurrogate, attribute_entropy
 from cloak.opom.config import MIN_VIEWS, OpomConfig
 from cloak.opom.training import TrainingFace, protected_frames
-from cloak.steps import InputDiversity, Momentum, fim_step, random_start, translation_invariance
+from cloak.steps import (InputDiversity, Momentum, PhotoTurns, fim_step, random_start,
+                         translation_invariance)
 from cloak.subspace import Subspace
 from cloak.views import RandomViews
 
@@ -221,12 +222,14 @@ def learn_mask(faces: Sequence[TrainingFace], surrogates: Sequence[Recognizer],
              else start.detach().float().clamp(-config.eps, config.eps)).to(device)
     views = RandomViews(generator) if config.views else None
     pool = list(faces) * (math.ceil(MIN_VIEWS / len(faces)) if views is not None else 1)
+    turns = PhotoTurns(len(pool), config.per_step, generator)
     for step in range(config.steps):
         delta.requires_grad_(True)
         kind = config.subspace
         if kind == "convex" and step < config.warmup:
             kind = "center"
-        seen = pool if views is None else [views(f) for f in pool]
+        chosen = [pool[i] for i in turns.next()]
+        seen = chosen if views is None else [views(f) for f in chosen]
         frames = protected_frames(seen, delta, config.paste, config.feather, eot)
         frame_grad, loss = _ensemble_gradient(frames.detach(), surrogates, features, kind,
                                               diversity, config,

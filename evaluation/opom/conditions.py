@@ -41,7 +41,9 @@ directions, undetected probes, quality, timings).
   the same refined masks moved by 2 or 4 pixels in x and y, or each pasted on the person's
   NEXT probe instead of its own: how tied a per-photo mask is to its photo;
 - the ablations :data:`ABLATIONS`: the convex mask with only the named optional terms of
-  :data:`cloak.opom.TERMS` on (``opom`` = none: the OPOM objective alone).
+  :data:`cloak.opom.TERMS` on (``opom`` = none: the OPOM objective alone);
+- ``convex-all-photos`` (only when asked for): the convex mask learned from all the training
+  photos at every step (``per_step`` 0, as balanced mode learned before it took 5 per step).
 
 A masked condition's entry records its optimiser settings (``config``); a stored entry whose
 settings differ from today's is computed again (:meth:`Condition.is_current`).
@@ -49,6 +51,7 @@ settings differ from today's is computed again (:meth:`Condition.is_current`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -166,15 +169,19 @@ class UniversalMask(Condition):
         name: the condition's name.
         subspace: the OPOM subspace model.
         terms: only these optional objective terms (None: the mode's objective as shipped).
+        change: :class:`~cloak.opom.OpomConfig` fields set after the mode's (e.g.
+            ``{"per_step": 0}``); None: none.
     """
 
     masked = True
 
-    def __init__(self, name: str, subspace: str, terms: tuple[str, ...] | None = None) -> None:
+    def __init__(self, name: str, subspace: str, terms: tuple[str, ...] | None = None,
+                 change: dict[str, Any] | None = None) -> None:
         self.name, self.subspace, self.terms = name, subspace, terms
+        self.change = change or {}
 
     def config(self, settings: BenchmarkSettings) -> OpomConfig:
-        return settings.config(self.subspace, self.terms)
+        return dataclasses.replace(settings.config(self.subspace, self.terms), **self.change)
 
     def protections(self, job: IdentityJob, entry: dict[str, Any]) -> list[Protection]:
         config = self.config(job.settings)
@@ -322,7 +329,8 @@ CONDITION_BY_NAME: dict[str, Condition] = {c.name: c for c in (
     *(JointRefine(recipe=recipe, training=True) for recipe in (
         RefineRecipe("center"), RefineRecipe("convex"), RefineRecipe("center", draws=3),
         RefineRecipe("center", draws=3, scale_invariance=True), REFINE)),
-    *(UniversalMask(name, "convex", terms) for name, terms in ABLATIONS.items()))}
+    *(UniversalMask(name, "convex", terms) for name, terms in ABLATIONS.items()),
+    UniversalMask("convex-all-photos", "convex", change={"per_step": 0}))}
 #: Condition names in report order.
 CONDITIONS: tuple[str, ...] = tuple(CONDITION_BY_NAME)
 #: What runs when no conditions are named: the shipped mask beside clean and noise.
