@@ -41,12 +41,13 @@ def test_enroll_then_protect_json_and_exit_codes(colin_photos: Path, tmp_path: P
     mask_file = tmp_path / "colin.cloak"
     result = runner.invoke(main, ["enroll", "Colin", str(photos), "-o", str(mask_file),
                                   "--steps", "1", "--surrogates", "dlib-resnet", "--json",
-                                  "--precision", "bfloat16"])
+                                  "--precision", "bfloat16", "--photos-per-step", "2"])
     assert result.exit_code == 0, result.output
     enrolled = json.loads(result.stdout)
     assert enrolled["mask"]["path"] == str(mask_file) and enrolled["mask"]["training_faces"] == 3
     assert load_mask(mask_file).person == "Colin"
     assert load_mask(mask_file).settings["precision"] == "bfloat16"
+    assert load_mask(mask_file).settings["per_step"] == 2
 
     result = runner.invoke(main, ["protect", str(photos), "--mask", str(mask_file), "--json"])
     assert result.exit_code == 0, result.output

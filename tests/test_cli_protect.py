@@ -42,6 +42,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
     (["protect", "{photos}", "--precision", "float16"], "--precision"),
     (["protect", "{photos}", "--mask", "{mask}", "--precision", "bfloat16"],
      "cannot be combined"),
+    (["protect", "{photos}", "--photos-per-step", "-1"], "--photos-per-step"),
+    (["protect", "{photos}", "--mask", "{mask}", "--photos-per-step", "0"],
+     "--photos-per-step cannot be combined"),
 ])
 def test_usage_errors_exit_2(args: list[str], message: str, colin_photos: Path,
                              tmp_path: Path) -> None:

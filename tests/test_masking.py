@@ -125,6 +125,11 @@ def test_mask_matches():
     mask.settings = {**mask_settings(half, "fast"), "training_faces": 3}
     assert mask.settings["precision"] == "bfloat16" and mask_matches(mask, half, names, "fast")
     assert mask_config(mask).precision == "bfloat16"
+    # photos per step likewise: recorded only when not 0 (all photos), as balanced mode's 5
+    assert "per_step" not in mask_settings(config, "fast")
+    balanced, _ = LearnSettings(mode="balanced").resolve()
+    assert mask_settings(balanced, "balanced")["per_step"] == 5
+    assert LearnSettings(mode="balanced", per_step=0).resolve()[0].per_step == 0
 
 
 def test_mask_config_and_digest():

@@ -58,6 +58,13 @@ def test_condition_configs():
         assert config.linkage == (TERMS["linkage"] if "linkage" in terms else 0.0)
     assert CONDITION_BY_NAME["clean"].config(settings) is None
     assert CONDITION_BY_NAME["noise"].config(settings) is None
+    # balanced mode learns from 5 photos per step; convex-all-photos from all, as it did
+    # before, so its settings (and stored masks) are those of balanced's convex before then
+    balanced = BenchmarkSettings(mode="balanced")
+    assert CONDITION_BY_NAME["convex"].config(balanced).per_step == 5
+    everyone = CONDITION_BY_NAME["convex-all-photos"].config(balanced)
+    assert everyone == replace(balanced.config("convex"), per_step=0)
+    assert "per_step" not in everyone.as_record()
 
 
 def test_stored_entries_are_current_only_with_the_same_settings():

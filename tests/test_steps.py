@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cloak.steps import (
     InputDiversity,
     Momentum,
+    PhotoTurns,
     TranslationInvariance,
     fim_step,
     input_diversity,
@@ -103,3 +106,29 @@ def test_input_diversity_is_seeded():
     assert x.grad is not None and x.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="probability"):
         input_diversity(images, 1.5, gen(1))
+
+
+@given(n=st.integers(1, 12), per_step=st.integers(0, 14), steps=st.integers(1, 30),
+       seed=st.integers(0, 2**31 - 1))
+def test_photo_turns_see_every_photo_equally(n: int, per_step: int, steps: int, seed: int):
+    """Each step takes min(per_step, n) distinct photos (all n with 0 or per_step >= n); after
+    any number of steps no photo has been seen more than once more than any other."""
+    turns = PhotoTurns(n, per_step, gen(seed))
+    counts = [0] * n
+    for _ in range(steps):
+        chosen = turns.next()
+        assert len(set(chosen)) == len(chosen) == (per_step if 0 < per_step < n else n)
+        assert all(0 <= i < n for i in chosen)
+        for i in chosen:
+            counts[i] += 1
+        assert max(counts) - min(counts) <= 1
+
+
+def test_photo_turns_seeded_and_checked():
+    assert [PhotoTurns(10, 5, gen(3)).next() for _ in range(2)] == \
+        [PhotoTurns(10, 5, gen(3)).next() for _ in range(2)]
+    untouched = gen(4)
+    PhotoTurns(10, 0, untouched).next()                      # all photos: no draw
+    assert torch.equal(untouched.get_state(), gen(4).get_state())
+    with pytest.raises(ValueError, match="per_step"):
+        PhotoTurns(3, -1, gen())

@@ -42,8 +42,14 @@ from cloak.objective import feature_gradient
 from cloak.opom.attributes import DEFAULT_ATTRIBUTE_WEIGHT, AttributeSurrogate, attribute_entropy
 from cloak.opom.config import MIN_VIEWS, OpomConfig
 from cloak.opom.training import TrainingFace, protected_frames
-from cloak.steps import (InputDiversity, Momentum, PhotoTurns, fim_step, random_start,
-                         translation_invariance)
+from cloak.steps import (
+    InputDiversity,
+    Momentum,
+    PhotoTurns,
+    fim_step,
+    random_start,
+    translation_invariance,
+)
 from cloak.subspace import Subspace
 from cloak.views import RandomViews
 

@@ -4,10 +4,10 @@ One step on 10 photos costs, in CPU seconds of one thread: dlib-resnet 0.24, fac
 mobilefacenet 0.64, sface 0.76, facenet 0.84, plus 0.08 for the photo paste path. So ``fast``
 (facenet, dlib-resnet; 20 steps) takes about 25 s, ``balanced`` (the default: facenet,
 dlib-resnet, faceres, mobilefacenet; 40 steps, each on 5 of the photos, ``per_step``) about
-45 s and ``strong`` (all five; 100 steps; EOT) about 6 min on one thread. All use eps 8, steps of 2 levels, the convex hull, the photo
-paste path, MI (mu 1), DI on every image (p 1), TI (7 px kernel), balanced gradients, and the
-optional objective terms anti-linkage (weight 1, :mod:`cloak.objective`) and random views
-(:mod:`cloak.views`); ``strong`` also learns through random blur, resize and JPEG (``eot``,
+45 s and ``strong`` (all five; 100 steps; EOT) about 6 min on one thread. All use eps 8,
+steps of 2 levels, the convex hull, the photo paste path, MI (mu 1), DI on every image (p 1),
+TI (7 px kernel), balanced gradients, and the optional objective terms anti-linkage (weight 1,
+:mod:`cloak.objective`) and random views (:mod:`cloak.views`); ``strong`` also learns through random blur, resize and JPEG (``eot``,
 :mod:`cloak.eot`). What each buys is measured in docs/BENCHMARKS.md ("opom-ablation",
 "Robustness").
 
