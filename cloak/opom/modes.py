@@ -7,9 +7,9 @@ dlib-resnet, faceres, mobilefacenet; 40 steps, each on 5 of the photos, ``per_st
 45 s and ``strong`` (all five; 100 steps; EOT) about 6 min on one thread. All use eps 8,
 steps of 2 levels, the convex hull, the photo paste path, MI (mu 1), DI on every image (p 1),
 TI (7 px kernel), balanced gradients, and the optional objective terms anti-linkage (weight 1,
-:mod:`cloak.objective`) and random views (:mod:`cloak.views`); ``strong`` also learns through random blur, resize and JPEG (``eot``,
-:mod:`cloak.eot`). What each buys is measured in docs/BENCHMARKS.md ("opom-ablation",
-"Robustness").
+:mod:`cloak.objective`) and random views (:mod:`cloak.views`); ``strong`` also learns through
+random blur, resize and JPEG (``eot``, :mod:`cloak.eot`). What each buys is measured in
+docs/BENCHMARKS.md ("opom-ablation", "Robustness").
 
 >>> MODES["fast"].surrogates
 ('facenet', 'dlib-resnet')
