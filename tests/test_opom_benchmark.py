@@ -27,7 +27,8 @@ def test_condition_names_and_order():
                           "refine-joint-train-convex", "refine-joint-train-center-draws3",
                           "refine-joint-train-center-draws3-si",
                           "refine-joint-train-center-draws3-si-ni",
-                          "opom", "opom+linkage", "opom+views", "opom+linkage+views")
+                          "opom", "opom+linkage", "opom+views", "opom+linkage+views",
+                          "convex-all-photos")
     masked = [c for c in CONDITIONS if CONDITION_BY_NAME[c].masked]
     assert masked == list(CONDITIONS[2:])
 
