@@ -7,12 +7,35 @@ benchmarks can be re-run independently without clobbering each other.
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from cloak.fileio import write_bytes_atomic
 
-__all__ = ["markdown_table", "publish", "write_json", "write_markdown_section"]
+__all__ = ["command_variants", "markdown_table", "publish", "write_json",
+           "write_markdown_section"]
+
+
+def command_variants(specs: Iterable[str], taken: Iterable[str]) -> dict[str, list[str]]:
+    """A timing script's ``--vs LABEL=ARGS`` values: label -> the extra arguments (split as a
+    shell splits words), in order.
+
+    >>> command_variants(["bf16=--precision bfloat16"], ["shipped"])
+    {'bf16': ['--precision', 'bfloat16']}
+
+    Raises:
+        SystemExit: a value without a label, or with a label in ``taken`` or given twice.
+    """
+    used, out = set(taken), {}
+    for spec in specs:
+        label, _, extra = spec.partition("=")
+        if not label or label in used:
+            raise SystemExit(f"--vs {spec!r}: give a new LABEL=ARGS")
+        used.add(label)
+        out[label] = shlex.split(extra)
+    return out
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:

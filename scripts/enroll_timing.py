@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from evaluation.paths import DEFAULT_LFW, REPO
-from evaluation.report import markdown_table, publish
+from evaluation.report import command_variants, markdown_table, publish
 
 
 def _enroll(photos: list[Path], mask: Path, extra: list[str], threads: int) -> tuple[float, float]:
@@ -62,12 +62,7 @@ def main() -> None:
     photos = sorted((args.lfw / "identities" / args.person).glob("*.jpg"))[:args.photos]
     if len(photos) < args.photos:
         raise SystemExit(f"{args.lfw}/identities/{args.person}: fewer than {args.photos} photos")
-    variants: dict[str, list[str]] = {"shipped": []}
-    for spec in args.vs:
-        label, _, extra = spec.partition("=")
-        if not label or label in variants:
-            raise SystemExit(f"--vs {spec!r}: give a new LABEL=ARGS")
-        variants[label] = shlex.split(extra)
+    variants = {"shipped": [], **command_variants(args.vs, ["shipped"])}
     loads, runs = [], {label: {"wall_s": [], "learn_s": []} for label in variants}
     with tempfile.TemporaryDirectory(prefix="cloak-enroll-timing-") as tmp:
         for round_ in range(args.rounds):

@@ -42,7 +42,7 @@ import numpy as np
 from cloak.quality import photo_quality
 from evaluation.paths import DEFAULT_LFW, REPO
 from evaluation.protocol.lfw import load_rgb
-from evaluation.report import markdown_table, write_json, write_markdown_section
+from evaluation.report import command_variants, markdown_table, write_json, write_markdown_section
 
 
 def _run(args: list[str], threads: int) -> tuple[dict[str, Any], float]:
@@ -88,11 +88,7 @@ def main() -> None:
         raise SystemExit(f"{args.lfw}/identities/{args.person}: fewer than {args.photos} photos")
     variants = [("none", ["--terms", "none"]), ("shipped", [])] if args.compare else [
         ("shipped", [])]
-    for spec in args.vs:
-        label, _, extra = spec.partition("=")
-        if not label or label in dict(variants):
-            raise SystemExit(f"--vs {spec!r}: give a new LABEL=ARGS")
-        variants.append((label, shlex.split(extra)))
+    variants += command_variants(args.vs, dict(variants)).items()
     runs: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="cloak-timing-") as tmp:
         folder = Path(tmp) / args.person
