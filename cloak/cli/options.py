@@ -20,11 +20,11 @@ __all__ = ["LEARN_OPTIONS", "MODE_HELP", "PRECISION_CHOICES", "device_option", "
 #: --mode presets as documented in --help; tests check them against cloak.opom.MODES.
 MODE_HELP = (
     "Preset of the mask optimiser. fast: surrogates facenet, dlib-resnet; 20 steps "
-    "(about 15 s for 10 photos). balanced: facenet, dlib-resnet, faceres, mobilefacenet; 40 steps "
-    "(about 90 s). strong: facenet, dlib-resnet, faceres, mobilefacenet, sface; 100 steps (about "
-    "6 min). All: eps 8/255, steps of 2/255, convex-hull subspace, momentum, input diversity, "
-    "translation invariance, the photo paste path, and the optional terms linkage and views "
-    "(see --terms). Times on a 2-core CPU.")
+    "(about 15 s for 10 photos). balanced: facenet, dlib-resnet, faceres, mobilefacenet; "
+    "40 steps on 5 of the photos each (about 25 s). strong: facenet, dlib-resnet, faceres, "
+    "mobilefacenet, sface; 100 steps (about 6 min). All: eps 8/255, steps of 2/255, "
+    "convex-hull subspace, momentum, input diversity, translation invariance, the photo paste "
+    "path, and the optional terms linkage and views (see --terms). Times on a 2-core CPU.")
 #: --precision's choices, written here so --help needs no torch; tests check them against
 #: cloak.opom.PRECISIONS.
 PRECISION_CHOICES = ("float32", "bfloat16")
